@@ -1,0 +1,155 @@
+"""Django settings: the only module that reads the environment (django-environ).
+
+Every value is typed and defaulted here. Application code never copies settings at import time: it asks
+`zoho_sync.conf.get_zoho_settings()` (and friends) when it needs them. `.env.example` documents each variable.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local .env is optional; real environment variables win over it. DJANGO_ENV_FILE names another file
+# (the settings tests point it at a file that does not exist, so a developer's .env cannot leak in).
+ENV_FILE = Path(env.str("DJANGO_ENV_FILE", default=str(BASE_DIR / ".env")))
+if ENV_FILE.is_file():
+    env.read_env(ENV_FILE, overwrite=False)
+
+# --- Core -------------------------------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=False)
+if DEBUG:
+    SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-development-only-never-use-in-production")
+else:
+    SECRET_KEY = env.str("SECRET_KEY", default="")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set the SECRET_KEY environment variable (a long random string), "
+            "or set DEBUG=true for local development only."
+        )
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "anymail",
+    "zoho_sync",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------------------
+# SQLite in the project folder is the embedded default; production sets DATABASE_URL=postgres://...
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, qcluster workers, commands) share the file: wait for locks instead of
+    # failing at once, and take the write lock at BEGIN so a reader never has to upgrade mid-transaction.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
+
+# --- Email (alerts) ---------------------------------------------------------------------------------------
+# The provider is chosen here alone: EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend plus its ANYMAIL_*
+# variables (ANYMAIL_RESEND_API_KEY becomes ANYMAIL["RESEND_API_KEY"]). No other module imports anymail.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="zoho-sync@localhost")
+SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+ANYMAIL = {key.removeprefix("ANYMAIL_"): value for key, value in env.ENVIRON.items() if key.startswith("ANYMAIL_")}
+
+# --- django-q2 --------------------------------------------------------------------------------------------
+# ORM broker on the default database: no extra service to run. `retry` must exceed `timeout`.
+Q_CLUSTER = {
+    "name": "zoho_sync",
+    "orm": "default",
+    "workers": env.int("Q_WORKERS", default=2),
+    "timeout": env.int("Q_TIMEOUT", default=600),
+    "retry": env.int("Q_RETRY", default=720),
+    "max_attempts": 1,
+    "poll": env.float("Q_POLL", default=1.0),
+    "catch_up": False,
+    "save_limit": 1000,
+    "sync": env.bool("Q_SYNC", default=False),
+}
+
+# --- Zoho Billing -----------------------------------------------------------------------------------------
+# Read through zoho_sync.conf.get_zoho_settings(), which validates them and derives the URLs of the data
+# center (ZOHO_DATA_CENTER) unless ZOHO_API_BASE_URL / ZOHO_ACCOUNTS_URL override them.
+ZOHO_CLIENT_ID = env.str("ZOHO_CLIENT_ID", default="")
+ZOHO_CLIENT_SECRET = env.str("ZOHO_CLIENT_SECRET", default="")
+ZOHO_REFRESH_TOKEN = env.str("ZOHO_REFRESH_TOKEN", default="")
+ZOHO_ORGANIZATION_ID = env.str("ZOHO_ORGANIZATION_ID", default="")
+ZOHO_DATA_CENTER = env.str("ZOHO_DATA_CENTER", default="com")
+ZOHO_API_BASE_URL = env.str("ZOHO_API_BASE_URL", default="")
+ZOHO_ACCOUNTS_URL = env.str("ZOHO_ACCOUNTS_URL", default="")
+
+# --- Logging ----------------------------------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "zoho_sync": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "monitoring": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+    },
+}

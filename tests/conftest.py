@@ -1,0 +1,1 @@
+"""Shared fixtures: the test settings and, from the sandbox issue on, a local Zoho sandbox."""

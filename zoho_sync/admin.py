@@ -1,0 +1,202 @@
+"""Django admin for the billing mirror and the sync log. Display and actions only: actions call services."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
+from django.utils.html import format_html
+from django.utils.text import Truncator
+
+from zoho_sync import services, validation
+from zoho_sync.models import (
+    Customer,
+    CustomerService,
+    FailedSyncLog,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    ServicePackage,
+    SyncLog,
+    SyncStatus,
+)
+
+admin.site.site_header = "Zoho Billing sync"
+admin.site.site_title = "Zoho Billing sync"
+admin.site.index_title = "Billing records and their sync with Zoho"
+
+STATUS_COLOURS = {
+    SyncStatus.PENDING: "#8a6d00",
+    SyncStatus.SYNCING: "#205493",
+    SyncStatus.SYNCED: "#2e7d32",
+    SyncStatus.FAILED: "#c62828",
+    SyncStatus.SKIPPED: "#666666",
+}
+
+
+class ZohoSyncedAdmin(admin.ModelAdmin):
+    """Base admin for synced models: appends the sync columns, filter, read-only bookkeeping and actions."""
+
+    sync_columns = ("sync_badge", "zoho_id", "last_synced_at")
+    sync_readonly = (
+        "zoho_id",
+        "sync_status",
+        "last_synced_at",
+        "last_sync_error",
+        "last_error_kind",
+        "sync_attempts",
+        "next_retry_at",
+        "sync_fingerprint",
+        "create_intent_at",
+    )
+    actions = ["mark_for_sync"]
+    list_per_page = 50
+    # Counting every row of a 100,000-row table on each page view is what makes big changelists slow.
+    show_full_result_count = False
+
+    def get_list_display(self, request):
+        return (*super().get_list_display(request), *self.sync_columns)
+
+    def get_list_filter(self, request):
+        return ("sync_status", "last_error_kind", *super().get_list_filter(request))
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), *self.sync_readonly)
+
+    def get_fieldsets(self, request, obj=None):
+        own = [f for f in self.get_fields(request, obj) if f not in self.sync_readonly]
+        return [(None, {"fields": own}), ("Zoho sync", {"fields": self.sync_readonly, "classes": ["collapse"]})]
+
+    @admin.display(description="Sync", ordering="sync_status")
+    def sync_badge(self, obj):
+        colour = STATUS_COLOURS.get(obj.sync_status, "#333")
+        title = obj.last_sync_error or obj.get_sync_status_display()
+        return format_html(
+            '<span style="color:{};font-weight:bold" title="{}">{}</span>', colour, title, obj.get_sync_status_display()
+        )
+
+    @admin.action(description="Queue selected for sync with Zoho", permissions=["change"])
+    def mark_for_sync(self, request, queryset):
+        count = services.sync_mark_pending(queryset=queryset)
+        self.message_user(request, f"{count} record(s) queued for sync with Zoho.", messages.SUCCESS)
+
+
+@admin.register(Customer)
+class CustomerAdmin(ZohoSyncedAdmin):
+    list_display = ("account_number", "name", "email", "account_type", "status")
+    list_filter = ("account_type", "status", "currency_code")
+    search_fields = ("account_number", "email", "company_name", "last_name", "first_name", "zoho_id")
+
+
+@admin.register(ServicePackage)
+class ServicePackageAdmin(ZohoSyncedAdmin):
+    list_display = ("name", "plan_code", "price", "interval", "interval_unit", "is_active")
+    list_filter = ("is_active", "interval_unit")
+    search_fields = ("name", "plan_code", "zoho_id")
+    sync_readonly = (*ZohoSyncedAdmin.sync_readonly, "zoho_product_id")
+
+
+@admin.register(CustomerService)
+class CustomerServiceAdmin(ZohoSyncedAdmin):
+    list_display = ("__str__", "customer", "package", "status", "activated_at", "cancelled_at")
+    list_filter = ("status", "package")
+    list_select_related = ("customer", "package")
+    search_fields = ("customer__account_number", "customer__email", "package__plan_code", "zoho_id")
+    autocomplete_fields = ("customer", "package")
+
+
+class InvoiceLineFormSet(BaseInlineFormSet):
+    """Refuse to save an invoice whose totals disagree with its lines, saying by how much."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        amounts = [
+            validation.line_amount(form.cleaned_data["quantity"], form.cleaned_data["unit_price"])
+            for form in self.forms
+            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+        ]
+        invoice = self.instance
+        problems = validation.invoice_totals_problems(
+            subtotal=invoice.subtotal or Decimal("0.00"),
+            tax_total=invoice.tax_total or Decimal("0.00"),
+            total=invoice.total or Decimal("0.00"),
+            line_amounts=amounts,
+        )
+        if problems:
+            raise ValidationError(problems)
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    formset = InvoiceLineFormSet
+    fields = ("position", "description", "package", "quantity", "unit_price", "amount")
+    readonly_fields = ("amount",)
+    autocomplete_fields = ("package",)
+    extra = 1
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ZohoSyncedAdmin):
+    list_display = ("invoice_number", "customer", "kind", "origin", "status", "issued_on", "total", "currency_code")
+    list_filter = ("kind", "origin", "status")
+    list_select_related = ("customer",)
+    search_fields = ("invoice_number", "customer__account_number", "customer__email", "zoho_id")
+    autocomplete_fields = ("customer", "service")
+    inlines = (InvoiceLineInline,)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ZohoSyncedAdmin):
+    list_display = ("reference", "customer", "invoice", "amount", "currency_code", "method", "status", "paid_at")
+    list_filter = ("status", "method")
+    list_select_related = ("customer", "invoice")
+    search_fields = ("reference", "customer__account_number", "invoice__invoice_number", "zoho_id")
+    autocomplete_fields = ("customer", "invoice")
+
+
+@admin.register(SyncLog)
+class SyncLogAdmin(admin.ModelAdmin):
+    """Read-only: the log is append-only, written by the sync engine alone."""
+
+    list_display = (
+        "created_at",
+        "entity",
+        "record",
+        "action",
+        "status",
+        "error_kind",
+        "http_status",
+        "zoho_code",
+        "short_message",
+        "duration_ms",
+    )
+    list_filter = ("status", "entity", "action", "error_kind", "direction")
+    search_fields = ("=object_pk", "object_repr", "=zoho_id", "=run_id", "message", "zoho_message")
+    list_per_page = 100
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="Record", ordering="object_pk")
+    def record(self, obj):
+        return obj.object_repr or obj.object_pk
+
+    @admin.display(description="Message")
+    def short_message(self, obj):
+        return Truncator(obj.zoho_message or obj.message).chars(120)
+
+
+@admin.register(FailedSyncLog)
+class FailedSyncLogAdmin(SyncLogAdmin):
+    list_filter = ("entity", "error_kind", "action")

@@ -1,0 +1,19 @@
+"""The billing mirror models and the sync log (re-exported here; see the modules for each noun)."""
+
+from zoho_sync.models.base import ErrorKind, SyncStatus, ZohoSyncedModel
+from zoho_sync.models.billing import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
+from zoho_sync.models.synclog import FailedSyncLog, SyncLog
+
+__all__ = [
+    "Customer",
+    "CustomerService",
+    "ErrorKind",
+    "FailedSyncLog",
+    "Invoice",
+    "InvoiceLine",
+    "Payment",
+    "ServicePackage",
+    "SyncLog",
+    "SyncStatus",
+    "ZohoSyncedModel",
+]

@@ -1,0 +1,91 @@
+"""The sync bookkeeping every synced model shares (ZohoSyncedModel) and its status choices."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class SyncStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SYNCING = "syncing", "Syncing"
+    SYNCED = "synced", "Synced"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class ErrorKind(models.TextChoices):
+    """The seven error classes operations already uses, plus the two that arise before any HTTP call."""
+
+    RATE_LIMIT = "rate_limit", "Rate limit"
+    AUTHENTICATION = "authentication", "Authentication"
+    VALIDATION = "validation", "Validation"
+    NOT_FOUND = "not_found", "Not found"
+    SERVER = "server", "Server"
+    NETWORK = "network", "Network"
+    UNKNOWN = "unknown", "Unknown"
+    INVALID_DATA = "invalid_data", "Invalid local data"
+    DEPENDENCY = "dependency", "Dependency not synced"
+
+
+class ZohoSyncedModel(models.Model):
+    """Bookkeeping for a row that is pushed to Zoho.
+
+    Saving a row marks it pending again unless only bookkeeping fields are saved: the engine always passes
+    `update_fields` naming only these, so its own writes never re-queue the row.
+    """
+
+    BOOKKEEPING_FIELDS = frozenset(
+        {
+            "zoho_id",
+            "sync_status",
+            "last_synced_at",
+            "last_sync_error",
+            "last_error_kind",
+            "sync_attempts",
+            "next_retry_at",
+            "sync_fingerprint",
+            "create_intent_at",
+        }
+    )
+
+    zoho_id = models.CharField(
+        "Zoho id", max_length=64, null=True, blank=True, unique=True, help_text="The record's id in Zoho Billing."
+    )
+    sync_status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.PENDING)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    last_sync_error = models.TextField(blank=True, help_text="Readable text of the last failure; empty after success.")
+    last_error_kind = models.CharField(max_length=16, choices=ErrorKind.choices, blank=True)
+    sync_attempts = models.PositiveIntegerField(
+        default=0, help_text="Attempts since the last success or local change."
+    )
+    next_retry_at = models.DateTimeField(null=True, blank=True)
+    sync_fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="Hash of the payload last pushed; an unchanged payload costs no call."
+    )
+    create_intent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set before a create is sent. While set without a Zoho id, the record may already exist in "
+        "Zoho and is looked up by its natural key before any new create.",
+    )
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or not set(update_fields) <= self.BOOKKEEPING_FIELDS:
+            self.mark_pending()
+            if update_fields is not None:
+                kwargs["update_fields"] = set(update_fields) | {"sync_status", "next_retry_at", "sync_attempts"}
+        super().save(*args, **kwargs)
+
+    def mark_pending(self) -> None:
+        """A local change: push it as soon as possible, with a fresh attempt count."""
+        self.sync_status = SyncStatus.PENDING
+        self.next_retry_at = None
+        self.sync_attempts = 0
+
+    @property
+    def is_synced(self) -> bool:
+        return self.sync_status == SyncStatus.SYNCED
