@@ -67,15 +67,20 @@ class _Table:
     def flush(self) -> None:
         if not self.rows:
             return
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in self.fields)
+        table = connection.ops.quote_name(self.model._meta.db_table)
         if connection.vendor == "postgresql":
-            columns = ", ".join(connection.ops.quote_name(f.column) for f in self.fields)
-            table = connection.ops.quote_name(self.model._meta.db_table)
             with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in self.rows:
                     copy.write_row(row)
         else:
-            names = [f.attname for f in self.fields]
-            self.model.objects.bulk_create((self.model(**dict(zip(names, r, strict=True))) for r in self.rows), 500)
+            # Plain INSERTs rather than bulk_create, which would overwrite the auto_now timestamps with "now"
+            # and so break determinism.
+            placeholders = ", ".join(["%s"] * len(self.fields))
+            prepared = [[f.get_db_prep_save(v, connection) for f, v in zip(self.fields, row, strict=True)]
+                        for row in self.rows]
+            with connection.cursor() as cursor:
+                cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", prepared)  # noqa: S608
         self.written += len(self.rows)
         self.rows.clear()
 
@@ -110,6 +115,9 @@ def demo_reset() -> None:
     models_in_order = (Payment, InvoiceLine, Invoice, CustomerService, Customer, ServicePackage, SyncLog)
     tables = [m._meta.db_table for m in models_in_order]
     with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # TRUNCATE refuses while deferred foreign-key checks from earlier writes in this transaction wait.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
         for sql in connection.ops.sql_flush(no_style(), tables, reset_sequences=True, allow_cascade=False):
             cursor.execute(sql)
 
