@@ -215,6 +215,7 @@ class Invoice(ZohoSyncedModel):
         indexes = [
             models.Index(fields=["sync_status", "next_retry_at"], name="invoice_sync_queue"),
             models.Index(fields=["kind", "origin"], name="invoice_kind_origin"),
+            models.Index(fields=["-issued_on", "-id"], name="invoice_list_order"),
         ]
 
     def __str__(self) -> str:
