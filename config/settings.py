@@ -139,6 +139,23 @@ ZOHO_ORGANIZATION_ID = env.str("ZOHO_ORGANIZATION_ID", default="")
 ZOHO_DATA_CENTER = env.str("ZOHO_DATA_CENTER", default="com")
 ZOHO_API_BASE_URL = env.str("ZOHO_API_BASE_URL", default="")
 ZOHO_ACCOUNTS_URL = env.str("ZOHO_ACCOUNTS_URL", default="")
+# The rate budget every process shares (§12.1): Zoho's per-minute limit, the share of it never used, the plan's
+# daily quota, the calls a backfill may never take (kept for live triggers), the backfill's share of the
+# per-minute budget, and in-flight calls.
+ZOHO_RATE_LIMIT_PER_MINUTE = env.int("ZOHO_RATE_LIMIT_PER_MINUTE", default=100)
+ZOHO_RATE_HEADROOM = env.float("ZOHO_RATE_HEADROOM", default=0.1)
+ZOHO_DAILY_LIMIT = env.int("ZOHO_DAILY_LIMIT", default=1000)
+ZOHO_DAILY_RESERVE = env.int("ZOHO_DAILY_RESERVE", default=100)
+ZOHO_BULK_SHARE = env.float("ZOHO_BULK_SHARE", default=0.8)
+ZOHO_MAX_CONCURRENCY = env.int("ZOHO_MAX_CONCURRENCY", default=10)
+ZOHO_CONNECT_TIMEOUT = env.float("ZOHO_CONNECT_TIMEOUT", default=5.0)
+ZOHO_READ_TIMEOUT = env.float("ZOHO_READ_TIMEOUT", default=30.0)
+ZOHO_RETRY_MAX_ATTEMPTS = env.int("ZOHO_RETRY_MAX_ATTEMPTS", default=5)
+ZOHO_RETRY_DEADLINE = env.float("ZOHO_RETRY_DEADLINE", default=180.0)
+ZOHO_LOCKOUT_SECONDS = env.float("ZOHO_LOCKOUT_SECONDS", default=60.0)
+ZOHO_REFERENCE_CACHE_SECONDS = env.float("ZOHO_REFERENCE_CACHE_SECONDS", default=300.0)
+# Share the token cache and the rate budget through Redis instead of the database (e.g. redis://127.0.0.1:6379/0).
+REDIS_URL = env.str("REDIS_URL", default="")
 
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

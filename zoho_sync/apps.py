@@ -7,3 +7,6 @@ class ZohoSyncConfig(AppConfig):
     name = "zoho_sync"
     verbose_name = "Zoho Billing sync"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from zoho_sync import system_checks  # noqa: F401 (registers the checks)

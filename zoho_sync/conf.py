@@ -38,6 +38,42 @@ CREDENTIAL_SETTINGS = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOK
 
 
 @dataclass(frozen=True)
+class ZohoLimits:
+    """The rate budget, timeouts and retry settings (defaults follow zoho-billing-api.md §12.1-12.2)."""
+
+    per_minute: int = 100
+    headroom: float = 0.1
+    daily_limit: int = 1000
+    daily_reserve: int = 100
+    bulk_share: float = 0.8
+    max_concurrency: int = 10
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    retry_max_attempts: int = 5
+    retry_deadline: float = 180.0
+    lockout_seconds: float = 60.0
+    reference_cache_seconds: float = 300.0
+    redis_url: str = ""
+
+
+LIMIT_SETTINGS = {
+    "per_minute": "ZOHO_RATE_LIMIT_PER_MINUTE",
+    "headroom": "ZOHO_RATE_HEADROOM",
+    "daily_limit": "ZOHO_DAILY_LIMIT",
+    "daily_reserve": "ZOHO_DAILY_RESERVE",
+    "bulk_share": "ZOHO_BULK_SHARE",
+    "max_concurrency": "ZOHO_MAX_CONCURRENCY",
+    "connect_timeout": "ZOHO_CONNECT_TIMEOUT",
+    "read_timeout": "ZOHO_READ_TIMEOUT",
+    "retry_max_attempts": "ZOHO_RETRY_MAX_ATTEMPTS",
+    "retry_deadline": "ZOHO_RETRY_DEADLINE",
+    "lockout_seconds": "ZOHO_LOCKOUT_SECONDS",
+    "reference_cache_seconds": "ZOHO_REFERENCE_CACHE_SECONDS",
+    "redis_url": "REDIS_URL",
+}
+
+
+@dataclass(frozen=True)
 class ZohoSettings:
     client_id: str
     client_secret: str
@@ -46,6 +82,7 @@ class ZohoSettings:
     data_center: str
     api_base_url: str
     accounts_url: str
+    limits: ZohoLimits = ZohoLimits()
 
     def __repr__(self) -> str:  # never show the secrets, even in a traceback's locals
         return (
@@ -77,6 +114,32 @@ def resolve_urls(*, data_center: str, api_base_url: str = "", accounts_url: str 
     )
 
 
+def get_zoho_limits() -> ZohoLimits:
+    """The rate budget, timeouts and retries from settings now, defaults where unset."""
+    defaults = ZohoLimits()
+    values = {}
+    for field_name, setting in LIMIT_SETTINGS.items():
+        default = getattr(defaults, field_name)
+        value = getattr(settings, setting, default)
+        values[field_name] = type(default)(value if value is not None else default)
+    return ZohoLimits(**values)
+
+
+def limits_problems(limits: ZohoLimits) -> list[str]:
+    checks = [
+        (limits.per_minute >= 1, "ZOHO_RATE_LIMIT_PER_MINUTE must be at least 1."),
+        (0 <= limits.headroom < 1, "ZOHO_RATE_HEADROOM must be a share from 0 to below 1, like 0.1."),
+        (limits.daily_limit >= 1, "ZOHO_DAILY_LIMIT must be at least 1."),
+        (0 <= limits.daily_reserve < limits.daily_limit, "ZOHO_DAILY_RESERVE must be below ZOHO_DAILY_LIMIT."),
+        (0 < limits.bulk_share <= 1, "ZOHO_BULK_SHARE must be a share above 0 and at most 1, like 0.8."),
+        (1 <= limits.max_concurrency <= 10, "ZOHO_MAX_CONCURRENCY must be from 1 to 10 (Zoho refuses the 11th)."),
+        (limits.connect_timeout > 0 and limits.read_timeout > 0, "ZOHO_CONNECT_TIMEOUT and ZOHO_READ_TIMEOUT "
+                                                                  "must be positive."),
+        (limits.retry_max_attempts >= 1, "ZOHO_RETRY_MAX_ATTEMPTS must be at least 1."),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
 def zoho_settings_problems() -> list[str]:
     """List what is wrong with the Zoho settings, one readable sentence each, naming the variable."""
     problems = [
@@ -94,6 +157,10 @@ def zoho_settings_problems() -> list[str]:
         value = _str_setting(name)
         if value and not value.startswith(("http://", "https://")):
             problems.append(f"{name}={value!r} is not an http(s) URL.")
+    try:
+        problems.extend(limits_problems(get_zoho_limits()))
+    except (TypeError, ValueError) as exc:
+        problems.append(f"A Zoho rate-limit setting is not a number: {exc}.")
     return problems
 
 
@@ -116,4 +183,5 @@ def get_zoho_settings() -> ZohoSettings:
         data_center=data_center,
         api_base_url=urls.api_base_url,
         accounts_url=urls.accounts_url,
+        limits=get_zoho_limits(),
     )

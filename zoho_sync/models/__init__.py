@@ -2,9 +2,11 @@
 
 from zoho_sync.models.base import ErrorKind, SyncStatus, ZohoSyncedModel
 from zoho_sync.models.billing import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
+from zoho_sync.models.state import ApiUsage, SharedState
 from zoho_sync.models.synclog import FailedSyncLog, SyncLog
 
 __all__ = [
+    "ApiUsage",
     "Customer",
     "CustomerService",
     "ErrorKind",
@@ -13,6 +15,7 @@ __all__ = [
     "InvoiceLine",
     "Payment",
     "ServicePackage",
+    "SharedState",
     "SyncLog",
     "SyncStatus",
     "ZohoSyncedModel",

@@ -1,0 +1,221 @@
+"""The rate budget every process shares: per-minute pacing, the daily quota, a concurrency cap, priorities.
+
+The rules live here once, as a pure function over a small state record (`decide`); a backend only has to apply it
+atomically. Memory (one process) is here; the database and Redis backends, shared by every process, live in
+zoho_sync/shared_state.py. Pacing is GCRA with no burst: calls are spread evenly at the budgeted rate, so no
+60-second window ever holds more than the budget, whatever window Zoho counts in.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoRateLimitError
+
+logger = logging.getLogger(__name__)
+
+
+class Priority(enum.IntEnum):
+    HIGH = 0  # live triggers: a new customer must not wait behind a backfill
+    NORMAL = 1  # admin actions, retries, checks
+    BULK = 2  # backfills: limited to a share of the per-minute budget, and never the daily reserve
+
+
+@dataclass(frozen=True)
+class BudgetPolicy:
+    per_minute: int = 100  # Zoho's limit per organization (§12.1)
+    headroom: float = 0.1  # share of the limit never used (the old integration ran 120 of 150)
+    daily_limit: int = 1000  # calls per UTC day (plan-dependent)
+    daily_reserve: int = 100  # calls a BULK caller may never take: kept for live triggers
+    bulk_share: float = 0.8  # share of the per-minute budget BULK callers may use
+    max_concurrency: int = 10  # in-flight calls per organization
+    slot_ttl: float = 120.0  # a crashed holder's concurrency slot frees itself after this
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two calls at the budgeted rate."""
+        return 60.0 / max(1e-9, self.per_minute * (1 - self.headroom))
+
+    @property
+    def bulk_interval(self) -> float:
+        return self.interval / max(1e-9, self.bulk_share)
+
+
+@dataclass
+class BudgetState:
+    tat: float = 0.0  # theoretical arrival time of the next call (GCRA), epoch seconds
+    bulk_tat: float = 0.0
+    blocked_until: float = 0.0  # after a code-44 lock-out every process waits until then
+    day: str = ""
+    day_count: int = 0
+    slots: dict[str, float] = field(default_factory=dict)  # holder -> lease expiry
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> BudgetState:
+        return cls(**data) if data else cls()
+
+
+@dataclass(frozen=True)
+class Decision:
+    wait: float = 0.0  # sleep this long, then send (the slot is reserved)
+    error: Exception | None = None  # or raise this (nothing reserved)
+
+
+def utc_day(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+
+
+def seconds_to_next_utc_midnight(now: float) -> float:
+    today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (today + timedelta(days=1)).timestamp() - now
+
+
+def decide(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Priority, max_wait: float):
+    """Reserve one call in `state` (returning the new state), or refuse it. Pure: no clock, no I/O."""
+    new = replace(state, slots=dict(state.slots))
+    if new.day != utc_day(now):
+        new.day, new.day_count = utc_day(now), 0
+    limit = policy.daily_limit - (policy.daily_reserve if priority == Priority.BULK else 0)
+    if new.day_count >= limit:
+        reason = "the rest is kept for live triggers" if priority == Priority.BULK else "Zoho's quota is used up"
+        message = (f"{new.day_count} of {policy.daily_limit} API calls used today (UTC); {reason}. "
+                   "Calls resume after 00:00 UTC.")
+        return state, Decision(error=ZohoDailyQuotaError(message, retry_after=seconds_to_next_utc_midnight(now)))
+    send_at = max(now, new.blocked_until, new.tat)
+    if priority == Priority.BULK:
+        send_at = max(send_at, new.bulk_tat)
+    wait = send_at - now
+    if wait > max_wait:
+        return state, Decision(error=ZohoRateLimitError(
+            f"The rate budget has no free call within {max_wait:.0f} s (next in {wait:.0f} s).", retry_after=wait))
+    new.tat = send_at + policy.interval
+    if priority == Priority.BULK:
+        new.bulk_tat = send_at + policy.bulk_interval
+    new.day_count += 1
+    return new, Decision(wait=wait)
+
+
+def take_slot(state: BudgetState, policy: BudgetPolicy, *, now: float, holder: str):
+    """Take a concurrency slot for `holder` if one is free; expired leases are dropped first."""
+    live = {h: until for h, until in state.slots.items() if until > now}
+    if len(live) >= policy.max_concurrency:
+        return replace(state, slots=live), False
+    live[holder] = now + policy.slot_ttl
+    return replace(state, slots=live), True
+
+
+def drop_slot(state: BudgetState, *, holder: str):
+    slots = dict(state.slots)
+    slots.pop(holder, None)
+    return replace(state, slots=slots), True
+
+
+class BudgetBackend(Protocol):
+    """Apply `change(state) -> (new_state, result)` atomically to an organization's state; return the result."""
+
+    def update(self, key: str, change: Callable[[BudgetState], tuple[BudgetState, object]]) -> object: ...
+
+    def record_usage(self, key: str, endpoint: str, day: str) -> None: ...
+
+
+class MemoryBudgetBackend:
+    """One process's budget (scripts and unit tests). Use a shared backend when several processes run."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._states: dict[str, BudgetState] = {}
+        self.usage: Counter = Counter()
+
+    def update(self, key, change):
+        with self._lock:
+            new, result = change(self._states.get(key, BudgetState()))
+            self._states[key] = new
+            return result
+
+    def record_usage(self, key, endpoint, day):
+        with self._lock:
+            self.usage[(key, day, endpoint)] += 1
+
+
+@dataclass
+class BudgetStats:
+    calls: int = 0
+    waits: int = 0
+    wait_seconds: float = 0.0
+    slot_waits: int = 0
+
+
+class RateBudget:
+    """Paces calls for one organization through a backend; waiting is logged and counted, never silent."""
+
+    def __init__(self, *, key: str, policy: BudgetPolicy, backend: BudgetBackend | None = None,
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep):
+        self.key, self.policy = key, policy
+        self.backend = backend or MemoryBudgetBackend()
+        self.clock, self.sleep = clock, sleep
+        self.stats = BudgetStats()
+
+    def acquire(self, *, priority: Priority = Priority.NORMAL, max_wait: float = 600.0) -> str:
+        """Wait for a call's turn and a concurrency slot; return the slot holder id for release()."""
+        decision = self.backend.update(
+            self.key, lambda s: decide(s, self.policy, now=self.clock(), priority=priority, max_wait=max_wait)
+        )
+        if decision.error is not None:
+            raise decision.error
+        self._wait(decision.wait, f"rate budget ({priority.name.lower()} priority)")
+        holder, started = uuid.uuid4().hex, self.clock()
+        while not self.backend.update(self.key, lambda s: take_slot(s, self.policy, now=self.clock(), holder=holder)):
+            self.stats.slot_waits += 1
+            if self.clock() - started > max_wait:
+                raise ZohoRateLimitError(f"No free concurrency slot within {max_wait:.0f} s.", retry_after=1.0)
+            self.sleep(0.05)
+        self.stats.calls += 1
+        return holder
+
+    def release(self, holder: str, *, endpoint: str = "") -> None:
+        self.backend.update(self.key, lambda s: drop_slot(s, holder=holder))
+        if endpoint:
+            self.backend.record_usage(self.key, endpoint, utc_day(self.clock()))
+
+    def block(self, seconds: float) -> None:
+        """Stop every process's calls for `seconds` (Zoho's per-minute lock-out, code 44)."""
+        until = self.clock() + seconds
+
+        def change(state: BudgetState):
+            return replace(state, blocked_until=max(state.blocked_until, until)), None
+
+        self.backend.update(self.key, change)
+        logger.warning("Zoho locked the organization out; every process pauses calls for %.0f s", seconds)
+
+    def exhaust_day(self) -> None:
+        """Zoho says the daily quota is used up (code 45): count the day as full for every process."""
+
+        def change(state: BudgetState):
+            day = utc_day(self.clock())
+            return replace(state, day=day, day_count=max(state.day_count, self.policy.daily_limit)), None
+
+        self.backend.update(self.key, change)
+
+    def snapshot(self) -> BudgetState:
+        return self.backend.update(self.key, lambda s: (s, replace(s, slots=dict(s.slots))))
+
+    def _wait(self, seconds: float, what: str) -> None:
+        if seconds <= 0:
+            return
+        self.stats.waits += 1
+        self.stats.wait_seconds += seconds
+        if seconds >= 1:
+            logger.info("Waiting %.1f s for the Zoho %s", seconds, what)
+        self.sleep(seconds)
