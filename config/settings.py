@@ -77,6 +77,8 @@ TEMPLATES = [
 # SQLite in the project folder is the embedded default; production sets DATABASE_URL=postgres://...
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Tests use a file, not memory, so worker processes started by a test can share its database.
+    DATABASES["default"].setdefault("TEST", {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")})
     # Several processes (web, qcluster workers, commands) share the file: wait for locks instead of
     # failing at once, and take the write lock at BEGIN so a reader never has to upgrade mid-transaction.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

@@ -1,0 +1,66 @@
+"""Fixtures for client tests: a sandbox on a manual clock, and clients whose sleeps move that clock."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from zoho_sync.client.budget import BudgetPolicy
+from zoho_sync.client.http import ZohoClient
+from zoho_sync.client.retry import RetryPolicy
+from zoho_sync.sandbox import ManualClock, ZohoSandbox
+
+UNLIMITED = BudgetPolicy(per_minute=1_000_000, headroom=0, daily_limit=10**9, daily_reserve=0)
+
+
+@pytest.fixture
+def sandbox():
+    """A sandbox whose time moves only when a test (or a client's sleep) moves it."""
+    with ZohoSandbox(clock=ManualClock()) as running:
+        yield running
+
+
+@pytest.fixture
+def slept():
+    """Every wait the client asked for, in order (the clock moved by that much instead)."""
+    return []
+
+
+@pytest.fixture
+def make_client(sandbox, slept):
+    clients = []
+
+    def make(**overrides) -> ZohoClient:
+        config = sandbox.config
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            sandbox.advance(seconds)
+
+        options = {
+            "api_base_url": sandbox.base_url,
+            "accounts_url": sandbox.accounts_url,
+            "client_id": config.client_id,
+            "client_secret": config.client_secret,
+            "refresh_token": config.refresh_token,
+            "organization_id": config.organization_id,
+            "budget_policy": UNLIMITED,
+            "retry": RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8, deadline=600),
+            "timeout": (2.0, 2.0),
+            "clock": sandbox.clock.time,
+            "sleep": sleep,
+            "rng": random.Random(7),
+        }
+        options.update(overrides)
+        client = ZohoClient(**options)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def token_requests(sandbox) -> int:
+    return len(sandbox.requests("POST", "/oauth/v2/token"))

@@ -1,0 +1,171 @@
+"""The token cache and rate budget shared through the database (and Redis): threads and processes agree."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+
+import pytest
+import redis
+from django.db import connection, connections
+
+from tests.zoho_sync.conftest import token_requests
+from zoho_sync.client.budget import BudgetPolicy, BudgetState, Priority, RateBudget
+from zoho_sync.conf import get_zoho_settings
+from zoho_sync.models import ApiUsage, SharedState
+from zoho_sync.shared_state import BUDGET_CODEC, TOKEN_CODEC, DatabaseStateBackend, RedisStateBackend
+from zoho_sync.zoho import client_build, get_zoho_client
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def zoho_settings(settings, sandbox):
+    """Point the application's settings at the sandbox (read at call time, so that is all it takes)."""
+    config = sandbox.config
+    settings.ZOHO_API_BASE_URL = sandbox.base_url
+    settings.ZOHO_ACCOUNTS_URL = sandbox.accounts_url
+    settings.ZOHO_CLIENT_ID = config.client_id
+    settings.ZOHO_CLIENT_SECRET = config.client_secret
+    settings.ZOHO_REFRESH_TOKEN = config.refresh_token
+    settings.ZOHO_ORGANIZATION_ID = config.organization_id
+    settings.ZOHO_RATE_LIMIT_PER_MINUTE = 100_000
+    settings.REDIS_URL = ""
+    return settings
+
+
+def run_threads(n, target):
+    errors, barrier = [], threading.Barrier(n)
+
+    def work():
+        barrier.wait()
+        try:
+            target()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+@pytest.mark.django_db(transaction=True)
+class TestDatabaseBackend:
+    def test_eight_threads_with_their_own_clients_mint_once(self, zoho_settings, sandbox):
+        conf = get_zoho_settings()
+        errors = run_threads(8, lambda: client_build(conf).get("/customers"))
+        assert errors == [] and token_requests(sandbox) == 1
+
+    def test_four_processes_mint_once(self, zoho_settings, sandbox):
+        db = connection.settings_dict
+        if connection.vendor == "sqlite":
+            url = f"sqlite:///{db['NAME']}"
+        else:
+            url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+        env = {
+            "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings",
+            "ZOHO_API_BASE_URL": sandbox.base_url, "ZOHO_ACCOUNTS_URL": sandbox.accounts_url,
+            "ZOHO_CLIENT_ID": sandbox.config.client_id, "ZOHO_CLIENT_SECRET": sandbox.config.client_secret,
+            "ZOHO_REFRESH_TOKEN": sandbox.config.refresh_token, "ZOHO_ORGANIZATION_ID": sandbox.config.organization_id,
+            "ZOHO_RATE_LIMIT_PER_MINUTE": "100000", "REDIS_URL": "",
+        }
+        from tests.zoho_sync.workers import fetch_customers
+
+        ctx = multiprocessing.get_context("spawn")
+        barrier, results = ctx.Barrier(4), ctx.Queue()
+        procs = [ctx.Process(target=fetch_customers, args=(env, barrier, results)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        outcomes = [results.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=30)
+        assert [o[0] for o in outcomes] == ["ok"] * 4, outcomes
+        assert sum(o[1] for o in outcomes) == 1 and token_requests(sandbox) == 1
+
+    def test_access_token_is_encrypted_at_rest(self, zoho_settings):
+        client = get_zoho_client()
+        token = client.tokens.token()
+        stored = "".join(SharedState.objects.values_list("data", flat=True))
+        assert token not in stored and "access_token" in stored
+        assert client_build(get_zoho_settings()).tokens.token() == token, "another process decrypts and reuses it"
+
+    def test_a_changed_secret_key_loses_the_token_but_not_the_service(self, zoho_settings, sandbox):
+        get_zoho_client().tokens.token()
+        zoho_settings.SECRET_KEY = "rotated-" + "x" * 40
+        assert client_build(get_zoho_settings()).get("/customers")["code"] == 0
+        assert token_requests(sandbox) == 2
+
+    def test_budget_is_shared_between_clients(self, zoho_settings):
+        backend = DatabaseStateBackend("budget", BUDGET_CODEC)
+        policy = BudgetPolicy(per_minute=60, headroom=0)
+        now = [1_000_000.0]
+        waits = []
+        budgets = [RateBudget(key="org:1", policy=policy, backend=backend, clock=lambda: now[0],
+                              sleep=waits.append) for _ in range(3)]
+        for budget in budgets * 2:
+            budget.release(budget.acquire(priority=Priority.NORMAL))
+        assert waits == pytest.approx([1, 2, 3, 4, 5]), "six calls from three budgets share one pace"
+
+    def test_compare_and_set_loses_no_update_under_contention(self):
+        backend = DatabaseStateBackend("budget", BUDGET_CODEC)
+
+        def bump():
+            for _ in range(25):
+                backend.update("org:x", lambda s: (BudgetState(**{**s.as_dict(), "day_count": s.day_count + 1}), None))
+
+        assert run_threads(4, bump) == []
+        assert backend.update("org:x", lambda s: (s, s.day_count)) == 100
+
+    def test_usage_is_counted_per_day_and_endpoint(self, zoho_settings):
+        client = get_zoho_client()
+        client.get("/customers")
+        client.get("/customers", params={"page": 2})
+        client.get("/plans")
+        usage = {u.endpoint: u.calls for u in ApiUsage.objects.all()}
+        assert usage == {"GET /customers": 2, "GET /plans": 1}
+        assert ApiUsage.objects.values_list("organization_id", flat=True).distinct().get() == "10234695"
+
+
+@pytest.fixture
+def redis_url():
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (outside CI only)")
+    return REDIS_URL
+
+
+@pytest.mark.django_db(transaction=True)
+class TestRedisBackend:
+    def test_eight_threads_mint_once_through_redis(self, zoho_settings, sandbox, redis_url):
+        zoho_settings.REDIS_URL = redis_url
+        conf = get_zoho_settings()
+        assert run_threads(8, lambda: client_build(conf).get("/customers")) == []
+        assert token_requests(sandbox) == 1
+        assert not SharedState.objects.exists(), "nothing went through the database"
+
+    def test_budget_and_lockout_are_shared_through_redis(self, redis_url):
+        backend = RedisStateBackend(redis_url, "budget", BUDGET_CODEC)
+        now, waits = [2_000_000.0], []
+        first, second = (RateBudget(key="org:2", policy=BudgetPolicy(per_minute=60, headroom=0),
+                                    backend=RedisStateBackend(redis_url, "budget", BUDGET_CODEC),
+                                    clock=lambda: now[0], sleep=waits.append) for _ in range(2))
+        first.block(60)
+        second.release(second.acquire())
+        assert waits == [60]
+        assert backend.update("org:2", lambda s: (s, s.day_count)) == 1
+
+    def test_token_is_encrypted_in_redis(self, redis_url, zoho_settings):
+        store = RedisStateBackend(redis_url, "token", TOKEN_CODEC)
+        store.update("k", lambda s: (type(s)(access_token="plain-token-value-123", expires_at=1.0), None))
+        raw = redis.Redis.from_url(redis_url).get("zoho_sync:token:k")
+        assert b"plain-token-value-123" not in raw
+        assert store.update("k", lambda s: (s, s.access_token)) == "plain-token-value-123"
