@@ -93,6 +93,13 @@ def run(mode: str, args, env: dict, sandbox) -> None:
           f"{per_minute / budget:.3f} of the configured budget ({budget:.0f}/min), "
           f"{per_minute / args.limit:.3f} of the limit ({args.limit}/min); 429s from the sandbox: {throttled}; "
           f"errors seen by callers: {totals['throttled'] + totals['other']}")
+    refused = [r["time"] for r in sandbox.requests("GET", "/customers") if r.get("status") == 429]
+    if refused:
+        first = min(refused)
+        before = sum(1 for r in served if r["time"] < first)
+        rate = before / max(1e-9, first - start_at) * 60
+        print(f"{'':>8}until Zoho locked the organization out after {first - start_at:.1f} s the processes sent "
+              f"{rate:.0f}/min = {rate / budget:.2f} x the configured budget; then nothing for the lock-out")
 
 
 def main() -> None:

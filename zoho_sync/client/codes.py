@@ -49,11 +49,15 @@ INVALID_PLAN_CODE = ZohoCode("INVALID_PLAN_CODE", 400, 900005, "The plan code \"
 PAYMENT_OVER_APPLIED = ZohoCode(
     "PAYMENT_OVER_APPLIED", 400, 900006, "The amount applied to invoices exceeds the payment amount or invoice balance."
 )
+# Placeholder (sandbox): a documented rule refuses the action, e.g. marking inactive a customer with a live
+# subscription (§3.1), voiding a void invoice, paying a void invoice, cancelling a cancelled subscription.
+ACTION_NOT_ALLOWED = ZohoCode("ACTION_NOT_ALLOWED", 400, 900007, "This action is not allowed: {reason}")
 
 ALL_CODES: tuple[ZohoCode, ...] = (
     RATE_LIMIT_PER_MINUTE, RATE_LIMIT_DAILY, TOO_MANY_CONCURRENT, NOT_AUTHORIZED, INVALID_VALUE, INVALID_URL,
     METHOD_NOT_ALLOWED, DOES_NOT_EXIST, INTERNAL_ERROR, DUPLICATE_CUSTOMER, DUPLICATE_PLAN_CODE,
     DUPLICATE_ADDON_CODE, DUPLICATE_INVOICE_NUMBER, INVALID_PLAN_CODE, PAYMENT_OVER_APPLIED,
+    ACTION_NOT_ALLOWED,
 )
 BY_NUMBER: dict[int, ZohoCode] = {c.code: c for c in ALL_CODES}
 

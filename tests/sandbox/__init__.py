@@ -1,0 +1,1 @@
+"""Tests of the local Zoho Billing sandbox (zoho_sync/sandbox/), over real HTTP."""

@@ -1,0 +1,146 @@
+"""The sandbox seen from other processes: the admin prefix, the state file, and `manage.py zoho_sandbox`."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from tests.openapi_support import PROJECT_ROOT
+from zoho_sync.client import codes
+from zoho_sync.sandbox import ManualClock, ZohoSandbox
+
+from .conftest import ORG_HEADER
+
+ADMIN_SCRIPT = """
+import json, sys, requests
+url = sys.argv[1] + "/__sandbox__"
+out = {}
+out["configure"] = requests.post(url + "/configure", json={"per_minute": 2, "send_retry_after": "true"}).json()
+out["seed"] = requests.post(url + "/seed", json={"resource": "customers",
+                                                 "records": [{"display_name": "From Another Process"}]}).json()
+out["fail_next"] = requests.post(url + "/fail_next", json={"method": "GET", "path": "/plans", "status": 500,
+                                                          "code": "INTERNAL_ERROR"}).json()
+out["bad"] = requests.post(url + "/configure", json={"no_such_setting": 1}).status_code
+out["unknown"] = requests.get(url + "/nope").status_code
+out["wrong_method"] = requests.get(url + "/reset").status_code
+print(json.dumps(out))
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1",
+            "DJANGO_ENV_FILE": "/nonexistent/.env", "SECRET_KEY": "test-only-secret-key-not-for-production"}
+
+
+def test_admin_prefix_from_another_process(zoho_sandbox: ZohoSandbox) -> None:
+    result = subprocess.run([sys.executable, "-c", ADMIN_SCRIPT, zoho_sandbox.url], capture_output=True, text=True,
+                            env=_env(), timeout=30, check=True)
+    out = json.loads(result.stdout)
+    assert out["configure"]["config"]["per_minute"] == 2 and zoho_sandbox.config.send_retry_after is True
+    assert out["seed"]["records"][0]["display_name"] == "From Another Process"
+    assert out["fail_next"]["rule"]["code"] == codes.INTERNAL_ERROR.code
+    assert (out["bad"], out["unknown"], out["wrong_method"]) == (400, 404, 405)
+    headers = zoho_sandbox.headers()
+    assert requests.get(f"{zoho_sandbox.base_url}/plans", headers=headers, timeout=5).status_code == 500
+    statuses = [requests.get(f"{zoho_sandbox.base_url}/customers", headers=headers, timeout=5).status_code
+                for _ in range(3)]
+    assert statuses == [200, 200, 429]  # per_minute=2 set by the other process; the injected 500 did not count
+    admin = f"{zoho_sandbox.url}/__sandbox__"
+    logged = requests.get(f"{admin}/requests", params={"path": "/customers"}, timeout=5).json()["requests"]
+    assert [e["status"] for e in logged] == statuses
+    counters = requests.get(f"{admin}/counters", timeout=5).json()["counters"]
+    assert counters["throttled"] == {"44": 1} and counters["by_status"]["500"] == 1
+    assert requests.get(f"{admin}/records/customers", timeout=5).json()["records"][0]["display_name"] == \
+        "From Another Process"
+    state = requests.get(f"{admin}/state", timeout=5).json()
+    assert state["counts"]["customers"] == 1 and state["base_url"] == zoho_sandbox.base_url
+    assert requests.post(f"{admin}/clock", json={"advance": 3600}, timeout=5).json()["now"] > state["now"]
+    assert requests.post(f"{admin}/expire_tokens", timeout=5).json()["ok"] is True
+    assert requests.post(f"{admin}/reset", timeout=5).json() == {"ok": True}
+    assert zoho_sandbox.records("customers") == [] and zoho_sandbox.config.per_minute == 100
+
+
+def test_state_file_survives_a_restart(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.json"
+    clock = ManualClock()
+    with ZohoSandbox(clock=clock, state_file=str(state), state_interval=0.05) as first:
+        token = first.access_token()
+        headers = first.headers(token)
+        created = requests.post(f"{first.base_url}/customers", json={"display_name": "Persisted"}, headers=headers,
+                                timeout=5).json()["customer"]
+        deadline = time.monotonic() + 3
+        while not state.exists() and time.monotonic() < deadline:  # saved soon after the write, not only at stop
+            time.sleep(0.02)
+        assert state.exists()
+    with ZohoSandbox(clock=clock, state_file=str(state)) as second:
+        got = requests.get(f"{second.base_url}/customers/{created['customer_id']}", headers=headers, timeout=5)
+        assert got.json()["customer"]["display_name"] == "Persisted"  # the old token still works too
+        again = requests.post(f"{second.base_url}/customers", json={"display_name": "Next"}, headers=headers,
+                              timeout=5).json()["customer"]
+        assert int(again["customer_id"]) > int(created["customer_id"])  # the id counter was kept
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary file behind
+
+
+def _start_command(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "manage.py"), "zoho_sandbox", "--port", "0", *args],
+                               cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    values: dict[str, str] = {}
+    output = []
+    deadline = time.monotonic() + 60
+    while "ZOHO_ORGANIZATION_ID" not in values:
+        try:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            process.kill()
+            raise AssertionError("zoho_sandbox printed no settings:\n" + "".join(output)) from None
+        output.append(line)
+        key, sep, value = line.strip().partition("=")
+        if sep and key.startswith("ZOHO_"):
+            values[key] = value
+    return process, values
+
+
+def _stop(process: subprocess.Popen[str]) -> int:
+    process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+def test_management_command_serves_and_stops(tmp_path: Path) -> None:
+    state = tmp_path / "demo-state.json"
+    process, env = _start_command("--state-file", str(state), "--per-minute", "50")
+    try:
+        session = requests.Session()
+        token = session.post(f"{env['ZOHO_ACCOUNTS_URL']}/oauth/v2/token", timeout=5, params={
+            "refresh_token": env["ZOHO_REFRESH_TOKEN"], "client_id": env["ZOHO_CLIENT_ID"],
+            "client_secret": env["ZOHO_CLIENT_SECRET"], "grant_type": "refresh_token"}).json()["access_token"]
+        headers = {"Authorization": f"Zoho-oauthtoken {token}", ORG_HEADER: env["ZOHO_ORGANIZATION_ID"]}
+        response = session.post(f"{env['ZOHO_API_BASE_URL']}/customers", json={"display_name": "Demo Ltd"},
+                                headers=headers, timeout=5)
+        assert response.status_code == 201
+        state_now = session.get(env["ZOHO_ACCOUNTS_URL"] + "/__sandbox__/state", timeout=5).json()
+        assert state_now["config"]["per_minute"] == 50
+    finally:
+        assert _stop(process) == 0
+    assert "Demo Ltd" in state.read_text()
+    process, env = _start_command("--state-file", str(state))
+    try:
+        records = requests.get(env["ZOHO_ACCOUNTS_URL"] + "/__sandbox__/records/customers", timeout=5).json()
+        assert [r["display_name"] for r in records["records"]] == ["Demo Ltd"]
+    finally:
+        assert _stop(process) == 0

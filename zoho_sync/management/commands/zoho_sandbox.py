@@ -1,0 +1,111 @@
+"""`manage.py zoho_sandbox`: run the local Zoho Billing sandbox for the demo until Ctrl-C.
+
+Prints the environment variables that point the app at it. Credentials come from the ZOHO_* settings when
+set, else the sandbox's demo defaults. The only Django-aware part of the sandbox.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from zoho_sync.sandbox import ZohoSandbox
+
+CREDENTIALS = {"ZOHO_CLIENT_ID": "client_id", "ZOHO_CLIENT_SECRET": "client_secret",
+               "ZOHO_REFRESH_TOKEN": "refresh_token", "ZOHO_ORGANIZATION_ID": "organization_id"}
+
+
+def parse_faults(values: list[str]) -> dict[str, str]:
+    """`error_rate=0.05,latency=0.2,fault_methods=POST,PUT` -> settings; a piece without "=" continues a list."""
+    faults: dict[str, str] = {}
+    last = None
+    for value in values:
+        for piece in filter(None, (p.strip() for p in value.split(","))):
+            if "=" in piece:
+                last, _, setting = piece.partition("=")
+                last = last.strip().replace("-", "_")
+                faults[last] = setting.strip()
+            elif last is not None:
+                faults[last] += f",{piece}"
+            else:
+                raise CommandError(f"--faults expects key=value pairs, got {piece!r}")
+    return faults
+
+
+class Command(BaseCommand):
+    help = "Run the local Zoho Billing sandbox (127.0.0.1 by default) until Ctrl-C and print its settings."
+    requires_system_checks: list[str] = []  # the sandbox needs none of the app's settings to be valid
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+        parser.add_argument("--per-minute", type=int, help="requests per minute per organization (0 = off)")
+        parser.add_argument("--daily", type=int, help="daily request quota per organization (0 = off)")
+        parser.add_argument("--concurrency", type=int, help="concurrent in-flight requests (0 = off)")
+        parser.add_argument("--lockout", type=float, help="seconds locked out after a per-minute breach")
+        parser.add_argument("--retry-after", action="store_true", help="send Retry-After on 429 answers")
+        parser.add_argument("--faults", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                            help="fault settings, e.g. error_rate=0.05,latency=0.2,lose_response_rate=0.01,"
+                                 "fault_methods=POST (repeatable)")
+        parser.add_argument("--seed", type=int, help="seed for random faults")
+        parser.add_argument("--state-file", help="JSON file to load at start and save to while running")
+        parser.add_argument("--webhook-url", help="POST each event here")
+        parser.add_argument("--webhook-secret", help="sign webhooks with this secret")
+        parser.add_argument("--allow-duplicate-names", action="store_true",
+                            help="accept a second customer with the same display_name")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config: dict[str, Any] = {name: str(getattr(settings, key, "") or "").strip()
+                                  for key, name in CREDENTIALS.items()}
+        config = {k: v for k, v in config.items() if v}
+        for option, name in (("per_minute", "per_minute"), ("daily", "daily"), ("concurrency", "concurrency"),
+                             ("lockout", "lockout_seconds"), ("seed", "seed"), ("webhook_url", "webhook_url"),
+                             ("webhook_secret", "webhook_secret")):
+            if options[option] is not None:
+                config[name] = options[option]
+        if options["retry_after"]:
+            config["send_retry_after"] = True
+        if options["allow_duplicate_names"]:
+            config["check_duplicate_display_name"] = False
+        config.update(parse_faults(options["faults"]))
+        try:
+            sandbox = ZohoSandbox(host=options["host"], port=options["port"], state_file=options["state_file"],
+                                  **config)
+            sandbox.start()
+        except (ValueError, OSError) as exc:
+            raise CommandError(f"cannot start the sandbox: {exc}") from exc
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            self._announce(sandbox, options["state_file"])
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            sandbox.stop()
+            self.stdout.write("Zoho sandbox stopped.")
+
+    def _announce(self, sandbox: ZohoSandbox, state_file: str | None) -> None:
+        config = sandbox.config
+        lines = [
+            f"Zoho Billing sandbox listening on {sandbox.url} (Ctrl-C to stop).",
+            f"Admin hooks: {sandbox.url}/__sandbox__/state",
+        ]
+        if state_file:
+            lines.append(f"State file: {state_file}")
+        lines += [
+            "Point the app at it with these environment variables:",
+            f"ZOHO_API_BASE_URL={sandbox.base_url}",
+            f"ZOHO_ACCOUNTS_URL={sandbox.accounts_url}",
+            f"ZOHO_CLIENT_ID={config.client_id}",
+            f"ZOHO_CLIENT_SECRET={config.client_secret}",
+            f"ZOHO_REFRESH_TOKEN={config.refresh_token}",
+            f"ZOHO_ORGANIZATION_ID={config.organization_id}",
+        ]
+        self.stdout.write("\n".join(lines))
+        self.stdout.flush()

@@ -1,0 +1,11 @@
+"""The local Zoho Billing sandbox: a faithful stand-in for the Zoho Billing v1 API over real HTTP.
+
+Plain Python (no Django, no models): tests start it in-process, the demo through `manage.py zoho_sandbox`.
+"""
+
+from zoho_sync.sandbox.clock import ManualClock, SystemClock
+from zoho_sync.sandbox.config import SandboxConfig
+from zoho_sync.sandbox.sandbox import ZohoSandbox
+from zoho_sync.sandbox.webhooks import SIGNATURE_HEADER, sign
+
+__all__ = ["SIGNATURE_HEADER", "ManualClock", "SandboxConfig", "SystemClock", "ZohoSandbox", "sign"]

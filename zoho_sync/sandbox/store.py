@@ -1,0 +1,128 @@
+"""The sandbox's in-memory records: one table per resource, deterministic ids, events, snapshots.
+
+One re-entrant lock (`store.lock`) guards everything; the app holds it for the whole of a handler, so each
+request sees and leaves a consistent state. Keys starting with "_" are internal and never sent to clients.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from zoho_sync.sandbox.clock import utc_date, zoho_timestamp
+from zoho_sync.sandbox.config import SandboxConfig
+from zoho_sync.sandbox.errors import not_found
+
+RESOURCES = ("customers", "products", "plans", "subscriptions", "invoices", "payments", "events")
+# Zoho ids are long digit strings such as "903000000000099" (§3 value formats); one counter serves them all.
+ID_BASE = 903000000000000
+SNAPSHOT_VERSION = 1
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """The record without its internal ("_"-prefixed) keys."""
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+class Store:
+    def __init__(self, clock: Any, config: Callable[[], SandboxConfig]) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock
+        self._config = config
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.clear()
+
+    @property
+    def config(self) -> SandboxConfig:
+        return self._config()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in RESOURCES}
+            self.sequence = 0
+            self.invoice_sequence = 0
+            # Only ever grows, so the state file also notices a reset as a change to save.
+            self.version = getattr(self, "version", 0) + 1
+
+    # -- ids, time -------------------------------------------------------------------------------------
+    def new_id(self) -> str:
+        self.sequence += 1
+        return str(ID_BASE + self.sequence)
+
+    def now(self) -> float:
+        return self.clock.time()
+
+    def today(self) -> date:
+        return utc_date(self.now())
+
+    def timestamp(self) -> str:
+        return zoho_timestamp(self.now())
+
+    def touch(self) -> None:
+        """Note a write, so the state file knows there is something to save."""
+        self.version += 1
+
+    # -- tables ----------------------------------------------------------------------------------------
+    def get(self, resource: str, key: str) -> dict[str, Any] | None:
+        return self.tables[resource].get(key)
+
+    def require(self, resource: str, key: str, label: str) -> dict[str, Any]:
+        record = self.tables[resource].get(key)
+        if record is None:
+            raise not_found(label)
+        return record
+
+    def put(self, resource: str, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        self.tables[resource][key] = record
+        self.touch()
+        return record
+
+    def all(self, resource: str) -> list[dict[str, Any]]:
+        if resource == "events":
+            self.prune_events()
+        return list(self.tables[resource].values())
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(table) for name, table in self.tables.items()}
+
+    # -- events (§3.10, §12.12) ------------------------------------------------------------------------
+    def emit(self, event_type: str, key: str, entity: dict[str, Any]) -> dict[str, Any]:
+        """Record an event and hand it to the listeners (the webhook dispatcher)."""
+        now = self.now()
+        event_id = self.new_id()
+        body = {"event_id": event_id, "event_type": event_type, "event_time": zoho_timestamp(now),
+                "data": {key: entity}}
+        event = {"event_id": event_id, "event_type": event_type, "event_time": body["event_time"],
+                 "payload": json.dumps(body), "webhooks": [], "_ts": now}
+        self.put("events", event_id, event)
+        self.prune_events()
+        for listener in self.listeners:
+            listener(event)
+        return event
+
+    def prune_events(self) -> None:
+        cutoff = self.now() - self.config.events_retention_days * 86400
+        table = self.tables["events"]
+        for event_id in [e for e, rec in table.items() if rec["_ts"] < cutoff]:
+            del table[event_id]
+
+    # -- persistence -----------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return json.loads(json.dumps({
+                "version": SNAPSHOT_VERSION, "sequence": self.sequence,
+                "invoice_sequence": self.invoice_sequence, "tables": self.tables,
+            }))
+
+    def restore(self, data: dict[str, Any]) -> None:
+        if data.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported sandbox state version {data.get('version')!r}")
+        with self.lock:
+            self.clear()
+            self.sequence = int(data["sequence"])
+            self.invoice_sequence = int(data["invoice_sequence"])
+            for name in RESOURCES:
+                self.tables[name] = dict(data["tables"].get(name, {}))
