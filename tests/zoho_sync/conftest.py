@@ -1,4 +1,4 @@
-"""Fixtures for client tests: a sandbox on a manual clock, and clients whose sleeps move that clock."""
+"""Fixtures for client tests: clients whose sleeps move the sandbox's manual clock instead of waiting."""
 
 from __future__ import annotations
 
@@ -9,16 +9,8 @@ import pytest
 from zoho_sync.client.budget import BudgetPolicy
 from zoho_sync.client.http import ZohoClient
 from zoho_sync.client.retry import RetryPolicy
-from zoho_sync.sandbox import ManualClock, ZohoSandbox
 
 UNLIMITED = BudgetPolicy(per_minute=1_000_000, headroom=0, daily_limit=10**9, daily_reserve=0)
-
-
-@pytest.fixture
-def sandbox():
-    """A sandbox whose time moves only when a test (or a client's sleep) moves it."""
-    with ZohoSandbox(clock=ManualClock()) as running:
-        yield running
 
 
 @pytest.fixture
@@ -28,19 +20,19 @@ def slept():
 
 
 @pytest.fixture
-def make_client(sandbox, slept):
+def make_client(zoho_sandbox, slept):
     clients = []
 
     def make(**overrides) -> ZohoClient:
-        config = sandbox.config
+        config = zoho_sandbox.config
 
         def sleep(seconds: float) -> None:
             slept.append(seconds)
-            sandbox.advance(seconds)
+            zoho_sandbox.advance(seconds)
 
         options = {
-            "api_base_url": sandbox.base_url,
-            "accounts_url": sandbox.accounts_url,
+            "api_base_url": zoho_sandbox.base_url,
+            "accounts_url": zoho_sandbox.accounts_url,
             "client_id": config.client_id,
             "client_secret": config.client_secret,
             "refresh_token": config.refresh_token,
@@ -48,7 +40,7 @@ def make_client(sandbox, slept):
             "budget_policy": UNLIMITED,
             "retry": RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=8, deadline=600),
             "timeout": (2.0, 2.0),
-            "clock": sandbox.clock.time,
+            "clock": zoho_sandbox.clock.time,
             "sleep": sleep,
             "rng": random.Random(7),
         }

@@ -1,4 +1,4 @@
-"""The Zoho client through the real requests stack against the sandbox: errors, tokens, retries, limits, paging."""
+"""The Zoho client through the real requests stack against the zoho_sandbox: errors, tokens, retries, limits, paging."""
 
 from __future__ import annotations
 
@@ -43,33 +43,33 @@ class TestErrorClasses:
         assert error.method == "POST" and error.path == "/customers"
         assert "display_name" in str(error)
 
-    def test_not_found(self, make_client, sandbox):
+    def test_not_found(self, make_client, zoho_sandbox):
         with pytest.raises(ZohoNotFoundError) as exc:
             make_client().get("/customers/903000000099999")
         assert (exc.value.kind, exc.value.code_name, exc.value.retryable) == ("not_found", "DOES_NOT_EXIST", False)
-        assert len(sandbox.requests("GET", "/customers/{id}")) == 1, "not-found is not retried"
+        assert len(zoho_sandbox.requests("GET", "/customers/{id}")) == 1, "not-found is not retried"
 
-    def test_authentication_after_one_refresh_and_one_replay(self, make_client, sandbox):
+    def test_authentication_after_one_refresh_and_one_replay(self, make_client, zoho_sandbox):
         client = make_client()
         client.get("/customers")
-        sandbox.fail_next("GET", "/customers", status=401, code=codes.NOT_AUTHORIZED, times=2)
+        zoho_sandbox.fail_next("GET", "/customers", status=401, code=codes.NOT_AUTHORIZED, times=2)
         with pytest.raises(ZohoAuthError) as exc:
             client.get("/customers")
         assert exc.value.kind == "authentication" and exc.value.status_code == 401
-        assert token_requests(sandbox) == 2, "exactly one refresh after the first 401"
+        assert token_requests(zoho_sandbox) == 2, "exactly one refresh after the first 401"
 
-    def test_rate_limit_when_retries_run_out(self, make_client, sandbox):
-        sandbox.fail_next("GET", "/customers", status=429, code=codes.TOO_MANY_CONCURRENT, times=10)
+    def test_rate_limit_when_retries_run_out(self, make_client, zoho_sandbox):
+        zoho_sandbox.fail_next("GET", "/customers", status=429, code=codes.TOO_MANY_CONCURRENT, times=10)
         with pytest.raises(ZohoRateLimitError) as exc:
             make_client().get("/customers")
         assert exc.value.is_concurrency and exc.value.kind == "rate_limit" and exc.value.retryable
-        assert len(sandbox.requests("GET", "/customers")) == 4  # max_attempts
+        assert len(zoho_sandbox.requests("GET", "/customers")) == 4  # max_attempts
 
-    def test_server_error_is_retried_then_surfaces(self, make_client, sandbox, slept):
-        sandbox.fail_next("GET", "/customers", status=500, code=codes.INTERNAL_ERROR, times=2)
+    def test_server_error_is_retried_then_surfaces(self, make_client, zoho_sandbox, slept):
+        zoho_sandbox.fail_next("GET", "/customers", status=500, code=codes.INTERNAL_ERROR, times=2)
         assert make_client().get("/customers")["code"] == 0
-        assert len(sandbox.requests("GET", "/customers")) == 3 and len(slept) == 2
-        sandbox.fail_next("GET", "/customers", status=503, times=10)
+        assert len(zoho_sandbox.requests("GET", "/customers")) == 3 and len(slept) == 2
+        zoho_sandbox.fail_next("GET", "/customers", status=503, times=10)
         with pytest.raises(ZohoServerError) as exc:
             make_client().get("/customers")
         assert exc.value.kind == "server"
@@ -79,7 +79,7 @@ class TestErrorClasses:
             s.bind(("127.0.0.1", 0))
             closed_port = s.getsockname()[1]
         client = make_client(api_base_url=f"http://127.0.0.1:{closed_port}/billing/v1")
-        client.tokens.token()  # the accounts server is the sandbox; the API host is down
+        client.tokens.token()  # the accounts server is the zoho_sandbox; the API host is down
         with pytest.raises(ZohoConnectionError) as exc:
             client.get("/customers")
         assert exc.value.kind == "network" and exc.value.never_sent
@@ -87,42 +87,42 @@ class TestErrorClasses:
             client.post("/customers", json={"display_name": "x"})
         assert not isinstance(exc.value, ZohoOutcomeUnknownError), "a connection that never opened is safe"
 
-    def test_unknown(self, make_client, sandbox):
-        sandbox.fail_next("GET", "/customers", status=418, code=424242)
+    def test_unknown(self, make_client, zoho_sandbox):
+        zoho_sandbox.fail_next("GET", "/customers", status=418, code=424242)
         with pytest.raises(ZohoAPIError) as exc:
             make_client().get("/customers")
         assert type(exc.value) is ZohoAPIError and exc.value.kind == "unknown" and not exc.value.retryable
 
-    def test_success_status_with_nonzero_code_is_an_error(self, make_client, sandbox):
-        sandbox.fail_next("GET", "/customers", status=200, code=codes.INVALID_VALUE)
+    def test_success_status_with_nonzero_code_is_an_error(self, make_client, zoho_sandbox):
+        zoho_sandbox.fail_next("GET", "/customers", status=200, code=codes.INVALID_VALUE)
         with pytest.raises(ZohoValidationError):
             make_client().get("/customers")
 
 
 class TestTokens:
-    def test_token_is_cached_and_reused(self, make_client, sandbox):
+    def test_token_is_cached_and_reused(self, make_client, zoho_sandbox):
         client = make_client()
         for _ in range(5):
             client.get("/customers")
-        assert token_requests(sandbox) == 1
+        assert token_requests(zoho_sandbox) == 1
 
-    def test_refresh_ahead_of_expiry(self, make_client, sandbox):
+    def test_refresh_ahead_of_expiry(self, make_client, zoho_sandbox):
         client = make_client()
         client.get("/customers")
-        sandbox.advance(3600 - 299)  # inside the 5-minute margin: refresh before Zoho would refuse it
+        zoho_sandbox.advance(3600 - 299)  # inside the 5-minute margin: refresh before Zoho would refuse it
         client.get("/customers")
-        assert token_requests(sandbox) == 2
-        assert not [r for r in sandbox.requests() if r.get("status") == 401]
+        assert token_requests(zoho_sandbox) == 2
+        assert not [r for r in zoho_sandbox.requests() if r.get("status") == 401]
 
-    def test_refresh_after_expiry_replays_once(self, make_client, sandbox):
+    def test_refresh_after_expiry_replays_once(self, make_client, zoho_sandbox):
         client = make_client()
         client.get("/customers")
-        sandbox.expire_tokens()
+        zoho_sandbox.expire_tokens()
         assert client.get("/customers")["code"] == 0
-        statuses = [r["status"] for r in sandbox.requests("GET", "/customers")]
-        assert statuses == [200, 401, 200] and token_requests(sandbox) == 2
+        statuses = [r["status"] for r in zoho_sandbox.requests("GET", "/customers")]
+        assert statuses == [200, 401, 200] and token_requests(zoho_sandbox) == 2
 
-    def test_eight_threads_mint_exactly_once(self, make_client, sandbox):
+    def test_eight_threads_mint_exactly_once(self, make_client, zoho_sandbox):
         client = make_client(sleep=lambda s: threading.Event().wait(min(s, 0.05)))
         barrier, errors = threading.Barrier(8), []
 
@@ -138,32 +138,32 @@ class TestTokens:
             t.start()
         for t in threads:
             t.join()
-        assert errors == [] and token_requests(sandbox) == 1
+        assert errors == [] and token_requests(zoho_sandbox) == 1
 
-    def test_mint_limit_is_respected_locally(self, make_client, sandbox):
+    def test_mint_limit_is_respected_locally(self, make_client, zoho_sandbox):
         client = make_client()
         for _ in range(10):
             client.tokens.invalidate(client.tokens.token())
         with pytest.raises(TokenThrottledError) as exc:
             client.tokens.token()
-        assert token_requests(sandbox) == 10, "the 11th mint was never asked for"
+        assert token_requests(zoho_sandbox) == 10, "the 11th mint was never asked for"
         assert 0 < exc.value.retry_after <= 600
-        sandbox.advance(601)
+        zoho_sandbox.advance(601)
         assert client.tokens.token()
 
-    def test_zoho_refusing_a_mint_is_waited_out(self, make_client, sandbox):
+    def test_zoho_refusing_a_mint_is_waited_out(self, make_client, zoho_sandbox):
         for _ in range(10):
-            sandbox.access_token()  # someone else used the refresh token's 10 mints
+            zoho_sandbox.access_token()  # someone else used the refresh token's 10 mints
         client = make_client()
         with pytest.raises(TokenThrottledError) as exc:
             client.get("/customers")
         assert exc.value.kind == "rate_limit" and exc.value.retry_after == 600
         with pytest.raises(TokenThrottledError):
             client.get("/customers")
-        assert token_requests(sandbox) == 1, "no second ask inside the window"
+        assert token_requests(zoho_sandbox) == 1, "no second ask inside the window"
 
-    def test_revoked_refresh_token_is_a_configuration_error(self, make_client, sandbox):
-        sandbox.revoke_refresh_token()
+    def test_revoked_refresh_token_is_a_configuration_error(self, make_client, zoho_sandbox):
+        zoho_sandbox.revoke_refresh_token()
         with pytest.raises(ZohoCredentialsError, match=r"Generate a new refresh token.*ZOHO_REFRESH_TOKEN"):
             make_client().get("/customers")
 
@@ -173,28 +173,28 @@ class TestTokens:
 
 
 class TestRetries:
-    def test_retry_after_is_honoured(self, make_client, sandbox, slept):
-        sandbox.configure(send_retry_after=True)
-        sandbox.fail_next("GET", "/customers", status=429, code=codes.TOO_MANY_CONCURRENT, retry_after=7)
+    def test_retry_after_is_honoured(self, make_client, zoho_sandbox, slept):
+        zoho_sandbox.configure(send_retry_after=True)
+        zoho_sandbox.fail_next("GET", "/customers", status=429, code=codes.TOO_MANY_CONCURRENT, retry_after=7)
         make_client().get("/customers")
         assert max(slept) >= 7
 
-    def test_concurrency_429_backs_off_one_to_five_seconds(self, make_client, sandbox, slept):
-        sandbox.fail_next("GET", "/customers", status=429, code=codes.TOO_MANY_CONCURRENT)
+    def test_concurrency_429_backs_off_one_to_five_seconds(self, make_client, zoho_sandbox, slept):
+        zoho_sandbox.fail_next("GET", "/customers", status=429, code=codes.TOO_MANY_CONCURRENT)
         make_client().get("/customers")
         assert len(slept) == 1 and 1 <= slept[0] <= 5
 
-    def test_lockout_is_waited_out_without_hammering(self, make_client, sandbox, slept):
-        sandbox.configure(per_minute=3, lockout_seconds=60)
+    def test_lockout_is_waited_out_without_hammering(self, make_client, zoho_sandbox, slept):
+        zoho_sandbox.configure(per_minute=3, lockout_seconds=60)
         client = make_client(retry=RetryPolicy(lockout_wait=60, max_attempts=3))
         for _ in range(3):
             client.get("/customers")
         assert client.get("/customers")["code"] == 0
-        answers = [(r["status"], r.get("code")) for r in sandbox.requests("GET", "/customers")]
+        answers = [(r["status"], r.get("code")) for r in zoho_sandbox.requests("GET", "/customers")]
         assert answers == [(200, 0)] * 3 + [(429, 44), (200, 0)], "one probe after the lock-out, no hammering"
         assert sum(slept) >= 60
 
-    def test_lockout_pauses_every_client_sharing_the_budget(self, make_client, sandbox, slept):
+    def test_lockout_pauses_every_client_sharing_the_budget(self, make_client, zoho_sandbox, slept):
         from zoho_sync.client.budget import MemoryBudgetBackend
 
         shared = MemoryBudgetBackend()
@@ -203,8 +203,8 @@ class TestRetries:
         second.get("/customers")
         assert sum(slept) >= 60
 
-    def test_daily_quota_is_not_retried_and_stops_every_caller(self, make_client, sandbox):
-        sandbox.configure(daily=2)
+    def test_daily_quota_is_not_retried_and_stops_every_caller(self, make_client, zoho_sandbox):
+        zoho_sandbox.configure(daily=2)
         client = make_client()
         client.get("/customers")
         client.get("/customers")
@@ -213,44 +213,44 @@ class TestRetries:
         assert exc.value.zoho_code == 45 and not exc.value.retryable
         with pytest.raises(ZohoDailyQuotaError):
             client.get("/customers")
-        assert len(sandbox.requests("GET", "/customers")) == 3, "after code 45 nothing more is sent today"
+        assert len(zoho_sandbox.requests("GET", "/customers")) == 3, "after code 45 nothing more is sent today"
 
-    def test_lost_create_response_is_never_retried_blindly(self, make_client, sandbox):
-        sandbox.configure(check_duplicate_display_name=False)
-        sandbox.fail_next("POST", "/customers", kind="lose_response")
+    def test_lost_create_response_is_never_retried_blindly(self, make_client, zoho_sandbox):
+        zoho_sandbox.configure(check_duplicate_display_name=False)
+        zoho_sandbox.fail_next("POST", "/customers", kind="lose_response")
         with pytest.raises(ZohoOutcomeUnknownError) as exc:
             new_customer(make_client())
         assert exc.value.kind == "network" and not exc.value.retryable
-        assert len(sandbox.requests("POST", "/customers")) == 1
-        assert len(sandbox.records("customers")) == 1, "Zoho applied it: a blind retry would duplicate it"
+        assert len(zoho_sandbox.requests("POST", "/customers")) == 1
+        assert len(zoho_sandbox.records("customers")) == 1, "Zoho applied it: a blind retry would duplicate it"
 
-    def test_timed_out_create_is_outcome_unknown(self, make_client, sandbox):
-        sandbox.fail_next("POST", "/customers", kind="timeout", seconds=3)
+    def test_timed_out_create_is_outcome_unknown(self, make_client, zoho_sandbox):
+        zoho_sandbox.fail_next("POST", "/customers", kind="timeout", seconds=3)
         with pytest.raises(ZohoOutcomeUnknownError):
             new_customer(make_client(timeout=(2.0, 0.5)))
-        deadline = time.monotonic() + 10  # the sandbox logs the request once its slow answer is written
-        while not sandbox.requests("POST", "/customers") and time.monotonic() < deadline:
+        deadline = time.monotonic() + 10  # the zoho_sandbox logs the request once its slow answer is written
+        while not zoho_sandbox.requests("POST", "/customers") and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert len(sandbox.requests("POST", "/customers")) == 1
+        assert len(zoho_sandbox.requests("POST", "/customers")) == 1
 
-    def test_create_is_retried_after_429_because_zoho_applied_nothing(self, make_client, sandbox):
-        sandbox.fail_next("POST", "/customers", status=429, code=codes.TOO_MANY_CONCURRENT)
+    def test_create_is_retried_after_429_because_zoho_applied_nothing(self, make_client, zoho_sandbox):
+        zoho_sandbox.fail_next("POST", "/customers", status=429, code=codes.TOO_MANY_CONCURRENT)
         assert new_customer(make_client())["customer_id"]
-        assert len(sandbox.records("customers")) == 1
+        assert len(zoho_sandbox.records("customers")) == 1
 
-    def test_create_is_not_retried_after_a_server_error(self, make_client, sandbox):
-        sandbox.fail_next("POST", "/customers", status=500, code=codes.INTERNAL_ERROR)
+    def test_create_is_not_retried_after_a_server_error(self, make_client, zoho_sandbox):
+        zoho_sandbox.fail_next("POST", "/customers", status=500, code=codes.INTERNAL_ERROR)
         with pytest.raises(ZohoServerError):
             new_customer(make_client())
-        assert len(sandbox.requests("POST", "/customers")) == 1
+        assert len(zoho_sandbox.requests("POST", "/customers")) == 1
 
-    def test_reads_are_retried_after_a_reset(self, make_client, sandbox):
-        sandbox.fail_next("GET", "/customers", kind="reset")
+    def test_reads_are_retried_after_a_reset(self, make_client, zoho_sandbox):
+        zoho_sandbox.fail_next("GET", "/customers", kind="reset")
         assert make_client().get("/customers")["code"] == 0
-        assert len(sandbox.requests("GET", "/customers")) == 2
+        assert len(zoho_sandbox.requests("GET", "/customers")) == 2
 
-    def test_deadline_bounds_all_waiting(self, make_client, sandbox, slept):
-        sandbox.fail_next("GET", "/customers", status=503, times=50)
+    def test_deadline_bounds_all_waiting(self, make_client, zoho_sandbox, slept):
+        zoho_sandbox.fail_next("GET", "/customers", status=503, times=50)
         client = make_client(retry=RetryPolicy(max_attempts=50, base_delay=1, max_delay=30, deadline=20))
         with pytest.raises(ZohoServerError):
             client.get("/customers")
@@ -258,21 +258,21 @@ class TestRetries:
 
 
 class TestPagingAndBudget:
-    def test_pagination_across_1000_customers(self, make_client, sandbox):
-        sandbox.seed("customers", [{"display_name": f"Customer {i}", "email": f"c{i}@example.com"}
+    def test_pagination_across_1000_customers(self, make_client, zoho_sandbox):
+        zoho_sandbox.seed("customers", [{"display_name": f"Customer {i}", "email": f"c{i}@example.com"}
                                    for i in range(1000)])
         ids = [c["customer_id"] for c in make_client().paginate("/customers", "customers")]
         assert len(ids) == len(set(ids)) == 1000
-        pages = [r["query"] for r in sandbox.requests("GET", "/customers")]
+        pages = [r["query"] for r in zoho_sandbox.requests("GET", "/customers")]
         assert [(p["page"], p["per_page"]) for p in pages] == [(str(n), "200") for n in range(1, 6)]
 
-    def test_budget_paces_calls_evenly(self, make_client, sandbox, slept):
+    def test_budget_paces_calls_evenly(self, make_client, zoho_sandbox, slept):
         client = make_client(budget_policy=BudgetPolicy(per_minute=60, headroom=0))
         for _ in range(5):
             client.get("/customers")
         assert slept == pytest.approx([1.0] * 4), "one call a second at 60 a minute"
 
-    def test_bulk_callers_leave_room_for_high_priority(self, make_client, sandbox, slept):
+    def test_bulk_callers_leave_room_for_high_priority(self, make_client, zoho_sandbox, slept):
         client = make_client(budget_policy=BudgetPolicy(per_minute=60, headroom=0, bulk_share=0.5))
         with client.priority(Priority.BULK):
             client.get("/customers")
@@ -305,17 +305,31 @@ class TestPagingAndBudget:
         assert client.budget.stats.waits == 1 and client.budget.stats.wait_seconds == pytest.approx(2.0)
         assert "Waiting 2.0 s for the Zoho rate budget" in caplog.text
 
-    def test_reference_data_is_cached_briefly(self, make_client, sandbox):
+    def test_reference_data_is_cached_briefly(self, make_client, zoho_sandbox):
         client = make_client(reference_ttl=300)
         client.get_reference("/plans")
         client.get_reference("/plans")
-        assert len(sandbox.requests("GET", "/plans")) == 1
-        sandbox.advance(301)
+        assert len(zoho_sandbox.requests("GET", "/plans")) == 1
+        zoho_sandbox.advance(301)
         client.get_reference("/plans")
-        assert len(sandbox.requests("GET", "/plans")) == 2
+        assert len(zoho_sandbox.requests("GET", "/plans")) == 2
 
     def test_endpoint_names_leave_ids_out(self):
         assert endpoint_name("POST", "/customers/903000000000099/markasinactive") == \
             "POST /customers/{id}/markasinactive"
         assert endpoint_name("GET", "/plans/FIBER-100") == "GET /plans/{id}"
         assert endpoint_name("GET", "/customers?page=2") == "GET /customers"
+
+
+def test_every_call_carries_the_org_header_and_zoho_scheme(make_client, zoho_sandbox):
+    client = make_client()
+    client.get("/customers")
+    client.post("/customers", json={"display_name": "Header Check", "email": "h@example.com"})
+    for request in zoho_sandbox.requests(path="/customers"):
+        headers = {k.lower(): v for k, v in request["headers"].items()}
+        assert headers["x-com-zoho-subscriptions-organizationid"] == zoho_sandbox.config.organization_id
+        assert headers["authorization"].startswith("Zoho-oauthtoken ")
+    post = zoho_sandbox.last_request("POST", "/customers")
+    assert {k.lower(): v for k, v in post["headers"].items()}["content-type"] == "application/json"
+    token_call = zoho_sandbox.last_request("POST", "/oauth/v2/token")
+    assert token_call["status"] == 200

@@ -13,17 +13,6 @@ from zoho_sync.system_checks import zoho_settings_check
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def zoho_settings(settings, sandbox):
-    config = sandbox.config
-    settings.ZOHO_API_BASE_URL = sandbox.base_url
-    settings.ZOHO_ACCOUNTS_URL = sandbox.accounts_url
-    settings.ZOHO_CLIENT_ID = config.client_id
-    settings.ZOHO_CLIENT_SECRET = config.client_secret
-    settings.ZOHO_REFRESH_TOKEN = config.refresh_token
-    settings.ZOHO_ORGANIZATION_ID = config.organization_id
-    settings.REDIS_URL = ""
-    return settings
 
 
 def test_system_checks_name_each_problem(settings):
@@ -51,8 +40,8 @@ def test_connection_check_passes_against_the_sandbox(zoho_settings):
     assert "Zoho is reachable" in text
 
 
-def test_connection_check_names_the_failing_step(zoho_settings, sandbox):
-    sandbox.revoke_refresh_token()
+def test_connection_check_names_the_failing_step(zoho_settings, zoho_sandbox):
+    zoho_sandbox.revoke_refresh_token()
     out = StringIO()
     with pytest.raises(CommandError) as exc:
         call_command("zoho_check_connection", stdout=out)

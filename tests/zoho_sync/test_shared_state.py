@@ -20,19 +20,6 @@ from zoho_sync.zoho import client_build, get_zoho_client
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-@pytest.fixture
-def zoho_settings(settings, sandbox):
-    """Point the application's settings at the sandbox (read at call time, so that is all it takes)."""
-    config = sandbox.config
-    settings.ZOHO_API_BASE_URL = sandbox.base_url
-    settings.ZOHO_ACCOUNTS_URL = sandbox.accounts_url
-    settings.ZOHO_CLIENT_ID = config.client_id
-    settings.ZOHO_CLIENT_SECRET = config.client_secret
-    settings.ZOHO_REFRESH_TOKEN = config.refresh_token
-    settings.ZOHO_ORGANIZATION_ID = config.organization_id
-    settings.ZOHO_RATE_LIMIT_PER_MINUTE = 100_000
-    settings.REDIS_URL = ""
-    return settings
 
 
 def run_threads(n, target):
@@ -57,12 +44,12 @@ def run_threads(n, target):
 
 @pytest.mark.django_db(transaction=True)
 class TestDatabaseBackend:
-    def test_eight_threads_with_their_own_clients_mint_once(self, zoho_settings, sandbox):
+    def test_eight_threads_with_their_own_clients_mint_once(self, zoho_settings, zoho_sandbox):
         conf = get_zoho_settings()
         errors = run_threads(8, lambda: client_build(conf).get("/customers"))
-        assert errors == [] and token_requests(sandbox) == 1
+        assert errors == [] and token_requests(zoho_sandbox) == 1
 
-    def test_four_processes_mint_once(self, zoho_settings, sandbox):
+    def test_four_processes_mint_once(self, zoho_settings, zoho_sandbox):
         db = connection.settings_dict
         if connection.vendor == "sqlite":
             url = f"sqlite:///{db['NAME']}"
@@ -70,10 +57,9 @@ class TestDatabaseBackend:
             url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
         env = {
             "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings",
-            "ZOHO_API_BASE_URL": sandbox.base_url, "ZOHO_ACCOUNTS_URL": sandbox.accounts_url,
-            "ZOHO_CLIENT_ID": sandbox.config.client_id, "ZOHO_CLIENT_SECRET": sandbox.config.client_secret,
-            "ZOHO_REFRESH_TOKEN": sandbox.config.refresh_token, "ZOHO_ORGANIZATION_ID": sandbox.config.organization_id,
-            "ZOHO_RATE_LIMIT_PER_MINUTE": "100000", "REDIS_URL": "",
+            **{name: str(getattr(zoho_settings, name)) for name in (
+                "ZOHO_API_BASE_URL", "ZOHO_ACCOUNTS_URL", "ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET",
+                "ZOHO_REFRESH_TOKEN", "ZOHO_ORGANIZATION_ID", "ZOHO_RATE_LIMIT_PER_MINUTE", "REDIS_URL")},
         }
         from tests.zoho_sync.workers import fetch_customers
 
@@ -86,7 +72,7 @@ class TestDatabaseBackend:
         for p in procs:
             p.join(timeout=30)
         assert [o[0] for o in outcomes] == ["ok"] * 4, outcomes
-        assert sum(o[1] for o in outcomes) == 1 and token_requests(sandbox) == 1
+        assert sum(o[1] for o in outcomes) == 1 and token_requests(zoho_sandbox) == 1
 
     def test_access_token_is_encrypted_at_rest(self, zoho_settings):
         client = get_zoho_client()
@@ -95,11 +81,11 @@ class TestDatabaseBackend:
         assert token not in stored and "access_token" in stored
         assert client_build(get_zoho_settings()).tokens.token() == token, "another process decrypts and reuses it"
 
-    def test_a_changed_secret_key_loses_the_token_but_not_the_service(self, zoho_settings, sandbox):
+    def test_a_changed_secret_key_loses_the_token_but_not_the_service(self, zoho_settings, zoho_sandbox):
         get_zoho_client().tokens.token()
         zoho_settings.SECRET_KEY = "rotated-" + "x" * 40
         assert client_build(get_zoho_settings()).get("/customers")["code"] == 0
-        assert token_requests(sandbox) == 2
+        assert token_requests(zoho_sandbox) == 2
 
     def test_budget_is_shared_between_clients(self, zoho_settings):
         backend = DatabaseStateBackend("budget", BUDGET_CODEC)
@@ -145,11 +131,11 @@ def redis_url():
 
 @pytest.mark.django_db(transaction=True)
 class TestRedisBackend:
-    def test_eight_threads_mint_once_through_redis(self, zoho_settings, sandbox, redis_url):
+    def test_eight_threads_mint_once_through_redis(self, zoho_settings, zoho_sandbox, redis_url):
         zoho_settings.REDIS_URL = redis_url
         conf = get_zoho_settings()
         assert run_threads(8, lambda: client_build(conf).get("/customers")) == []
-        assert token_requests(sandbox) == 1
+        assert token_requests(zoho_sandbox) == 1
         assert not SharedState.objects.exists(), "nothing went through the database"
 
     def test_budget_and_lockout_are_shared_through_redis(self, redis_url):
