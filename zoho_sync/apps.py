@@ -9,4 +9,4 @@ class ZohoSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from zoho_sync import system_checks  # noqa: F401 (registers the checks)
+        from zoho_sync import signals, system_checks  # noqa: F401 (registers the triggers and checks)

@@ -45,6 +45,9 @@ class ZohoSyncedModel(models.Model):
             "next_retry_at",
             "sync_fingerprint",
             "create_intent_at",
+            "claimed_by",
+            "claimed_until",
+            "push_queued_at",
         }
     )
 
@@ -67,6 +70,16 @@ class ZohoSyncedModel(models.Model):
         blank=True,
         help_text="Set before a create is sent. While set without a Zoho id, the record may already exist in "
         "Zoho and is looked up by its natural key before any new create.",
+    )
+
+    claimed_by = models.CharField(
+        max_length=96, blank=True, help_text="The worker (host:pid:run) pushing the record right now."
+    )
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="The claim's lease: after it another worker may take the record."
+    )
+    push_queued_at = models.DateTimeField(
+        null=True, blank=True, help_text="A triggered push is queued; later saves join it instead of adding one."
     )
 
     class Meta:

@@ -1,0 +1,66 @@
+"""Shared output for the push commands: a progress line (rate, ETA, failures) and the summary table."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from zoho_sync.sync.backfill import Progress, SyncReport
+
+COLUMNS = ("created", "updated", "linked", "cancelled", "unchanged", "skipped", "failed")
+
+
+class ProgressPrinter:
+    """Redraws one line on a terminal; elsewhere (logs, CI) prints a line every few seconds."""
+
+    def __init__(self, stream, *, every: float = 5.0):
+        self.stream, self.every = stream, every
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self._last, self._entity = 0.0, ""
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        final = p.done >= p.due
+        if not self.tty and not final and now - self._last < self.every and p.entity == self._entity:
+            return
+        self._last, self._entity = now, p.entity
+        width = 24
+        filled = int(width * min(1.0, p.done / p.due)) if p.due else width
+        eta = f"{p.eta_seconds:.0f}s" if p.eta_seconds is not None else "?"
+        line = (f"{p.entity:<17}[{'#' * filled}{'.' * (width - filled)}] {p.done}/{p.due} "
+                f"{p.rate:.1f} rec/s  ETA {eta}  failed {p.failed}  batch {p.batch_size}")
+        if self.tty:
+            self.stream.write("\r" + line.ljust(110), ending="\n" if final else "")
+            self.stream.flush()
+        else:
+            self.stream.write(line)
+
+
+@contextlib.contextmanager
+def quiet_record_logs(verbosity: int):
+    """Below -v 2, one log line per failed record would break the progress bar: the summary and the sync log
+    (admin) carry them instead."""
+    logger = logging.getLogger("zoho_sync.sync")
+    previous = logger.level
+    if verbosity < 2:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def summary(report: SyncReport) -> str:
+    lines = [f"{'entity':<17}" + "".join(f"{c:>10}" for c in COLUMNS)]
+    for name, entity in report.entities.items():
+        counts = {key: sum(1 for status in entity.last.values() if status == key) for key in COLUMNS}
+        lines.append(f"{name:<17}" + "".join(f"{counts[c]:>10}" for c in COLUMNS))
+        for kind, count in entity.errors.most_common():
+            lines.append(f"{'':<17}failures of kind {kind}: {count}")
+    rate = report.done / report.seconds if report.seconds else 0.0
+    lines.append(f"{report.done} records in {report.seconds:.1f} s ({rate:.1f}/s), {report.calls} API calls, "
+                 f"run {report.run_id}")
+    if report.stopped:
+        lines.append(report.stopped)
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Push local records to Zoho in dependency order: all of them, or one entity; resumable at any point."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from zoho_sync import services
+from zoho_sync.conf import ZohoConfigurationError
+from zoho_sync.management.commands._sync_output import ProgressPrinter, quiet_record_logs, summary
+from zoho_sync.sync import specs
+from zoho_sync.sync.plan import plan_backfill
+
+
+def since_date(value: str) -> datetime:
+    try:
+        return timezone.make_aware(datetime.fromisoformat(value))
+    except ValueError:
+        raise CommandError(f"--since {value!r} is not a date like 2025-01-31.") from None
+
+
+class Command(BaseCommand):
+    help = ("Push due records to Zoho (customers, plans, subscriptions, invoices, payments, in that order). "
+            "Exit 0: all synced; 2: finished with failures or stopped by the daily quota; 1: bad arguments or "
+            "configuration.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--entity", choices=[*specs.ENTITY_CHOICES, "all"], default="all")
+        parser.add_argument("--dry-run", action="store_true", help="Say what would be sent, and the calls and "
+                                                                   "time it needs; send nothing.")
+        parser.add_argument("--batch-size", type=int, default=100, help="Records claimed at a time (adapts).")
+        parser.add_argument("--limit", type=int, default=None, help="Stop after this many records.")
+        parser.add_argument("--since", type=since_date, default=None, help="Only records changed since DATE.")
+
+    def handle(self, *args, entity, dry_run, batch_size, limit, since, **options):
+        if batch_size < 1 or (limit is not None and limit < 1):
+            raise CommandError("--batch-size and --limit must be at least 1.")
+        chosen = specs.specs_for(entity)
+        if dry_run:
+            self.stdout.write(plan_backfill(specs=chosen, since=since).as_text(verbosity=options["verbosity"]))
+            return
+        try:
+            with quiet_record_logs(options["verbosity"]):
+                report = services.sync_pending(entity=entity, limit=limit, batch_size=batch_size, since=since,
+                                               on_progress=ProgressPrinter(self.stdout))
+        except ZohoConfigurationError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(summary(report))
+        if report.failed or report.stopped:
+            message = report.stopped or (f"{report.failed} records failed; see the failed syncs in the admin, then "
+                                         "`manage.py zoho_retry_failed`.")
+            if self._called_from_command_line:
+                raise CommandError(message, returncode=2)
+            self.stderr.write(message)
+        else:
+            self.stdout.write(self.style.SUCCESS("Everything due is in Zoho."))

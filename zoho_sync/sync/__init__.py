@@ -1,0 +1,1 @@
+"""The sync engine: per-entity specs (data), pure payload functions, and the one push loop."""

@@ -1,0 +1,172 @@
+"""EntitySpec: everything that differs between entities, as data. SPECS is the one list, in dependency order.
+
+Commands take their --entity choices from it, the engine its loop, the admin its counts. A new entity is one
+spec here, its payload functions, its remote functions and its model: no `if spec.name == ...` elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import DecimalField, Max, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from zoho_sync.models import Customer, CustomerService, Invoice, Payment, ServicePackage
+from zoho_sync.sync import payloads, remote
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    name: str  # in logs, the CLI and SyncLog.entity
+    model: type
+    zoho_entity: str  # the Zoho resource, for the sync log
+    id_field: str  # the key of the Zoho id in the created record
+    list_path: str  # the list endpoint a backfill reads to build its index of existing records
+    list_key: str
+    remote_key: Callable[[dict], str]  # natural key of a listed Zoho record
+    local_key: Callable[[Any], str]  # natural key of a local record (same value when they are the same record)
+    to_zoho: Callable[..., dict]  # create payload (pure)
+    fingerprint: Callable[[Any], dict]  # what, when changed, must be sent again
+    create: Callable[..., dict]
+    update: Callable[..., str]
+    find: Callable[..., dict | None]  # one lookup by natural key, when an earlier create may have landed
+    depends_on: tuple[tuple[str, str], ...] = ()  # (attribute, spec name) that must have a Zoho id first
+    skip_reason: Callable[[Any], str | None] = lambda obj: None
+    prepare: Callable[[QuerySet], QuerySet] = lambda qs: qs  # select_related and annotations for the payloads
+    label: Callable[[Any], str] = str  # the record as people know it
+    extra_create_calls: Callable[[Any], int] = lambda obj: 0  # calls a create makes besides the POST (dry run)
+
+    def payload(self, obj, *, today: date) -> dict:
+        return self.to_zoho(obj, today=today)
+
+
+def excluded_account_types() -> tuple[str, ...]:
+    return tuple(getattr(settings, "SYNC_EXCLUDED_ACCOUNT_TYPES", ("internal_test",)))
+
+
+def _excluded(customer) -> str | None:
+    if customer.account_type in excluded_account_types():
+        return f"Account type {customer.account_type} is excluded from sync (SYNC_EXCLUDED_ACCOUNT_TYPES)."
+    return None
+
+
+def _customer_skip(customer) -> str | None:
+    return _excluded(customer)
+
+
+def _service_skip(service) -> str | None:
+    if reason := _excluded(service.customer):
+        return reason
+    if service.status == CustomerService.Status.PENDING:
+        return "The service is not active yet; it is pushed when it is activated."
+    if not service.zoho_id and service.status in (CustomerService.Status.CANCELLED, CustomerService.Status.SUSPENDED):
+        return f"The service is {service.status} and never reached Zoho; there is nothing to bill there."
+    return None
+
+
+def _invoice_skip(invoice) -> str | None:
+    if reason := _excluded(invoice.customer):
+        return reason
+    if invoice.kind == Invoice.Kind.SUBSCRIPTION_PERIOD:
+        return "Zoho bills subscription periods itself; pushing this invoice would bill the customer twice."
+    if invoice.origin == Invoice.Origin.ZOHO:
+        return "The invoice was created by Zoho and is mirrored here."
+    if invoice.status == Invoice.Status.DRAFT:
+        return "Draft invoices are pushed once issued."
+    if not invoice.zoho_id and invoice.status == Invoice.Status.VOID:
+        return "The invoice was voided before it reached Zoho."
+    return None
+
+
+def _payment_skip(payment) -> str | None:
+    if reason := _excluded(payment.customer):
+        return reason
+    if payment.status != Payment.Status.COMPLETED and not payment.zoho_id:
+        return f"The payment is {payment.status}; only completed payments are recorded in Zoho."
+    if payment.invoice_id and payment.invoice.kind == Invoice.Kind.SUBSCRIPTION_PERIOD:
+        return ("It settles a subscription period billed here, which Zoho never invoiced: recording it in Zoho "
+                "would turn into credit against Zoho's next invoice.")
+    return None
+
+
+def _prepare_services(qs: QuerySet) -> QuerySet:
+    last_period = Invoice.objects.filter(service=OuterRef("pk"), kind=Invoice.Kind.SUBSCRIPTION_PERIOD)
+    return qs.select_related("customer", "package").annotate(
+        last_period_end=Subquery(last_period.values("service").annotate(end=Max("period_end")).values("end")[:1])
+    )
+
+
+def _prepare_payments(qs: QuerySet) -> QuerySet:
+    earlier = Payment.objects.filter(invoice=OuterRef("invoice"), status=Payment.Status.COMPLETED,
+                                     pk__lt=OuterRef("pk"))
+    paid = Subquery(earlier.values("invoice").annotate(total=Sum("amount")).values("total")[:1])
+    zero = Value(Decimal("0.00"), output_field=DecimalField(max_digits=12, decimal_places=2))
+    return qs.select_related("customer", "invoice").annotate(paid_before=Coalesce(paid, zero))
+
+
+CUSTOMER = EntitySpec(
+    name="customer", model=Customer, zoho_entity="customer", id_field="customer_id",
+    list_path="/customers", list_key="customers", remote_key=lambda r: str(r.get("display_name", "")).casefold(),
+    local_key=lambda c: payloads.customer_display_name(c).casefold(),
+    to_zoho=payloads.customer_to_zoho, fingerprint=payloads.customer_to_zoho,
+    create=remote.customer_create, update=remote.customer_update, find=remote.customer_find,
+    skip_reason=_customer_skip, label=lambda c: c.account_number,
+)
+SERVICE_PACKAGE = EntitySpec(
+    name="service_package", model=ServicePackage, zoho_entity="plan", id_field="plan_code",
+    list_path="/plans", list_key="plans", remote_key=lambda r: str(r.get("plan_code", "")).casefold(),
+    local_key=lambda p: p.plan_code.casefold(),
+    to_zoho=payloads.package_fingerprint_fields, fingerprint=payloads.package_fingerprint_fields,
+    create=remote.plan_create, update=remote.plan_update, find=remote.plan_find, label=lambda p: p.plan_code,
+    extra_create_calls=lambda p: 0 if p.zoho_product_id else 1,  # create the product (its list is cached)
+)
+CUSTOMER_SERVICE = EntitySpec(
+    name="customer_service", model=CustomerService, zoho_entity="subscription", id_field="subscription_id",
+    list_path="/subscriptions", list_key="subscriptions", remote_key=lambda r: str(r.get("reference_id", "")),
+    local_key=payloads.subscription_reference,
+    to_zoho=payloads.subscription_to_zoho, fingerprint=payloads.subscription_fingerprint_fields,
+    create=remote.subscription_create, update=remote.subscription_update, find=remote.subscription_find,
+    depends_on=(("customer", "customer"), ("package", "service_package")),
+    skip_reason=_service_skip, prepare=_prepare_services, label=payloads.subscription_reference,
+)
+INVOICE = EntitySpec(
+    name="invoice", model=Invoice, zoho_entity="invoice", id_field="invoice_id",
+    list_path="/invoices", list_key="invoices", remote_key=lambda r: str(r.get("number") or r.get("invoice_number")),
+    local_key=lambda i: i.invoice_number,
+    to_zoho=payloads.invoice_to_zoho, fingerprint=payloads.invoice_fingerprint_fields,
+    create=remote.invoice_create, update=remote.invoice_update, find=remote.invoice_find,
+    depends_on=(("customer", "customer"),), skip_reason=_invoice_skip,
+    prepare=lambda qs: qs.select_related("customer").prefetch_related("lines"), label=lambda i: i.invoice_number,
+)
+PAYMENT = EntitySpec(
+    name="payment", model=Payment, zoho_entity="payment", id_field="payment_id",
+    list_path="/payments", list_key="payments", remote_key=lambda r: str(r.get("reference_number", "")),
+    local_key=lambda p: p.reference,
+    to_zoho=payloads.payment_fingerprint_fields, fingerprint=payloads.payment_fingerprint_fields,
+    create=remote.payment_create, update=remote.payment_update, find=remote.payment_find,
+    depends_on=(("customer", "customer"), ("invoice", "invoice")), skip_reason=_payment_skip,
+    prepare=_prepare_payments, label=lambda p: p.reference,
+    extra_create_calls=lambda p: 0 if p.invoice_id else 1,  # find the customer's open invoices
+)
+
+SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT)
+BY_NAME = {spec.name: spec for spec in SPECS}
+# The --entity names of the commands (plural, as people say them) and the spec each means.
+ENTITY_CHOICES = {"customers": CUSTOMER, "plans": SERVICE_PACKAGE, "subscriptions": CUSTOMER_SERVICE,
+                  "invoices": INVOICE, "payments": PAYMENT}
+
+
+def for_model(model: type) -> EntitySpec | None:
+    return next((spec for spec in SPECS if spec.model is model), None)
+
+
+def specs_for(entity: str) -> tuple[EntitySpec, ...]:
+    """The specs an --entity value names ('all' for every one), in dependency order."""
+    if entity == "all":
+        return SPECS
+    return (ENTITY_CHOICES.get(entity) or BY_NAME[entity],)
