@@ -159,6 +159,23 @@ ZOHO_REFERENCE_CACHE_SECONDS = env.float("ZOHO_REFERENCE_CACHE_SECONDS", default
 # Share the token cache and the rate budget through Redis instead of the database (e.g. redis://127.0.0.1:6379/0).
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# --- Sync engine ------------------------------------------------------------------------------------------
+# Seconds a triggered push waits so a burst of edits costs one push.
+SYNC_DEBOUNCE_SECONDS = env.float("SYNC_DEBOUNCE_SECONDS", default=5.0)
+SYNC_TRIGGERS_ENABLED = env.bool("SYNC_TRIGGERS_ENABLED", default=True)
+# Account types never pushed to Zoho.
+SYNC_EXCLUDED_ACCOUNT_TYPES = env.list("SYNC_EXCLUDED_ACCOUNT_TYPES", default=["internal_test"])
+# After a write whose answer was lost, seconds before the record is looked up in Zoho and pushed again.
+SYNC_OUTCOME_RECHECK_SECONDS = env.float("SYNC_OUTCOME_RECHECK_SECONDS", default=30.0)
+# A backfill waits for retries falling due within this many seconds, so it finishes by itself.
+SYNC_RETRY_WINDOW_SECONDS = env.float("SYNC_RETRY_WINDOW_SECONDS", default=300.0)
+# Seconds before a record waiting for a dependency is tried again (its dependency's success wakes it sooner).
+SYNC_DEPENDENCY_RETRY_SECONDS = env.float("SYNC_DEPENDENCY_RETRY_SECONDS", default=300.0)
+# Attempts before a retryable failure waits for a person (zoho_retry_failed).
+SYNC_MAX_ATTEMPTS = env.int("SYNC_MAX_ATTEMPTS", default=8)
+# Seconds a worker's claim on a record lasts; a dead worker of this machine is detected sooner.
+SYNC_CLAIM_LEASE_SECONDS = env.float("SYNC_CLAIM_LEASE_SECONDS", default=900.0)
+
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -35,8 +35,10 @@ def make_package(**overrides) -> ServicePackage:
 def make_service(**overrides) -> CustomerService:
     fields = {"status": CustomerService.Status.ACTIVE, "activated_at": timezone.now()}
     fields.update(overrides)
-    fields.setdefault("customer", make_customer())
-    fields.setdefault("package", make_package())
+    if "customer" not in fields:
+        fields["customer"] = make_customer()
+    if "package" not in fields:
+        fields["package"] = make_package()
     return CustomerService.objects.create(**fields)
 
 
@@ -47,7 +49,8 @@ def make_invoice(*, lines=((Decimal("1"), Decimal("50.00")),), **overrides) -> I
     fields = {"invoice_number": f"INV-T{n:06d}", "issued_on": date(2026, 11, 1), "subtotal": subtotal,
               "tax_total": Decimal("0.00"), "total": subtotal}
     fields.update(overrides)
-    fields.setdefault("customer", make_customer())
+    if "customer" not in fields:
+        fields["customer"] = make_customer()
     invoice = Invoice.objects.create(**fields)
     for position, (quantity, price) in enumerate(lines, start=1):
         InvoiceLine.objects.create(invoice=invoice, position=position, description=f"Line {position}",

@@ -76,6 +76,12 @@ DEVIATIONS: tuple[Deviation, ...] = (
                 reason=f"invoice_items[].{name} is money/quantity, a JSON number (§3 value formats; the "
                        "documents type price as a string and item_total/quantity as integers)")
       for name in ("price", "item_total", "quantity")),
+    *(Deviation(("POST /invoices", "PUT /invoices/{invoice_id}"), "retype", location=f"invoice_items[].{name}",
+                schema={"type": "number"}, target="request",
+                reason=f"A request's invoice_items[].{name} is money/quantity, a JSON number like everywhere else "
+                       "(§3 value formats); the documents type price as a string and quantity as an integer, "
+                       "which would forbid a quantity of 1.5 hours")
+      for name in ("price", "quantity")),
     Deviation(SUBSCRIPTION_DETAIL, "retype", location="subscription.interval", schema={"type": "integer"},
               reason="subscription `interval` is typed string with example 1; plans type it integer (§3.4) and "
                      "the sandbox returns the plan's integer."),
