@@ -91,15 +91,20 @@ def test_bad_arguments():
         call_command("zoho_seed_demo", customers=0)
 
 
-def test_demo_command_seeds_once_creates_login_and_explains(settings):
+@pytest.mark.django_db(transaction=True)
+def test_demo_runs_the_main_job_against_a_local_sandbox(settings, tmp_path):
+    settings.BASE_DIR = tmp_path  # the sandbox's state file goes to tmp_path/var
+    settings.ZOHO_API_BASE_URL = "https://www.zohoapis.com/billing/v1"  # a real org in .env is never used
     out = StringIO()
-    call_command("zoho_demo", customers=30, stdout=out)
+    call_command("zoho_demo", customers=30, sandbox_port=0, stdout=out)
     text = out.getvalue()
-    assert re.search(r"customers\s+30\s+30\s+0\s+0\s+0\n", text)
-    assert "http://127.0.0.1:8000/admin/" in text
-    assert "log in as 'admin' with password" in text
-    assert get_user_model().objects.get(username="admin").is_superuser
+    assert "ok     one read" in text and "127.0.0.1" in text
+    assert re.search(r"customer\s+\d+\s+0\s+0\s+0\s+0\s+\d+\s+\d+\n", text), "the backfill's summary"
+    assert re.search(r"customer\s+0\s+2[0-9]\s+[0-9]\s+[0-9]\n", text), "health: customers synced"
+    assert "http://127.0.0.1:8000/admin/" in text and "log in as 'admin' with password" in text
+    assert (tmp_path / "var" / "sandbox-state.json").exists()
+    assert Customer.objects.filter(sync_status="synced").count() >= 25
     out = StringIO()
-    call_command("zoho_demo", customers=30, stdout=out)
-    assert "password shown on the first run" in out.getvalue()
-    assert Customer.objects.count() == 30
+    call_command("zoho_demo", customers=30, sandbox_port=0, stdout=out)
+    assert "password shown on the first run" in out.getvalue() and "0 API calls" in out.getvalue()
+    assert Customer.objects.count() == 30 and get_user_model().objects.get(username="admin").is_superuser

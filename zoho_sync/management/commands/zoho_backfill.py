@@ -54,5 +54,8 @@ class Command(BaseCommand):
             if self._called_from_command_line:
                 raise CommandError(message, returncode=2)
             self.stderr.write(message)
-        else:
+        elif report.done:
             self.stdout.write(self.style.SUCCESS("Everything due is in Zoho."))
+        else:
+            self.stdout.write("Nothing was due: every record is in Zoho, skipped by design, or waiting for a fix "
+                              "or its retry time (see the failed syncs in the admin).")

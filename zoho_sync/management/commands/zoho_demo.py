@@ -1,4 +1,5 @@
-"""Run the demo on the embedded default: seed demo data, make an admin login, print a summary."""
+"""The main job on the embedded default: seed demo data, push it to the local Zoho sandbox with progress, and
+print the summary, the health of the run and how to open the admin."""
 
 from __future__ import annotations
 
@@ -7,36 +8,59 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
-from django.db.models import Count
 
-from zoho_sync.models import Customer, CustomerService, Invoice, Payment, ServicePackage
-
-SYNCED_MODELS = (Customer, ServicePackage, CustomerService, Invoice, Payment)
+from zoho_sync import selectors
+from zoho_sync.demo_sandbox import DEMO_PER_MINUTE, demo_zoho
+from zoho_sync.models import SyncStatus
 
 
 class Command(BaseCommand):
-    help = "Seed demo data (once), create the 'admin' login, and print a summary and how to open the admin."
+    help = ("Seed demo data (once), push it to the local Zoho sandbox (never a real organization), print the "
+            "health of the run, and create the 'admin' login.")
 
     def add_arguments(self, parser):
         parser.add_argument("--customers", type=int, default=300, help="Customers to seed on first run (default 300).")
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--port", type=int, default=8000, help="Port to name in the instructions (default 8000).")
+        parser.add_argument("--port", type=int, default=8000, help="Port to name for the admin (default 8000).")
+        parser.add_argument("--sandbox-port", type=int, default=8765, help="Port of the local Zoho sandbox.")
 
-    def handle(self, *args, customers, seed, port, **options):
+    def handle(self, *args, customers, seed, port, sandbox_port, **options):
+        heading = self.style.MIGRATE_HEADING
+        self.stdout.write(heading("1. Demo data"))
         call_command("zoho_seed_demo", customers=customers, seed=seed, stdout=self.stdout, stderr=self.stderr)
-        self.stdout.write("")
-        self.stdout.write(self.style.MIGRATE_HEADING("Records and their sync status"))
+        with demo_zoho(sandbox_port) as url:
+            self.stdout.write(heading(f"\n2. The local Zoho Billing sandbox at {url} "
+                                      f"(its limit is raised to {DEMO_PER_MINUTE}/min; real Zoho allows ~100)"))
+            call_command("zoho_check_connection", stdout=self.stdout)
+            self.stdout.write(heading("\n3. Backfill: every due record to Zoho, in dependency order"))
+            call_command("zoho_backfill", stdout=self.stdout, stderr=self.stdout)
+        self.stdout.write(heading("\n4. Health of the run"))
+        self._health()
+        self.stdout.write(heading("\n5. Open the admin"))
+        self._instructions(port, sandbox_port)
+
+    def _health(self) -> None:
         statuses = ("pending", "synced", "failed", "skipped")
-        header = f"  {'entity':<20}{'total':>8}" + "".join(f"{s:>10}" for s in statuses)
-        self.stdout.write(header)
-        for model in SYNCED_MODELS:
-            by_status = dict(model.objects.values_list("sync_status").annotate(n=Count("pk")).order_by())
-            total = sum(by_status.values())
-            cells = "".join(f"{by_status.get(s, 0):>10}" for s in statuses)
-            self.stdout.write(f"  {model._meta.verbose_name_plural:<20}{total:>8}{cells}")
-        self.stdout.write("")
+        self.stdout.write(f"  {'entity':<18}" + "".join(f"{s:>10}" for s in statuses))
+        problems = 0
+        for entity, counts in selectors.sync_status_counts().items():
+            problems += counts["failed"] + counts["pending"] + counts["syncing"]
+            self.stdout.write(f"  {entity:<18}" + "".join(f"{counts[s]:>10}" for s in statuses))
+        self.stdout.write(f"  API calls today: {selectors.api_calls_today()}")
+        failures = selectors.sync_failures_recent(limit=8)
+        if failures:
+            self.stdout.write("  Latest failures (the demo data holds a few bad records on purpose):")
+            for log in failures:
+                self.stdout.write(f"    {log.entity} {log.object_repr}: {log.zoho_message or log.message}")
+        if problems:
+            self.stdout.write(self.style.WARNING(
+                f"  Degraded: {problems} records are not in Zoho; see 'Failed syncs' in the admin, fix the data, "
+                "then `.venv/bin/python manage.py zoho_retry_failed --include-validation`."))
+        else:
+            self.stdout.write(self.style.SUCCESS(f"  Healthy: every record is {SyncStatus.SYNCED} or skipped."))
+
+    def _instructions(self, port: int, sandbox_port: int) -> None:
         username, password = self._admin_login()
-        self.stdout.write(self.style.MIGRATE_HEADING("Open the admin"))
         self.stdout.write(f"  .venv/bin/python manage.py runserver {port}")
         self.stdout.write(f"  then browse to http://127.0.0.1:{port}/admin/")
         if password:
@@ -45,6 +69,10 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"  log in as {username!r} (password shown on the first run; reset it with "
                               f"`.venv/bin/python manage.py changepassword {username}`)")
+        self.stdout.write(f"  To push changes from the admin, keep the demo's Zoho running beside it: "
+                          f"`.venv/bin/python manage.py zoho_sandbox --port {sandbox_port} --per-minute "
+                          f"{DEMO_PER_MINUTE} --state-file var/sandbox-state.json` (./bin/demo wrote its settings "
+                          "to .env).")
 
     def _admin_login(self) -> tuple[str, str | None]:
         user_model = get_user_model()
