@@ -4,6 +4,8 @@ Every value is typed and defaulted here. Application code never copies settings 
 `zoho_sync.conf.get_zoho_settings()` (and friends) when it needs them. `.env.example` documents each variable.
 """
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 import environ
@@ -77,8 +79,11 @@ TEMPLATES = [
 # SQLite in the project folder is the embedded default; production sets DATABASE_URL=postgres://...
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Tests use a file, not memory, so worker processes started by a test can share its database.
-    DATABASES["default"].setdefault("TEST", {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")})
+    # Tests use a file, not memory, so worker processes started by a test can share its database; one file per
+    # checkout, in the temporary folder (which exists on a fresh clone, unlike var/).
+    _checkout = hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:12]
+    _test_db = Path(tempfile.gettempdir()) / f"zoho-sync-test-{_checkout}.sqlite3"
+    DATABASES["default"].setdefault("TEST", {"NAME": str(_test_db)})
     # Several processes (web, qcluster workers, commands) share the file: wait for locks instead of
     # failing at once, and take the write lock at BEGIN so a reader never has to upgrade mid-transaction.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

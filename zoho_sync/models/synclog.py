@@ -91,7 +91,7 @@ class SyncLog(models.Model):
         """Mask secrets and cap sizes in every free-text field; runs before every insert."""
         self.message = redaction.cap(redaction.redact_text(self.message), MESSAGE_LIMIT)
         self.zoho_message = redaction.cap(redaction.redact_text(self.zoho_message), MESSAGE_LIMIT)
-        self.request_path = redaction.cap(redaction.redact_text(self.request_path), 250)
+        self.request_path = redaction.redact_text(self.request_path)[:255]
         self.request_body = redaction.body_for_storage(self.request_body)
         self.response_body = redaction.body_for_storage(self.response_body)
         self.object_repr = self.object_repr[:200]
