@@ -7,10 +7,12 @@ from decimal import Decimal
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from zoho_sync import services, validation
+from zoho_sync.conf import ZohoConfigurationError
 from zoho_sync.models import (
     Customer,
     CustomerService,
@@ -51,7 +53,7 @@ class ZohoSyncedAdmin(admin.ModelAdmin):
         "sync_fingerprint",
         "create_intent_at",
     )
-    actions = ["mark_for_sync"]
+    actions = ["push_now", "mark_for_sync"]
     list_per_page = 50
     # Counting every row of a 100,000-row table on each page view is what makes big changelists slow.
     show_full_result_count = False
@@ -76,6 +78,27 @@ class ZohoSyncedAdmin(admin.ModelAdmin):
         return format_html(
             '<span style="color:{};font-weight:bold" title="{}">{}</span>', colour, title, obj.get_sync_status_display()
         )
+
+    @admin.action(description="Push selected to Zoho now", permissions=["change"])
+    def push_now(self, request, queryset):
+        try:
+            counts = services.sync_queryset(queryset=queryset)
+        except ZohoConfigurationError as exc:
+            self.message_user(request, f"Zoho is not configured: {exc}", messages.ERROR)
+            return
+        if counts.get("queued"):
+            self.message_user(request, f"{counts['queued']} records queued; they are pushed in the background.",
+                              messages.INFO)
+        if counts.get("synced"):
+            self.message_user(request, f"{counts['synced']} record(s) pushed to Zoho.", messages.SUCCESS)
+        if counts.get("skipped"):
+            self.message_user(request, f"{counts['skipped']} record(s) skipped by the sync rules (see why on each "
+                                       "record).", messages.INFO)
+        if counts.get("failed") or counts.get("busy"):
+            failed_url = reverse("admin:zoho_sync_failedsynclog_changelist")
+            self.message_user(request, format_html(
+                '{} record(s) failed or were being pushed by another worker: see the <a href="{}">failed '
+                "syncs</a>.", counts.get("failed", 0) + counts.get("busy", 0), failed_url), messages.WARNING)
 
     @admin.action(description="Queue selected for sync with Zoho", permissions=["change"])
     def mark_for_sync(self, request, queryset):

@@ -89,6 +89,30 @@ def _push_with_dependencies(engine: Engine, spec, pk: int, *, seen: set) -> Outc
         claims.release(spec, claimer=engine.claimer)
 
 
+PUSH_NOW_LIMIT = 50
+
+
+def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
+    """Push the selected records now (dependencies first) when they are few; queue them when they are many.
+
+    Returns how many ended in each state ("synced", "failed", "skipped", "queued", "busy").
+    """
+    spec = specs.for_model(queryset.model)
+    pks = list(queryset.values_list("pk", flat=True))
+    counts: dict[str, int] = {}
+    sync_mark_pending(queryset=spec.model.objects.filter(pk__in=pks))
+    if len(pks) > PUSH_NOW_LIMIT:
+        for pk in pks:
+            sync_enqueue(entity=spec.name, pk=pk)
+        return {"queued": len(pks)}
+    client = get_zoho_client()
+    for pk in pks:
+        outcome = sync_object(entity=spec.name, pk=pk, client=client)
+        key = "busy" if outcome is None else {"success": "synced"}.get(outcome.status, outcome.status)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def debounce_seconds() -> float:
     return float(getattr(settings, "SYNC_DEBOUNCE_SECONDS", 5))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -22,7 +23,17 @@ def push_record(entity: str, pk: int) -> str:
     return f"{entity} {pk}: {outcome.action} {outcome.status}" if outcome else f"{entity} {pk}: nothing due"
 
 
+CONTINUE_SCHEDULE = "zoho: continue backfill after the daily quota"
+
+
 def backfill(entity: str = "all") -> str:
-    """Push everything due (the scheduled catch-up; it also continues a backfill stopped by the daily quota)."""
+    """Push everything due. Stopped by the daily quota, it schedules itself for just after the reset."""
+    from django_q.models import Schedule
+
     report = services.sync_pending(entity=entity)
-    return report.stopped or f"{report.done} records, {report.failed} failed, {report.calls} calls"
+    if report.resume_at:
+        Schedule.objects.update_or_create(name=CONTINUE_SCHEDULE, defaults={
+            "func": "zoho_sync.tasks.backfill", "args": repr(entity), "schedule_type": Schedule.ONCE,
+            "next_run": report.resume_at + timedelta(minutes=1), "repeats": 1})
+        return report.stopped
+    return f"{report.done} records, {report.failed} failed, {report.calls} calls"

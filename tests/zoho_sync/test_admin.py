@@ -149,3 +149,18 @@ def test_package_admin_lists_price(admin_client):
     make_package(name="Fiber Ultra", plan_code="FIBER-ULTRA", price=Decimal("99.90"))
     response = admin_client.get(admin_url(make_package().__class__, "changelist"))
     assert b"FIBER-ULTRA" in response.content and b"99.90" in response.content
+
+
+def test_push_now_action_pushes_and_reports(admin_client, zoho_settings, zoho_sandbox):
+    zoho_sandbox.configure(per_minute=0)
+    good, bad = make_customer(), make_customer(email="not-an-email")
+    response = admin_client.post(
+        admin_url(Customer, "changelist"),
+        {"action": "push_now", admin.helpers.ACTION_CHECKBOX_NAME: [good.pk, bad.pk]},
+        follow=True,
+    )
+    texts = [str(m.message) for m in response.context["messages"]]
+    assert "1 record(s) pushed to Zoho." in texts
+    assert any("1 record(s) failed" in t and "failedsynclog" in t for t in texts)
+    good.refresh_from_db()
+    assert good.sync_status == SyncStatus.SYNCED and len(zoho_sandbox.records("customers")) == 1

@@ -318,3 +318,19 @@ def openapi_docs_or_skip():
 
 def test_models_without_specs_are_not_synced():
     assert {spec.model for spec in specs.SPECS} == {Customer, ServicePackage, CustomerService, Invoice, Payment}
+
+
+def test_quota_stopped_backfill_task_schedules_its_continuation(zoho, zoho_settings):
+    from django_q.models import Schedule
+
+    from zoho_sync.tasks import CONTINUE_SCHEDULE
+    from zoho_sync.tasks import backfill as backfill_task
+
+    zoho_settings.ZOHO_DAILY_LIMIT, zoho_settings.ZOHO_DAILY_RESERVE = 3, 1
+    for _ in range(4):
+        make_customer()
+    assert "Stopped:" in backfill_task("customers")
+    schedule = Schedule.objects.get(name=CONTINUE_SCHEDULE)
+    tomorrow = (timezone.now() + timedelta(days=1)).date()
+    assert schedule.func == "zoho_sync.tasks.backfill" and schedule.schedule_type == Schedule.ONCE
+    assert schedule.next_run.date() == tomorrow and schedule.next_run.time().hour == 0

@@ -74,6 +74,7 @@ class SyncReport:
     calls: int = 0
     seconds: float = 0.0
     stopped: str = ""  # why the run stopped before the end (daily quota), with when it can go on
+    resume_at: datetime | None = None  # when it can go on
 
     @property
     def failed(self) -> int:
@@ -121,6 +122,7 @@ class BackfillRun:
                 self._pass()
                 self._retry_soon()
         except QuotaExhausted as stop:
+            self.report.resume_at = stop.resume_at
             local = timezone.localtime(stop.resume_at)
             self.report.stopped = (
                 f"Stopped: {stop.error.message} The backfill can go on after {local:%Y-%m-%d %H:%M %Z}: run it "
