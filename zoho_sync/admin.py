@@ -23,6 +23,7 @@ from zoho_sync.models import (
     ServicePackage,
     SyncLog,
     SyncStatus,
+    ZohoSyncedModel,
 )
 
 admin.site.site_header = "Zoho Billing sync"
@@ -42,17 +43,7 @@ class ZohoSyncedAdmin(admin.ModelAdmin):
     """Base admin for synced models: appends the sync columns, filter, read-only bookkeeping and actions."""
 
     sync_columns = ("sync_badge", "zoho_id", "last_synced_at")
-    sync_readonly = (
-        "zoho_id",
-        "sync_status",
-        "last_synced_at",
-        "last_sync_error",
-        "last_error_kind",
-        "sync_attempts",
-        "next_retry_at",
-        "sync_fingerprint",
-        "create_intent_at",
-    )
+    sync_readonly = ZohoSyncedModel.BOOKKEEPING
     actions = ["push_now", "mark_for_sync"]
     list_per_page = 50
     # Counting every row of a 100,000-row table on each page view is what makes big changelists slow.

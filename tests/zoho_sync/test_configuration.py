@@ -13,8 +13,6 @@ from zoho_sync.system_checks import zoho_settings_check
 pytestmark = pytest.mark.django_db
 
 
-
-
 def test_system_checks_name_each_problem(settings):
     settings.ZOHO_CLIENT_ID = ""
     settings.ZOHO_CLIENT_SECRET = "s"

@@ -34,22 +34,22 @@ class ZohoSyncedModel(models.Model):
     `update_fields` naming only these, so its own writes never re-queue the row.
     """
 
-    BOOKKEEPING_FIELDS = frozenset(
-        {
-            "zoho_id",
-            "sync_status",
-            "last_synced_at",
-            "last_sync_error",
-            "last_error_kind",
-            "sync_attempts",
-            "next_retry_at",
-            "sync_fingerprint",
-            "create_intent_at",
-            "claimed_by",
-            "claimed_until",
-            "push_queued_at",
-        }
+    # The engine's own fields, in the order the admin shows them; saving only these never re-queues a row.
+    BOOKKEEPING = (
+        "zoho_id",
+        "sync_status",
+        "last_synced_at",
+        "last_sync_error",
+        "last_error_kind",
+        "sync_attempts",
+        "next_retry_at",
+        "sync_fingerprint",
+        "create_intent_at",
+        "claimed_by",
+        "claimed_until",
+        "push_queued_at",
     )
+    BOOKKEEPING_FIELDS = frozenset(BOOKKEEPING)
 
     zoho_id = models.CharField(
         "Zoho id", max_length=64, null=True, blank=True, unique=True, help_text="The record's id in Zoho Billing."
