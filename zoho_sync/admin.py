@@ -42,7 +42,7 @@ STATUS_COLOURS = {
 class ZohoSyncedAdmin(admin.ModelAdmin):
     """Base admin for synced models: appends the sync columns, filter, read-only bookkeeping and actions."""
 
-    sync_columns = ("sync_badge", "zoho_id", "last_synced_at")
+    sync_columns = ("sync_badge", "sync_error", "zoho_id", "last_synced_at")
     sync_readonly = ZohoSyncedModel.BOOKKEEPING
     actions = ["push_now", "mark_for_sync"]
     list_per_page = 50
@@ -69,6 +69,13 @@ class ZohoSyncedAdmin(admin.ModelAdmin):
         return format_html(
             '<span style="color:{};font-weight:bold" title="{}">{}</span>', colour, title, obj.get_sync_status_display()
         )
+
+    @admin.display(description="Last error")
+    def sync_error(self, obj):
+        if not obj.last_sync_error:
+            return ""
+        return format_html('<span title="{}">{}</span>', obj.last_sync_error,
+                           Truncator(obj.last_sync_error).chars(70))
 
     @admin.action(description="Push selected to Zoho now", permissions=["change"])
     def push_now(self, request, queryset):
@@ -176,18 +183,8 @@ class PaymentAdmin(ZohoSyncedAdmin):
 class SyncLogAdmin(admin.ModelAdmin):
     """Read-only: the log is append-only, written by the sync engine alone."""
 
-    list_display = (
-        "created_at",
-        "entity",
-        "record",
-        "action",
-        "status",
-        "error_kind",
-        "http_status",
-        "zoho_code",
-        "short_message",
-        "duration_ms",
-    )
+    list_display = ("created_at", "entity", "record", "action", "status", "short_message", "error_kind",
+                    "http_status", "zoho_code")
     list_filter = ("status", "entity", "action", "error_kind", "direction")
     search_fields = ("=object_pk", "object_repr", "=zoho_id", "=run_id", "message", "zoho_message")
     list_per_page = 100
@@ -208,7 +205,8 @@ class SyncLogAdmin(admin.ModelAdmin):
 
     @admin.display(description="Message")
     def short_message(self, obj):
-        return Truncator(obj.zoho_message or obj.message).chars(120)
+        text = obj.zoho_message or obj.message
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(90))
 
 
 @admin.register(FailedSyncLog)
