@@ -87,10 +87,17 @@ class ZohoSyncedModel(models.Model):
 
     def save(self, *args, **kwargs):
         update_fields = kwargs.get("update_fields")
-        if update_fields is None or not set(update_fields) <= self.BOOKKEEPING_FIELDS:
-            self.mark_pending()
-            if update_fields is not None:
-                kwargs["update_fields"] = set(update_fields) | {"sync_status", "next_retry_at", "sync_attempts"}
+        if update_fields is not None and set(update_fields) <= self.BOOKKEEPING_FIELDS:
+            super().save(*args, **kwargs)  # the engine's own write
+            return
+        self.mark_pending()
+        if not self._state.adding and not kwargs.get("force_insert"):
+            # A local change writes the business fields and "pending", never the rest of the bookkeeping this
+            # instance held when it was loaded: a push may have stored a Zoho id since, and writing the stale
+            # empty one back would make the next push create the record in Zoho a second time.
+            business = {f.name for f in self._meta.concrete_fields if not f.primary_key} - self.BOOKKEEPING_FIELDS
+            wanted = business if update_fields is None else set(update_fields) - self.BOOKKEEPING_FIELDS
+            kwargs["update_fields"] = wanted | {"sync_status", "next_retry_at", "sync_attempts"}
         super().save(*args, **kwargs)
 
     def mark_pending(self) -> None:
