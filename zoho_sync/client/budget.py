@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -107,9 +109,10 @@ def decide(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Pr
     return new, Decision(wait=wait)
 
 
-def take_slot(state: BudgetState, policy: BudgetPolicy, *, now: float, holder: str):
-    """Take a concurrency slot for `holder` if one is free; expired leases are dropped first."""
-    live = {h: until for h, until in state.slots.items() if until > now}
+def take_slot(state: BudgetState, policy: BudgetPolicy, *, now: float, holder: str,
+              is_dead: Callable[[str], bool] = lambda holder: False):
+    """Take a concurrency slot for `holder` if one is free; expired leases and dead holders are dropped first."""
+    live = {h: until for h, until in state.slots.items() if until > now and not is_dead(h)}
     if len(live) >= policy.max_concurrency:
         return replace(state, slots=live), False
     live[holder] = now + policy.slot_ttl
@@ -120,6 +123,33 @@ def drop_slot(state: BudgetState, *, holder: str):
     slots = dict(state.slots)
     slots.pop(holder, None)
     return replace(state, slots=slots), True
+
+
+HOST = socket.gethostname()[:40]
+
+
+def local_process_gone(pid: int) -> bool:
+    """True when no process `pid` runs on this machine any more (a killed child not yet reaped counts as gone)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def holder_is_dead(holder: str) -> bool:
+    """A slot held by a process of this machine that no longer runs (a killed backfill) is free at once."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    return host == HOST and pid.isdigit() and local_process_gone(int(pid))
 
 
 class BudgetBackend(Protocol):
@@ -175,8 +205,9 @@ class RateBudget:
         if decision.error is not None:
             raise decision.error
         self._wait(decision.wait, f"rate budget ({priority.name.lower()} priority)")
-        holder, started = uuid.uuid4().hex, self.clock()
-        while not self.backend.update(self.key, lambda s: take_slot(s, self.policy, now=self.clock(), holder=holder)):
+        holder, started = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}", self.clock()
+        while not self.backend.update(self.key, lambda s: take_slot(s, self.policy, now=self.clock(), holder=holder,
+                                                                    is_dead=holder_is_dead)):
             self.stats.slot_waits += 1
             if self.clock() - started > max_wait:
                 raise ZohoRateLimitError(f"No free concurrency slot within {max_wait:.0f} s.", retry_after=1.0)

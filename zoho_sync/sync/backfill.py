@@ -103,7 +103,9 @@ class BackfillRun:
         self.since, self.retry_window, self.on_progress, self.sleep = since, retry_window, on_progress, sleep
         self.run_id = uuid.uuid4().hex
         self.claimer = claims.claimer_name(self.run_id)
-        self.engine = Engine(client=client, run_id=self.run_id, claimer=self.claimer, use_index=use_index)
+        # The run reaches records its pushes wake by itself: nothing is queued for them.
+        self.engine = Engine(client=client, run_id=self.run_id, claimer=self.claimer, use_index=use_index,
+                             enqueue_woken=False)
         self.report = SyncReport(run_id=self.run_id, started=timezone.now())
         self._started = time.monotonic()
 

@@ -9,7 +9,6 @@ when that worker ran on this machine, and by anyone when its lease runs out.
 from __future__ import annotations
 
 import os
-import socket
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -17,10 +16,9 @@ from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from zoho_sync.client.budget import HOST, local_process_gone
 from zoho_sync.models import SyncStatus
 from zoho_sync.sync.specs import EntitySpec
-
-HOST = socket.gethostname()[:40]
 
 
 def claimer_name(run_id: str) -> str:
@@ -82,23 +80,8 @@ def reclaim_dead(spec: EntitySpec) -> int:
             pid = int(holder.split(":")[1])
         except (IndexError, ValueError):
             continue
-        if pid != os.getpid() and not _alive(pid):
+        if local_process_gone(pid):
             freed += spec.model.objects.filter(claimed_by=holder, sync_status=SyncStatus.SYNCING).update(
                 sync_status=SyncStatus.PENDING, claimed_by="", claimed_until=None
             )
     return freed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (killed, not yet reaped by its parent) still answers; it holds nothing any more.
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True

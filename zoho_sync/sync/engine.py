@@ -61,8 +61,9 @@ class Engine:
     """Pushes records for one run: one client, one run id, and (for a backfill) an index of Zoho's records."""
 
     def __init__(self, *, client, run_id: str, claimer: str = "", use_index: bool = False,
-                 today: date | None = None):
+                 today: date | None = None, enqueue_woken: bool = True):
         self.client, self.run_id, self.claimer, self.use_index = client, run_id, claimer, use_index
+        self.enqueue_woken = enqueue_woken and bool(getattr(settings, "SYNC_TRIGGERS_ENABLED", True))
         self.today = today or timezone.localdate()
         self._indexes: dict[str, dict[str, list[str]]] = {}
 
@@ -159,16 +160,23 @@ class Engine:
             why = f" (its last sync failed: {related.last_sync_error})" if related.last_sync_error else ""
             raise DependencyNotSynced(f"Waiting for its {attribute} {related} to reach Zoho{why}.")
 
-    @staticmethod
-    def _wake_dependents(spec: EntitySpec, obj) -> None:
-        """Records that waited for this one (it failed before) are due again now."""
+    def _wake_dependents(self, spec: EntitySpec, obj) -> None:
+        """Records that waited for this one are due again now; outside a backfill (which reaches them itself)
+        they are queued, since no other task may be left to push them."""
         from zoho_sync.sync.specs import SPECS
 
         for other in SPECS:
             for attribute, dependency in other.depends_on:
-                if dependency == spec.name:
-                    other.model.objects.filter(**{attribute: obj.pk}, sync_status=SyncStatus.PENDING,
-                                               last_error_kind=ErrorKind.DEPENDENCY).update(next_retry_at=None)
+                if dependency != spec.name:
+                    continue
+                waiting = other.model.objects.filter(**{attribute: obj.pk}, sync_status=SyncStatus.PENDING,
+                                                     last_error_kind=ErrorKind.DEPENDENCY)
+                pks = list(waiting.values_list("pk", flat=True)) if self.enqueue_woken else []
+                if waiting.update(next_retry_at=None) and self.enqueue_woken:
+                    from zoho_sync.services import sync_enqueue
+
+                    for pk in pks:
+                        sync_enqueue(entity=other.name, pk=pk)
 
     # --- bookkeeping ------------------------------------------------------------------------------------------
     def _remember(self, obj, **fields) -> None:
@@ -231,7 +239,7 @@ class Engine:
             mine.filter(sync_status=SyncStatus.SYNCING).update(sync_status=final)
             mine.update(**fields)
             log.save()
-        if outcome.status == SyncLog.Status.SUCCESS and obj.sync_attempts:
+        if outcome.status == SyncLog.Status.SUCCESS and (obj.sync_attempts or outcome.action in ("create", "link")):
             self._wake_dependents(spec, obj)
         logger.log(logging.WARNING if outcome.status == SyncLog.Status.FAILED else logging.DEBUG,
                    "%s %s: %s %s: %s", spec.name, obj.pk, outcome.action, outcome.status, outcome.message)

@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from zoho_sync.client.errors import ZohoNotFoundError
+from zoho_sync.client.errors import ZohoError, ZohoNotFoundError
 from zoho_sync.sync import payloads
 from zoho_sync.sync.errors import RemoteConflict
 
@@ -60,7 +60,11 @@ def _product_id(ctx: SyncContext, package) -> str:
     products = ctx.client.get_reference("/products", params={"per_page": 200}).get("products") or []
     existing = match_one(products, "name", package.name, "products")
     if existing is None:
-        existing = ctx.client.post("/products", json=payloads.product_to_zoho(package))["product"]
+        try:
+            existing = ctx.client.post("/products", json=payloads.product_to_zoho(package))["product"]
+        except ZohoError:
+            ctx.client.forget_reference()  # the create may have landed: the next try must read the list afresh
+            raise
     package.zoho_product_id = str(existing["product_id"])
     ctx.remember(package, zoho_product_id=package.zoho_product_id)
     return package.zoho_product_id
