@@ -176,6 +176,8 @@ SYNC_OUTCOME_RECHECK_SECONDS = env.float("SYNC_OUTCOME_RECHECK_SECONDS", default
 SYNC_RETRY_WINDOW_SECONDS = env.float("SYNC_RETRY_WINDOW_SECONDS", default=300.0)
 # Seconds before a record waiting for a dependency is tried again (its dependency's success wakes it sooner).
 SYNC_DEPENDENCY_RETRY_SECONDS = env.float("SYNC_DEPENDENCY_RETRY_SECONDS", default=300.0)
+# Seconds before the first retry of a retryable failure (doubling each time, up to an hour).
+SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=30.0)
 # Attempts before a retryable failure waits for a person (zoho_retry_failed).
 SYNC_MAX_ATTEMPTS = env.int("SYNC_MAX_ATTEMPTS", default=8)
 # Seconds a worker's claim on a record lasts; a dead worker of this machine is detected sooner.

@@ -57,6 +57,8 @@ def sync_object(*, entity: str, pk: int, client=None, run_id: str = "") -> Outco
     """Push one record now, after the records it depends on; None when it is not due or another worker has it."""
     spec = specs.BY_NAME[entity]
     client = client or get_zoho_client()
+    for each in specs.SPECS:
+        claims.reclaim_dead(each)  # a killed worker's claims must not hold a trigger for the whole lease
     run = BackfillRun(specs=(spec,), client=client, use_index=False)
     engine = Engine(client=client, run_id=run_id or run.run_id, claimer=run.claimer)
     with client.priority(Priority.HIGH):

@@ -37,6 +37,9 @@ def invoice_line_changed(sender, instance, **kwargs):
     """Lines travel inside their invoice: a changed line makes the invoice pending again."""
     if not triggers_enabled():
         return
-    Invoice.objects.filter(pk=instance.invoice_id).exclude(sync_status=SyncStatus.PENDING).update(
+    invoice = specs.INVOICE.prepare(Invoice.objects.filter(pk=instance.invoice_id)).first()
+    if invoice is None or specs.INVOICE.skip_reason(invoice):
+        return  # period invoices, drafts, mirrored ones: their lines never travel to Zoho
+    Invoice.objects.filter(pk=invoice.pk).exclude(sync_status=SyncStatus.PENDING).update(
         sync_status=SyncStatus.PENDING, next_retry_at=None, sync_attempts=0)
-    enqueue_on_commit("invoice", instance.invoice_id)
+    enqueue_on_commit("invoice", invoice.pk)

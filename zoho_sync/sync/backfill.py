@@ -184,6 +184,7 @@ class BackfillRun:
             return
         elapsed = max(1e-6, time.monotonic() - self._started)
         rate = self.report.done / elapsed
-        left = max(0, entity.due - entity.done)
-        self.on_progress(Progress(spec.name, entity.done, entity.due, entity.failed, rate,
+        due = max(entity.due, entity.done)  # records woken or added during the run count too
+        left = max(0, due - entity.done)
+        self.on_progress(Progress(spec.name, entity.done, due, entity.failed, rate,
                                   left / rate if rate else None, size))

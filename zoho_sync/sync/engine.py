@@ -45,8 +45,9 @@ def fingerprint_of(data: Any) -> str:
 
 
 def retry_delay(attempt: int) -> float:
-    """Seconds before a retryable failure is tried again: 30 s doubling to an hour, with jitter."""
-    return min(3600.0, 30.0 * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
+    """Seconds before a retryable failure is tried again: SYNC_RETRY_BASE_SECONDS doubling to an hour, jittered."""
+    base = float(getattr(settings, "SYNC_RETRY_BASE_SECONDS", 30))
+    return min(3600.0, base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
 @dataclass
