@@ -52,3 +52,11 @@ def get_zoho_client() -> ZohoClient:
             _clients.clear()
             client = _clients[conf] = client_build(conf)
         return client
+
+
+def forget_clients() -> None:
+    """Drop this process's clients (and the tokens they hold): the next get_zoho_client() builds afresh."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

@@ -86,6 +86,7 @@ class TokenProvider:
         self.timeout, self.refresh_margin, self.lease_seconds = timeout, refresh_margin, lease_seconds
         self.clock, self.sleep = clock, sleep
         self._local = threading.Lock()  # threads of this process queue here instead of polling the store
+        self._held: tuple[str, float] = ("", 0.0)  # this process's copy: no store read per call while fresh
         self.mints = 0  # tokens this process minted (tests and metrics)
 
     def __repr__(self) -> str:
@@ -93,6 +94,9 @@ class TokenProvider:
 
     def token(self, *, max_wait: float = 60.0) -> str:
         """Return a valid access token, minting one if none is fresh (this process or another may do it)."""
+        token, expires_at = self._held
+        if token and expires_at - self.refresh_margin > self.clock():
+            return token
         started = self.clock()
         while True:
             fresh = self._fresh_token()
@@ -112,6 +116,8 @@ class TokenProvider:
 
     def invalidate(self, token: str) -> None:
         """Zoho refused `token` (401): forget it, unless another refresh already replaced it."""
+        if self._held[0] == token:
+            self._held = ("", 0.0)
         def change(state: TokenState):
             if state.access_token == token:
                 return replace(state, access_token="", expires_at=0.0), None
@@ -124,6 +130,7 @@ class TokenProvider:
 
         def read(state: TokenState):
             if state.access_token and state.expires_at - self.refresh_margin > now:
+                self._held = (state.access_token, state.expires_at)
                 return state, state.access_token
             if state.throttled_until > now:
                 return state, TokenThrottledError(
@@ -180,6 +187,7 @@ class TokenProvider:
         expires_in = float(body.get("expires_in", 3600))
         self._release(holder, access_token=token, expires_at=now + expires_in, mints=[*recent, now],
                       throttled_until=0.0)
+        self._held = (token, now + expires_in)
         self.mints += 1
         logger.info("Minted a Zoho access token valid for %.0f s", expires_in)
         return token

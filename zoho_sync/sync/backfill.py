@@ -34,6 +34,7 @@ class EntityReport:
     outcomes: Counter = field(default_factory=Counter)  # "created", "updated", "linked", "failed", ...
     last: dict[int, str] = field(default_factory=dict)  # pk -> last status in this run
     errors: Counter = field(default_factory=Counter)  # error kind -> records
+    failed: int = 0  # records whose last outcome in this run is a failure (kept current: read after every push)
 
     def count(self, pk: int, outcome: Outcome) -> None:
         if outcome.status == SyncLog.Status.SUCCESS:
@@ -42,13 +43,10 @@ class EntityReport:
         else:
             key = outcome.status  # failed or skipped
         self.outcomes[key] += 1
+        self.failed += (key == "failed") - (self.last.get(pk) == "failed")
         self.last[pk] = key
         if key == "failed":
             self.errors[getattr(outcome.error, "kind", "unknown")] += 1
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for status in self.last.values() if status == "failed")
 
     @property
     def done(self) -> int:
