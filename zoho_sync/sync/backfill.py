@@ -31,7 +31,6 @@ MIN_BATCH, MAX_BATCH = 5, 1000
 class EntityReport:
     name: str
     due: int = 0
-    outcomes: Counter = field(default_factory=Counter)  # "created", "updated", "linked", "failed", ...
     last: dict[int, str] = field(default_factory=dict)  # pk -> last status in this run
     errors: Counter = field(default_factory=Counter)  # error kind -> records
     failed: int = 0  # records whose last outcome in this run is a failure (kept current: read after every push)
@@ -42,7 +41,6 @@ class EntityReport:
                 outcome.action, "unchanged")
         else:
             key = outcome.status  # failed or skipped
-        self.outcomes[key] += 1
         self.failed += (key == "failed") - (self.last.get(pk) == "failed")
         self.last[pk] = key
         if key == "failed":
