@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
@@ -22,7 +23,7 @@ from zoho_sync.models import (
     Payment,
     ServicePackage,
     SyncLog,
-    SyncStatus,
+    SyncState,
     ZohoSyncedModel,
 )
 
@@ -30,12 +31,14 @@ admin.site.site_header = "Zoho Billing sync"
 admin.site.site_title = "Zoho Billing sync"
 admin.site.index_title = "Billing records and their sync with Zoho"
 
-STATUS_COLOURS = {
-    SyncStatus.PENDING: "#8a6d00",
-    SyncStatus.SYNCING: "#205493",
-    SyncStatus.SYNCED: "#2e7d32",
-    SyncStatus.FAILED: "#c62828",
-    SyncStatus.SKIPPED: "#666666",
+STATE_COLOURS = {
+    SyncState.PENDING: "#8a6d00",
+    SyncState.SYNCED: "#2e7d32",
+    SyncState.NEEDS_PERSON: "#c62828",
+    SyncState.RETRYING: "#d84315",
+    SyncState.WAITING: "#205493",
+    SyncState.BLOCKED: "#6a1b9a",
+    SyncState.SKIPPED: "#666666",
 }
 
 
@@ -64,11 +67,14 @@ class ZohoSyncedAdmin(admin.ModelAdmin):
 
     @admin.display(description="Sync", ordering="sync_status")
     def sync_badge(self, obj):
-        colour = STATUS_COLOURS.get(obj.sync_status, "#333")
-        title = obj.last_sync_error or obj.get_sync_status_display()
-        return format_html(
-            '<span style="color:{};font-weight:bold" title="{}">{}</span>', colour, title, obj.get_sync_status_display()
-        )
+        """The record's state in the one vocabulary, with its retry time when it has one."""
+        state = obj.sync_state
+        label = state.label
+        if obj.next_retry_at and state in (SyncState.RETRYING, SyncState.WAITING):
+            label = f"{label} at {timezone.localtime(obj.next_retry_at):%Y-%m-%d %H:%M}"
+        title = obj.last_sync_error or label
+        return format_html('<span style="color:{};font-weight:bold" title="{}">{}</span>',
+                           STATE_COLOURS.get(state, "#333"), title, label)
 
     @admin.display(description="Last error")
     def sync_error(self, obj):
@@ -84,19 +90,34 @@ class ZohoSyncedAdmin(admin.ModelAdmin):
         except ZohoConfigurationError as exc:
             self.message_user(request, f"Zoho is not configured: {exc}", messages.ERROR)
             return
+        self.report_push(request, counts)
+
+    def report_push(self, request, counts: dict[str, int]) -> None:
+        """One message per outcome, in the same words as the commands and the dashboard."""
         if counts.get("queued"):
             self.message_user(request, f"{counts['queued']} records queued; they are pushed in the background.",
                               messages.INFO)
-        if counts.get("synced"):
-            self.message_user(request, f"{counts['synced']} record(s) pushed to Zoho.", messages.SUCCESS)
-        if counts.get("skipped"):
-            self.message_user(request, f"{counts['skipped']} record(s) skipped by the sync rules (see why on each "
-                                       "record).", messages.INFO)
-        if counts.get("failed") or counts.get("busy"):
+        if counts.get(SyncState.SYNCED):
+            self.message_user(request, f"{counts[SyncState.SYNCED]} record(s) pushed to Zoho.", messages.SUCCESS)
+        if counts.get(SyncState.SKIPPED):
+            self.message_user(request, f"{counts[SyncState.SKIPPED]} record(s) skipped by the sync rules (see why "
+                                       "on each record).", messages.INFO)
+        failed = counts.get(SyncState.NEEDS_PERSON, 0) + counts.get(SyncState.RETRYING, 0)
+        if failed:
             failed_url = reverse("admin:zoho_sync_failedsynclog_changelist")
             self.message_user(request, format_html(
-                '{} record(s) failed or were being pushed by another worker: see the <a href="{}">failed '
-                "syncs</a>.", counts.get("failed", 0) + counts.get("busy", 0), failed_url), messages.WARNING)
+                '{} record(s) failed ({} need a person, {} will be retried): see the <a href="{}">failed syncs</a>.',
+                failed, counts.get(SyncState.NEEDS_PERSON, 0), counts.get(SyncState.RETRYING, 0), failed_url),
+                messages.WARNING)
+        waiting = counts.get(SyncState.WAITING, 0) + counts.get(SyncState.BLOCKED, 0)
+        if waiting:
+            self.message_user(request, f"{waiting} record(s) wait for a record they depend on "
+                                       f"({counts.get(SyncState.BLOCKED, 0)} blocked by one that needs a person); "
+                                       "each record says which.", messages.WARNING)
+        if counts.get("busy") or counts.get(SyncState.PENDING):
+            self.message_user(request, f"{counts.get('busy', 0) + counts.get(SyncState.PENDING, 0)} record(s) were "
+                                       "being pushed by another worker or changed meanwhile; they are pushed with "
+                                       "their latest data shortly.", messages.INFO)
 
     @admin.action(description="Queue selected for sync with Zoho", permissions=["change"])
     def mark_for_sync(self, request, queryset):

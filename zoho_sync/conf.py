@@ -114,15 +114,21 @@ def resolve_urls(*, data_center: str, api_base_url: str = "", accounts_url: str 
     )
 
 
-def get_zoho_limits() -> ZohoLimits:
-    """The rate budget, timeouts and retries from settings now, defaults where unset."""
-    defaults = ZohoLimits()
+def _settings_object(kind: type, names: dict[str, str]):
+    """A settings dataclass from the Django settings named in `names` (field -> setting), defaults where unset."""
+    defaults = kind()
     values = {}
-    for field_name, setting in LIMIT_SETTINGS.items():
+    for field_name, setting in names.items():
         default = getattr(defaults, field_name)
         value = getattr(settings, setting, default)
-        values[field_name] = type(default)(value if value is not None else default)
-    return ZohoLimits(**values)
+        value = default if value is None else value
+        values[field_name] = tuple(value) if isinstance(default, tuple) else type(default)(value)
+    return kind(**values)
+
+
+def get_zoho_limits() -> ZohoLimits:
+    """The rate budget, timeouts and retries from settings now, defaults where unset."""
+    return _settings_object(ZohoLimits, LIMIT_SETTINGS)
 
 
 def limits_problems(limits: ZohoLimits) -> list[str]:
@@ -185,3 +191,36 @@ def get_zoho_settings() -> ZohoSettings:
         accounts_url=urls.accounts_url,
         limits=get_zoho_limits(),
     )
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """The sync engine's timings and rules (the SYNC_* settings), read when asked for; defaults where unset."""
+
+    debounce_seconds: float = 5.0
+    triggers_enabled: bool = True
+    excluded_account_types: tuple[str, ...] = ("internal_test",)
+    outcome_recheck_seconds: float = 30.0
+    retry_window_seconds: float = 300.0
+    dependency_retry_seconds: float = 300.0
+    retry_base_seconds: float = 30.0
+    max_attempts: int = 8
+    claim_lease_seconds: float = 900.0
+
+
+SYNC_SETTINGS = {
+    "debounce_seconds": "SYNC_DEBOUNCE_SECONDS",
+    "triggers_enabled": "SYNC_TRIGGERS_ENABLED",
+    "excluded_account_types": "SYNC_EXCLUDED_ACCOUNT_TYPES",
+    "outcome_recheck_seconds": "SYNC_OUTCOME_RECHECK_SECONDS",
+    "retry_window_seconds": "SYNC_RETRY_WINDOW_SECONDS",
+    "dependency_retry_seconds": "SYNC_DEPENDENCY_RETRY_SECONDS",
+    "retry_base_seconds": "SYNC_RETRY_BASE_SECONDS",
+    "max_attempts": "SYNC_MAX_ATTEMPTS",
+    "claim_lease_seconds": "SYNC_CLAIM_LEASE_SECONDS",
+}
+
+
+def get_sync_settings() -> SyncSettings:
+    """The SYNC_* settings now (tests change them per test, so never cache this)."""
+    return _settings_object(SyncSettings, SYNC_SETTINGS)

@@ -2,13 +2,48 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Sum
+from datetime import datetime
+
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
 from django.utils import timezone
 
-from zoho_sync.models import ApiUsage, SyncLog
-from zoho_sync.sync.specs import SPECS
+from zoho_sync.models import ApiUsage, SyncLog, SyncState, SyncStatus, sync_state_of
+from zoho_sync.sync.specs import SPECS, EntitySpec
 
-STATUSES = ("pending", "syncing", "synced", "failed", "skipped")
+STATUSES = tuple(SyncStatus.values)
+STATES = tuple(SyncState.values)
+
+
+def sync_scope(spec: EntitySpec, *, since: datetime | None = None):
+    """The records of one entity a command speaks of (all, or those changed since a date)."""
+    qs = spec.model.objects.all()
+    return qs.filter(updated_at__gte=since) if since else qs
+
+
+def sync_state_counts(*, specs: tuple[EntitySpec, ...] = SPECS, since: datetime | None = None
+                      ) -> dict[str, dict[str, int]]:
+    """Records per state of the one vocabulary (SyncState), per entity, in dependency order: one query each."""
+    counts = {}
+    for spec in specs:
+        rows = (sync_scope(spec, since=since).order_by()
+                .annotate(retrying=ExpressionWrapper(Q(next_retry_at__isnull=False), output_field=BooleanField()))
+                .values_list("sync_status", "retrying").annotate(n=Count("pk")))
+        states = dict.fromkeys(STATES, 0)
+        for status, retrying, n in rows:
+            states[sync_state_of(status, retrying)] += n
+        counts[spec.name] = states
+    return counts
+
+
+def sync_failed_kinds(*, specs: tuple[EntitySpec, ...] = SPECS, since: datetime | None = None
+                      ) -> dict[str, dict[str, int]]:
+    """Failed records (retrying or needing a person) per error kind, per entity."""
+    result = {}
+    for spec in specs:
+        rows = (sync_scope(spec, since=since).filter(sync_status=SyncStatus.FAILED).order_by()
+                .values_list("last_error_kind").annotate(n=Count("pk")))
+        result[spec.name] = {kind or "unknown": n for kind, n in rows}
+    return result
 
 
 def sync_status_counts() -> dict[str, dict[str, int]]:

@@ -9,15 +9,20 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from zoho_sync import selectors
 from zoho_sync.client.budget import Priority
+from zoho_sync.conf import get_sync_settings
 from zoho_sync.models import ErrorKind, SyncStatus
+from zoho_sync.queueing import task_enqueue_later
 from zoho_sync.sync import claims, specs
 from zoho_sync.sync.backfill import BackfillRun, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome
 from zoho_sync.zoho import get_zoho_client
 
 logger = logging.getLogger(__name__)
+# Failures a retry cannot fix by itself: a person changes the data (or the settings) first.
 PERMANENT_KINDS = (ErrorKind.VALIDATION, ErrorKind.INVALID_DATA, ErrorKind.AUTHENTICATION, ErrorKind.NOT_FOUND)
+CONTINUE_SCHEDULE = "zoho: continue backfill after the daily quota"
 
 
 def sync_mark_pending(*, queryset: QuerySet) -> int:
@@ -25,32 +30,47 @@ def sync_mark_pending(*, queryset: QuerySet) -> int:
     return queryset.update(sync_status=SyncStatus.PENDING, next_retry_at=None, sync_attempts=0)
 
 
+def _enqueue_if_enabled():
+    return (lambda entity, pk: sync_enqueue(entity=entity, pk=pk)) if get_sync_settings().triggers_enabled else None
+
+
+def _finish_report(report: SyncReport, *, specs_run: tuple, since: datetime | None, client) -> SyncReport:
+    flush = getattr(client.budget, "flush_usage", None)
+    if flush:
+        flush()
+    report.scope = selectors.sync_state_counts(specs=specs_run, since=since)
+    return report
+
+
 def sync_pending(*, entity: str = "all", limit: int | None = None, batch_size: int = 100,
                  since: datetime | None = None, on_progress=None, retry_window: float | None = None,
                  client=None) -> SyncReport:
     """Push every due record of the entities, in dependency order (a backfill); see BackfillRun."""
-    window = float(getattr(settings, "SYNC_RETRY_WINDOW_SECONDS", 300)) if retry_window is None else retry_window
-    run = BackfillRun(specs=specs.specs_for(entity), client=client or get_zoho_client(), batch_size=batch_size,
-                      limit=limit, since=since, retry_window=window, on_progress=on_progress)
-    return run.run()
+    window = get_sync_settings().retry_window_seconds if retry_window is None else retry_window
+    chosen = specs.specs_for(entity)
+    client = client or get_zoho_client()
+    run = BackfillRun(specs=chosen, client=client, batch_size=batch_size, limit=limit, since=since,
+                      retry_window=window, on_progress=on_progress)
+    return _finish_report(run.run(), specs_run=chosen, since=since, client=client)
 
 
 def sync_retry_failed(*, entity: str = "all", include_validation: bool = False, on_progress=None,
                       client=None) -> SyncReport:
-    """Push again the records whose last sync failed: now, not at their scheduled retry.
+    """Push again, now, the records whose last sync failed or that wait for a dependency.
 
-    Failures a retry cannot fix by itself (validation, invalid data) are left alone unless asked for.
+    Failures a retry cannot fix by itself (validation, invalid data, authentication) are left alone unless asked
+    for. Records blocked by such a failure follow their dependency when it lands; they are not pushed first.
     """
     now = timezone.now()
-    for spec in specs.specs_for(entity):
-        failed = spec.model.objects.filter(Q(sync_status=SyncStatus.FAILED)
-                                           | Q(sync_status=SyncStatus.PENDING, last_error_kind=ErrorKind.DEPENDENCY))
+    chosen = specs.specs_for(entity)
+    for spec in chosen:
+        due = spec.model.objects.filter(sync_status__in=(SyncStatus.FAILED, SyncStatus.WAITING))
         if not include_validation:
-            failed = failed.exclude(last_error_kind__in=PERMANENT_KINDS)
-        failed.update(next_retry_at=now)
-    run = BackfillRun(specs=specs.specs_for(entity), client=client or get_zoho_client(), use_index=False,
-                      retry_window=0, on_progress=on_progress)
-    return run.run()
+            due = due.exclude(sync_status=SyncStatus.FAILED, last_error_kind__in=PERMANENT_KINDS)
+        due.update(next_retry_at=now)
+    client = client or get_zoho_client()
+    run = BackfillRun(specs=chosen, client=client, use_index=False, retry_window=0, on_progress=on_progress)
+    return _finish_report(run.run(), specs_run=chosen, since=None, client=client)
 
 
 def sync_object(*, entity: str, pk: int, client=None, run_id: str = "") -> Outcome | None:
@@ -60,7 +80,7 @@ def sync_object(*, entity: str, pk: int, client=None, run_id: str = "") -> Outco
     for each in specs.SPECS:
         claims.reclaim_dead(each)  # a killed worker's claims must not hold a trigger for the whole lease
     run = BackfillRun(specs=(spec,), client=client, use_index=False)
-    engine = Engine(client=client, run_id=run_id or run.run_id, claimer=run.claimer)
+    engine = Engine(client=client, run_id=run_id or run.run_id, claimer=run.claimer, enqueue=_enqueue_if_enabled())
     with client.priority(Priority.HIGH):
         return _push_with_dependencies(engine, spec, pk, seen=set())
 
@@ -78,9 +98,10 @@ def _push_with_dependencies(engine: Engine, spec, pk: int, *, seen: set) -> Outc
             dep_spec = specs.BY_NAME[dependency]
             if not dep_spec.model.objects.filter(pk=related_pk, zoho_id__isnull=False).exists():
                 _push_with_dependencies(engine, dep_spec, related_pk, seen=seen)
-    # A trigger pushes the record whatever its retry time: a person or a change asked for it now.
-    spec.model.objects.filter(pk=pk, sync_status__in=(SyncStatus.PENDING, SyncStatus.FAILED)).update(
-        next_retry_at=None)
+    # A trigger pushes the record whatever its retry time: a change or a landed dependency asked for it now.
+    # A failure that needs a person stays as it is until the record changes.
+    spec.model.objects.filter(pk=pk, sync_status__in=(SyncStatus.FAILED, SyncStatus.WAITING),
+                              next_retry_at__isnull=False).update(next_retry_at=timezone.now())
     claimed = claims.claim(spec.model.objects.filter(pk=pk), claimer=engine.claimer, limit=1)
     if not claimed:
         return None
@@ -97,7 +118,7 @@ PUSH_NOW_LIMIT = 50
 def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
     """Push the selected records now (dependencies first) when they are few; queue them when they are many.
 
-    Returns how many ended in each state ("synced", "failed", "skipped", "queued", "busy").
+    Returns how many ended in each state of the one vocabulary (SyncState values), plus "queued" and "busy".
     """
     spec = specs.for_model(queryset.model)
     pks = list(queryset.values_list("pk", flat=True))
@@ -105,35 +126,46 @@ def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
     sync_mark_pending(queryset=spec.model.objects.filter(pk__in=pks))
     if len(pks) > PUSH_NOW_LIMIT:
         for pk in pks:
-            sync_enqueue(entity=spec.name, pk=pk)
+            sync_enqueue(entity=spec.name, pk=pk, delay=0)
         return {"queued": len(pks)}
     client = get_zoho_client()
     for pk in pks:
         outcome = sync_object(entity=spec.name, pk=pk, client=client)
-        key = "busy" if outcome is None else {"success": "synced"}.get(outcome.status, outcome.status)
+        key = "busy" if outcome is None else str(outcome.state)
         counts[key] = counts.get(key, 0) + 1
     return counts
 
 
-def debounce_seconds() -> float:
-    return float(getattr(settings, "SYNC_DEBOUNCE_SECONDS", 5))
-
-
-def sync_enqueue(*, entity: str, pk: int) -> bool:
-    """Queue one debounced push of the record; False when one is already queued (a burst costs one push).
+def sync_enqueue(*, entity: str, pk: int, delay: float | None = None) -> bool:
+    """Queue one push of the record, due after the debounce window; False when one is already queued (a burst of
+    edits costs one push). No worker sleeps the window out: the queued task becomes visible when it is due.
 
     The row's `push_queued_at` is the coalescing flag: set here by one conditional UPDATE, cleared by the task
     when it starts. A flag older than the queue's retry time is taken as lost and queued again.
     """
-    from django_q.tasks import async_task
-
     spec = specs.BY_NAME[entity]
     now = timezone.now()
-    stale = now - timedelta(seconds=float(settings.Q_CLUSTER.get("retry", 720)))
+    wait = get_sync_settings().debounce_seconds if delay is None else delay
+    stale = now - timedelta(seconds=float(settings.Q_CLUSTER.get("retry", 720)) + wait)
     queued = spec.model.objects.filter(pk=pk).filter(
         Q(push_queued_at__isnull=True) | Q(push_queued_at__lt=stale)).update(push_queued_at=now)
     if not queued:
         return False
-    async_task("zoho_sync.tasks.push_record", entity, pk, task_name=f"zoho push {entity} {pk}",
-               group="zoho push")
+    task_enqueue_later("zoho_sync.tasks.push_record", entity, pk, delay=wait, task_name=f"zoho push {entity} {pk}",
+                       group="zoho push")
     return True
+
+
+def backfill_schedule_continuation(*, entity: str, resume_at: datetime) -> str:
+    """Install (or move) the one-off django-q2 schedule that continues a quota-stopped backfill after the reset;
+    idempotent. Returns a sentence saying what was installed and what runs it."""
+    from django_q.models import Schedule
+
+    next_run = resume_at + timedelta(minutes=1)
+    Schedule.objects.update_or_create(name=CONTINUE_SCHEDULE, defaults={
+        "func": "zoho_sync.tasks.backfill", "args": repr(entity), "schedule_type": Schedule.ONCE,
+        "next_run": next_run, "repeats": 1})
+    local = timezone.localtime(next_run)
+    return (f"Installed the django-q2 schedule {CONTINUE_SCHEDULE!r} to continue it at {local:%Y-%m-%d %H:%M %Z}; "
+            "a running cluster (`manage.py qcluster`) starts it. Without one, run `manage.py zoho_backfill` "
+            "again after that time.")

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from zoho_sync.conf import get_sync_settings
 from zoho_sync.models import Invoice, InvoiceLine, SyncStatus
 from zoho_sync.sync import specs
 
 
 def triggers_enabled() -> bool:
-    return bool(getattr(settings, "SYNC_TRIGGERS_ENABLED", True))
+    return get_sync_settings().triggers_enabled
 
 
 def enqueue_on_commit(entity: str, pk: int) -> None:
@@ -34,12 +34,11 @@ def push_on_commit(sender, instance, **kwargs):
 @receiver(post_save, sender=InvoiceLine)
 @receiver(post_delete, sender=InvoiceLine)
 def invoice_line_changed(sender, instance, **kwargs):
-    """Lines travel inside their invoice: a changed line makes the invoice pending again."""
-    if not triggers_enabled():
-        return
+    """Lines travel inside their invoice: a changed line is a change of the invoice (pending, version bumped, so a
+    push in flight with the old lines leaves it due)."""
     invoice = specs.INVOICE.prepare(Invoice.objects.filter(pk=instance.invoice_id)).first()
-    if invoice is None or specs.INVOICE.skip_reason(invoice):
-        return  # period invoices, drafts, mirrored ones: their lines never travel to Zoho
-    Invoice.objects.filter(pk=invoice.pk).exclude(sync_status=SyncStatus.PENDING).update(
-        sync_status=SyncStatus.PENDING, next_retry_at=None, sync_attempts=0)
-    enqueue_on_commit("invoice", invoice.pk)
+    if invoice is None:
+        return
+    Invoice.objects.filter(pk=invoice.pk).update(**Invoice.local_change_update())
+    if triggers_enabled() and not specs.INVOICE.skip_reason(invoice):
+        enqueue_on_commit("invoice", invoice.pk)  # period invoices, drafts, mirrored ones never travel to Zoho

@@ -58,6 +58,44 @@ def email_problem(email: str) -> str | None:
     return None
 
 
+def validate_email_address(value: str) -> None:
+    """The model's and the form's email check, with the same words the sync engine uses."""
+    if problem := email_problem(value):
+        raise ValidationError(problem, code="invalid_email")
+
+
+def money_precision_problems(instance) -> dict[str, str]:
+    """Decimal fields of a model instance holding more decimal places than the column keeps, by field name.
+
+    Django (and PostgreSQL's numeric(12,2)) would round such a value on save without a word: 10.12345 becomes
+    10.12 and a total computed from the unrounded input no longer matches. No database constraint can see the
+    value before the column rounds it, so this check runs before every save of a billing record.
+    """
+    from django.db import models
+
+    problems = {}
+    for field in instance._meta.concrete_fields:
+        if not isinstance(field, models.DecimalField):
+            continue
+        value = getattr(instance, field.attname)
+        if value is None or hasattr(value, "resolve_expression"):
+            continue
+        label = str(field.verbose_name).capitalize()
+        try:
+            parse_money(value, field=label) if field.decimal_places == 2 else Decimal(str(value))
+        except (ValidationError, InvalidOperation, ValueError) as exc:
+            message = exc.messages[0] if isinstance(exc, ValidationError) else f"{label} {value!r} is not a number."
+            problems[field.name] = message.replace("decimal places.", "decimal places; amounts are kept to the "
+                                                   "cent and never rounded silently.")
+    return problems
+
+
+def refuse_imprecise_money(instance) -> None:
+    """Raise ValidationError naming every decimal field that would be rounded (or is not a number) on save."""
+    if problems := money_precision_problems(instance):
+        raise ValidationError(problems)
+
+
 def line_amount(quantity: Decimal, unit_price: Decimal) -> Decimal:
     """The amount of one invoice line, rounded to the cent."""
     return (quantity * unit_price).quantize(CENT)

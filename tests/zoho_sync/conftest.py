@@ -9,6 +9,7 @@ import pytest
 from zoho_sync.client.budget import BudgetPolicy
 from zoho_sync.client.http import ZohoClient
 from zoho_sync.client.retry import RetryPolicy
+from zoho_sync.sandbox import ZohoSandbox
 
 UNLIMITED = BudgetPolicy(per_minute=1_000_000, headroom=0, daily_limit=10**9, daily_reserve=0)
 
@@ -56,3 +57,22 @@ def make_client(zoho_sandbox, slept):
 
 def token_requests(sandbox) -> int:
     return len(sandbox.requests("POST", "/oauth/v2/token"))
+
+
+@pytest.fixture
+def live_sandbox():
+    """A sandbox on the system clock (other processes cannot move a manual one), limits off."""
+    sandbox = ZohoSandbox(per_minute=0, daily=0).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def zoho(zoho_settings, zoho_sandbox):
+    """The sandbox for engine tests: no limits; failures and lost answers due again at once, so one run shows the
+    whole story; no queued pushes (commands and services are called directly)."""
+    zoho_settings.SYNC_RETRY_WINDOW_SECONDS = 0
+    zoho_settings.SYNC_OUTCOME_RECHECK_SECONDS = 0
+    zoho_settings.SYNC_TRIGGERS_ENABLED = False
+    zoho_sandbox.configure(per_minute=0, daily=0)
+    return zoho_sandbox

@@ -21,14 +21,6 @@ from zoho_sync.zoho import get_zoho_client
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def zoho(zoho_settings, zoho_sandbox):
-    zoho_settings.SYNC_RETRY_WINDOW_SECONDS = 0
-    zoho_settings.SYNC_OUTCOME_RECHECK_SECONDS = 0
-    zoho_sandbox.configure(per_minute=0, daily=0)
-    return zoho_sandbox
-
-
 def backfill(**kwargs):
     return services.sync_pending(**kwargs)
 
@@ -65,10 +57,11 @@ class TestEntities:
             obj.refresh_from_db()
             assert obj.sync_status == SyncStatus.SYNCED and obj.zoho_id, obj
         created = [r["path"].removeprefix("/billing/v1") for r in writes(zoho)]
-        assert created == ["/customers", "/products", "/plans", "/subscriptions", "/invoices", "/payments",
-                           "/payments"], "dependencies first: customer and plan, then subscription and invoice"
+        assert created == ["/customers", "/products", "/plans", "/subscriptions", "/products", "/invoices",
+                           "/payments", "/payments"], ("dependencies first: customer and plan, then subscription and "
+                                                       "invoice (its lines' one-off product first)")
         assert [len(zoho.records(r)) for r in ("customers", "plans", "products", "subscriptions", "payments")] == \
-               [1, 1, 1, 1, 2]
+               [1, 1, 2, 1, 2], "one product for the plan, one for one-off invoice lines"
         customer = zoho.records("customers")[0]
         assert customer["display_name"] == "Ava Smith (CT-2025-00002)" and customer["email"] == book["customer"].email
 
@@ -199,8 +192,12 @@ class TestFailures:
         invoice = make_invoice(customer=customer)
         backfill()
         invoice.refresh_from_db()
-        assert invoice.sync_status == SyncStatus.PENDING and invoice.last_error_kind == "dependency"
-        assert "Waiting for its customer" in invoice.last_sync_error and "not valid" in invoice.last_sync_error
+        assert invoice.sync_status == SyncStatus.BLOCKED and invoice.last_error_kind == "dependency"
+        assert invoice.next_retry_at is None and invoice.sync_attempts == 0, "a wait is not an attempt of its own"
+        assert f"Blocked until a person fixes its customer {customer.account_number}" in invoice.last_sync_error
+        assert "not valid" in invoice.last_sync_error
+        services.sync_retry_failed()
+        assert SyncLog.objects.filter(entity="invoice").count() == 1, "a blocked dependent is not retried"
         customer.email = "fixed@example.com"
         customer.save()
         services.sync_object(entity="invoice", pk=invoice.pk)

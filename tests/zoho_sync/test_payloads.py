@@ -71,17 +71,22 @@ def test_plan_payload_sends_money_as_numbers():
 
 
 def invoice(lines, subtotal, total=None, tax=Decimal("0.00")):
-    line_rows = [Row(description=d, unit_price=p, quantity=q, amount=(p * q).quantize(Decimal("0.01")))
-                 for d, q, p in lines]
+    line_rows = [Row(description=d, unit_price=p, quantity=q, amount=(p * q).quantize(Decimal("0.01")),
+                     package_id=package and 1, package=package and Row(zoho_product_id=package))
+                 for d, q, p, *rest in lines for package in [rest[0] if rest else None]]
     return Row(customer=Row(zoho_id="9001"), invoice_number="INV-1", issued_on=date(2026, 11, 1),
                due_on=date(2026, 11, 15), notes="", subtotal=subtotal, tax_total=tax,
                total=total if total is not None else subtotal, lines=Row(all=lambda: line_rows), status="issued")
 
 
 def test_invoice_payload_and_total_check():
-    good = invoice([("Installation", Decimal("1"), Decimal("99.00"))], Decimal("99.00"))
-    assert payloads.invoice_to_zoho(good)["invoice_items"] == [
-        {"name": "Installation", "description": "Installation", "price": 99.0, "quantity": 1.0}]
+    good = invoice([("Installation", Decimal("1"), Decimal("99.00")), ("Fiber", Decimal("1"), Decimal("1.00"), "55")],
+                   Decimal("100.00"))
+    assert payloads.invoice_to_zoho(good, one_off_product_id="77")["invoice_items"] == [
+        {"product_id": "77", "name": "Installation", "description": "Installation", "price": 99.0, "quantity": 1.0},
+        {"product_id": "55", "name": "Fiber", "description": "Fiber", "price": 1.0, "quantity": 1.0}], \
+        "a line selling a package carries its product; any other line the one-off product"
+    assert "product_id" not in payloads.invoice_to_zoho(good)["invoice_items"][0], "the dry run: not known yet"
     bad = invoice([("Installation", Decimal("1"), Decimal("99.00"))], Decimal("90.00"))
     with pytest.raises(InvalidLocalData, match=r"subtotal 90.00 does not match the sum of the lines \(99.00\)"):
         payloads.invoice_to_zoho(bad)

@@ -99,8 +99,13 @@ def test_demo_runs_the_main_job_against_a_local_sandbox(settings, tmp_path):
     call_command("zoho_demo", customers=30, sandbox_port=0, stdout=out)
     text = out.getvalue()
     assert "ok     one read" in text and "127.0.0.1" in text
-    assert re.search(r"customer\s+\d+\s+0\s+0\s+0\s+0\s+\d+\s+\d+\n", text), "the backfill's summary"
-    assert re.search(r"customer\s+0\s+2[0-9]\s+[0-9]\s+[0-9]\n", text), "health: customers synced"
+    run = re.search(r"\ncustomer\s+(\d+)\s+0\s+0\s+0\s+0\s+(\d+)\s+0\s+0\s+0\s+(\d+)\s+0\n", text)
+    assert run, "the backfill's summary: customers created, failed for a person, none retrying or waiting"
+    scope = re.search(r"\ncustomer\s+(2[0-9])\s+(\d+)\s+0\s+0\s+0\s+(\d+)\s+0\n", text)
+    assert scope, "the summary's scope table: customers synced"
+    health = re.search(r"\n  customer\s+(2[0-9])\s+(\d+)\s+0\s+0\s+0\s+(\d+)\s+0\n", text)
+    assert health and health.groups() == scope.groups(), "the health lines tell the summary's story"
+    assert int(run[1]) == int(scope[1]) and int(run[2]) == int(scope[2]) and int(run[3]) == int(scope[3])
     assert "http://127.0.0.1:8000/admin/" in text and "log in as 'admin' with password" in text
     assert (tmp_path / "var" / "sandbox-state.json").exists()
     assert Customer.objects.filter(sync_status="synced").count() >= 25

@@ -1,11 +1,19 @@
 """The billing mirror models and the sync log (re-exported here; see the modules for each noun)."""
 
-from zoho_sync.models.base import ErrorKind, SyncStatus, ZohoSyncedModel
+from zoho_sync.models.base import (
+    UNSETTLED_STATES,
+    ErrorKind,
+    SyncState,
+    SyncStatus,
+    ZohoSyncedModel,
+    sync_state_of,
+)
 from zoho_sync.models.billing import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
 from zoho_sync.models.state import ApiUsage, SharedState
 from zoho_sync.models.synclog import FailedSyncLog, SyncLog
 
 __all__ = [
+    "UNSETTLED_STATES",
     "ApiUsage",
     "Customer",
     "CustomerService",
@@ -17,6 +25,8 @@ __all__ = [
     "ServicePackage",
     "SharedState",
     "SyncLog",
+    "SyncState",
     "SyncStatus",
     "ZohoSyncedModel",
+    "sync_state_of",
 ]

@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Case, F, Value, When
+
+from zoho_sync import validation
 
 
 class SyncStatus(models.TextChoices):
+    """Where a record stands. A failed record with a next retry time is retrying; without one it needs a person."""
+
     PENDING = "pending", "Pending"
     SYNCING = "syncing", "Syncing"
     SYNCED = "synced", "Synced"
     FAILED = "failed", "Failed"
+    WAITING = "waiting", "Waiting for a dependency"
+    BLOCKED = "blocked", "Blocked by a dependency"
     SKIPPED = "skipped", "Skipped"
+
+
+class SyncState(models.TextChoices):
+    """The one vocabulary of outcomes: what every summary, health line, dry run, admin page and exit code says.
+
+    Derived from the status and the next retry time alone (`sync_state_of`), so one GROUP BY counts them.
+    """
+
+    SYNCED = "synced", "Synced"
+    NEEDS_PERSON = "needs_person", "Failed, needs a person"
+    RETRYING = "retrying", "Failed, retrying"
+    WAITING = "waiting", "Waiting for a dependency"
+    BLOCKED = "blocked", "Blocked by a dependency that needs a person"
+    SKIPPED = "skipped", "Skipped"
+    PENDING = "pending", "Pending"
+
+
+# States that leave a push command's scope unfinished (exit code 2): something failed or waits.
+UNSETTLED_STATES = (SyncState.NEEDS_PERSON, SyncState.RETRYING, SyncState.WAITING, SyncState.BLOCKED)
+
+
+def sync_state_of(status: str, next_retry_at) -> SyncState:
+    if status == SyncStatus.FAILED:
+        return SyncState.RETRYING if next_retry_at else SyncState.NEEDS_PERSON
+    if status == SyncStatus.SYNCING:
+        return SyncState.PENDING
+    return SyncState(status)
+
+
+# The statuses whose last_sync_error describes a failure (a local change makes it history).
+FAILURE_STATUSES = (SyncStatus.FAILED, SyncStatus.WAITING, SyncStatus.BLOCKED)
+CHANGED_SINCE_FAILURE = "Changed since the last failure; queued to be pushed again (the sync log keeps the error)."
 
 
 class ErrorKind(models.TextChoices):
@@ -38,6 +77,7 @@ class ZohoSyncedModel(models.Model):
     BOOKKEEPING = (
         "zoho_id",
         "sync_status",
+        "sync_version",
         "last_synced_at",
         "last_sync_error",
         "last_error_kind",
@@ -55,6 +95,10 @@ class ZohoSyncedModel(models.Model):
         "Zoho id", max_length=64, null=True, blank=True, unique=True, help_text="The record's id in Zoho Billing."
     )
     sync_status = models.CharField(max_length=16, choices=SyncStatus.choices, default=SyncStatus.PENDING)
+    sync_version = models.PositiveBigIntegerField(
+        default=0, help_text="Counts local changes. A push that finds it changed since it read the record leaves "
+        "the record due, so the next push sends the new data."
+    )
     last_synced_at = models.DateTimeField(null=True, blank=True)
     last_sync_error = models.TextField(blank=True, help_text="Readable text of the last failure; empty after success.")
     last_error_kind = models.CharField(max_length=16, choices=ErrorKind.choices, blank=True)
@@ -63,7 +107,8 @@ class ZohoSyncedModel(models.Model):
     )
     next_retry_at = models.DateTimeField(null=True, blank=True)
     sync_fingerprint = models.CharField(
-        max_length=64, blank=True, help_text="Hash of the payload last pushed; an unchanged payload costs no call."
+        max_length=64, blank=True, help_text="Hash of what Zoho holds (with a Zoho id), or of the create in flight "
+        "(without one); an unchanged payload costs no call."
     )
     create_intent_at = models.DateTimeField(
         null=True,
@@ -90,21 +135,52 @@ class ZohoSyncedModel(models.Model):
         if update_fields is not None and set(update_fields) <= self.BOOKKEEPING_FIELDS:
             super().save(*args, **kwargs)  # the engine's own write
             return
+        validation.refuse_imprecise_money(self)
         self.mark_pending()
-        if not self._state.adding and not kwargs.get("force_insert"):
-            # A local change writes the business fields and "pending", never the rest of the bookkeeping this
-            # instance held when it was loaded: a push may have stored a Zoho id since, and writing the stale
-            # empty one back would make the next push create the record in Zoho a second time.
-            business = {f.name for f in self._meta.concrete_fields if not f.primary_key} - self.BOOKKEEPING_FIELDS
-            wanted = business if update_fields is None else set(update_fields) - self.BOOKKEEPING_FIELDS
-            kwargs["update_fields"] = wanted | {"sync_status", "next_retry_at", "sync_attempts"}
+        if self._state.adding or kwargs.get("force_insert"):
+            super().save(*args, **kwargs)
+            return
+        # A local change writes the business fields and "pending", never the rest of the bookkeeping this
+        # instance held when it was loaded: a push may have stored a Zoho id since, and writing the stale
+        # empty one back would make the next push create the record in Zoho a second time. Nor does it touch
+        # the claim: a worker pushing the record keeps it, sees the version moved, and leaves the record due.
+        business = {f.name for f in self._meta.concrete_fields if not f.primary_key} - self.BOOKKEEPING_FIELDS
+        wanted = business if update_fields is None else set(update_fields) - self.BOOKKEEPING_FIELDS
+        changed = self.local_change_expressions()
+        for name, expression in changed.items():
+            setattr(self, name, expression)
+        kwargs["update_fields"] = wanted | {"sync_status", "next_retry_at", "sync_attempts", *changed}
         super().save(*args, **kwargs)
+        self.refresh_from_db(fields=list(changed))
+
+    @staticmethod
+    def local_change_expressions() -> dict:
+        """What a local change does to the bookkeeping in the same UPDATE: bump the version, and turn a current
+        failure into history (the old error stays in the sync log, not on the record as its current state)."""
+        failure = When(sync_status__in=FAILURE_STATUSES, then=Value(""))
+        return {
+            "sync_version": F("sync_version") + 1,
+            "last_sync_error": Case(When(sync_status__in=FAILURE_STATUSES, then=Value(CHANGED_SINCE_FAILURE)),
+                                    default=F("last_sync_error"), output_field=models.TextField()),
+            "last_error_kind": Case(failure, default=F("last_error_kind"), output_field=models.CharField()),
+        }
+
+    @classmethod
+    def local_change_update(cls) -> dict:
+        """Keyword arguments for `QuerySet.update()` recording a local change made outside `save()` (an invoice's
+        lines changed): the same bookkeeping a save writes."""
+        return {"sync_status": SyncStatus.PENDING, "next_retry_at": None, "sync_attempts": 0,
+                **cls.local_change_expressions()}
 
     def mark_pending(self) -> None:
         """A local change: push it as soon as possible, with a fresh attempt count."""
         self.sync_status = SyncStatus.PENDING
         self.next_retry_at = None
         self.sync_attempts = 0
+
+    @property
+    def sync_state(self) -> SyncState:
+        return sync_state_of(self.sync_status, self.next_retry_at)
 
     @property
     def is_synced(self) -> bool:

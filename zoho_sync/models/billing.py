@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q, Sum
@@ -23,6 +24,20 @@ def money_field(**kwargs) -> models.DecimalField:
     return models.DecimalField(max_digits=12, decimal_places=2, **kwargs)
 
 
+class EmailFormField(forms.EmailField):
+    default_validators = [validation.validate_email_address]
+
+
+class EmailAddressField(models.EmailField):
+    """An email column whose model and form checks say what the sync engine says: "Email address 'x' is not
+    valid." (Django's own wording differs between the form and the model.)"""
+
+    default_validators = [validation.validate_email_address]
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": EmailFormField, **kwargs})
+
+
 class Customer(ZohoSyncedModel):
     class AccountType(models.TextChoices):
         INDIVIDUAL = "individual", "Individual"
@@ -35,7 +50,7 @@ class Customer(ZohoSyncedModel):
         CLOSED = "closed", "Closed"
 
     account_number = models.CharField(max_length=32, unique=True, validators=[validation.validate_account_number])
-    email = models.EmailField(blank=True, db_index=True)
+    email = EmailAddressField(blank=True, db_index=True)
     first_name = models.CharField(max_length=100, blank=True)
     last_name = models.CharField(max_length=100, blank=True)
     company_name = models.CharField(max_length=200, blank=True)
@@ -279,6 +294,7 @@ class InvoiceLine(models.Model):
         return f"{self.description} x {self.quantity}"
 
     def save(self, *args, **kwargs):
+        validation.refuse_imprecise_money(self)
         if self.quantity is not None and self.unit_price is not None:
             self.amount = validation.line_amount(self.quantity, self.unit_price)
         super().save(*args, **kwargs)

@@ -41,6 +41,8 @@ class SyncLog(models.Model):
     class Status(models.TextChoices):
         SUCCESS = "success", "Success"
         FAILED = "failed", "Failed"
+        WAITING = "waiting", "Waiting for a dependency"
+        BLOCKED = "blocked", "Blocked by a dependency"
         SKIPPED = "skipped", "Skipped"
 
     entity = models.CharField(max_length=32, help_text="The entity spec's name, e.g. customer, invoice.")

@@ -18,33 +18,40 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from zoho_sync.client.budget import Priority
-from zoho_sync.models import SyncLog, SyncStatus
+from zoho_sync.conf import get_sync_settings
+from zoho_sync.models import UNSETTLED_STATES, SyncLog, SyncState, SyncStatus
 from zoho_sync.sync import claims
-from zoho_sync.sync.engine import Engine, Outcome, QuotaExhausted
+from zoho_sync.sync.engine import BUSY, Engine, Enqueue, Outcome, QuotaExhausted
 from zoho_sync.sync.specs import EntitySpec
 
 logger = logging.getLogger(__name__)
 MIN_BATCH, MAX_BATCH = 5, 1000
+# What a run did to each record it pushed, in the one vocabulary: a synced record by its action, else its state.
+SYNCED_KEYS = {"create": "created", "update": "updated", "link": "linked", "cancel": "cancelled", "none": "unchanged"}
+FAILED_KEYS = (SyncState.NEEDS_PERSON, SyncState.RETRYING)
 
 
 @dataclass
 class EntityReport:
     name: str
     due: int = 0
-    last: dict[int, str] = field(default_factory=dict)  # pk -> last status in this run
-    errors: Counter = field(default_factory=Counter)  # error kind -> records
+    last: dict[int, str] = field(default_factory=dict)  # pk -> what the run's last push of it left
+    kinds: dict[int, str] = field(default_factory=dict)  # pk -> error kind of its last failure in this run
     failed: int = 0  # records whose last outcome in this run is a failure (kept current: read after every push)
 
     def count(self, pk: int, outcome: Outcome) -> None:
-        if outcome.status == SyncLog.Status.SUCCESS:
-            key = {"create": "created", "update": "updated", "link": "linked", "cancel": "cancelled"}.get(
-                outcome.action, "unchanged")
-        else:
-            key = outcome.status  # failed or skipped
-        self.failed += (key == "failed") - (self.last.get(pk) == "failed")
+        if outcome.state == BUSY:
+            return
+        key = SYNCED_KEYS.get(outcome.action, "unchanged") if outcome.state == SyncState.SYNCED else outcome.state
+        self.failed += (key in FAILED_KEYS) - (self.last.get(pk) in FAILED_KEYS)
         self.last[pk] = key
-        if key == "failed":
-            self.errors[getattr(outcome.error, "kind", "unknown")] += 1
+        if outcome.status == SyncLog.Status.FAILED:
+            self.kinds[pk] = getattr(outcome.error, "kind", "unknown")
+
+    @property
+    def errors(self) -> Counter:
+        """Error kinds of the records whose last push in this run failed."""
+        return Counter(self.kinds[pk] for pk, key in self.last.items() if key in FAILED_KEYS)
 
     @property
     def done(self) -> int:
@@ -71,10 +78,27 @@ class SyncReport:
     seconds: float = 0.0
     stopped: str = ""  # why the run stopped before the end (daily quota), with when it can go on
     resume_at: datetime | None = None  # when it can go on
+    continuation: str = ""  # what was arranged for it to go on (the schedule installed, or what to run)
+    # Every record of the run's scope (its entities, --since) by state, read when the run ended: the exit code
+    # and the closing lines speak of these, whether or not this run touched them.
+    scope: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
         return sum(e.failed for e in self.entities.values())
+
+    @property
+    def unsettled(self) -> dict[str, int]:
+        """Records of the scope left failed, waiting or blocked, by state (zero states left out)."""
+        totals = Counter()
+        for counts in self.scope.values():
+            totals.update({state: counts.get(state, 0) for state in UNSETTLED_STATES})
+        return {state: n for state, n in totals.items() if n}
+
+    @property
+    def settled(self) -> bool:
+        """Nothing in scope is left failed, waiting or blocked, and the run was not stopped: exit code 0."""
+        return not self.stopped and not self.unsettled
 
     @property
     def done(self) -> int:
@@ -94,19 +118,23 @@ class BackfillRun:
     def __init__(self, *, specs: tuple[EntitySpec, ...], client, batch_size: int = 100, limit: int | None = None,
                  since: datetime | None = None, retry_window: float = 300.0,
                  on_progress: Callable[[Progress], None] | None = None, use_index: bool = True,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, enqueue: Enqueue | None = None):
         self.specs, self.client, self.batch_size, self.limit = specs, client, batch_size, limit
         self.since, self.retry_window, self.on_progress, self.sleep = since, retry_window, on_progress, sleep
         self.run_id = uuid.uuid4().hex
         self.claimer = claims.claimer_name(self.run_id)
         # The run reaches records its pushes wake by itself: nothing is queued for them.
         self.engine = Engine(client=client, run_id=self.run_id, claimer=self.claimer, use_index=use_index,
-                             enqueue_woken=False)
+                             enqueue=enqueue)
         self.report = SyncReport(run_id=self.run_id, started=timezone.now())
         self._started = time.monotonic()
+        self._pushes: Counter = Counter()  # (entity, pk) -> pushes in this run
+        self._set_aside: dict[str, set[int]] = {}  # records pushed too often in this run: left for the next one
 
     def base(self, spec: EntitySpec):
         qs = spec.model.objects.all()
+        if self._set_aside.get(spec.name):
+            qs = qs.exclude(pk__in=self._set_aside[spec.name])
         return qs.filter(updated_at__gte=self.since) if self.since else qs
 
     def run(self) -> SyncReport:
@@ -123,8 +151,7 @@ class BackfillRun:
             self.report.resume_at = stop.resume_at
             local = timezone.localtime(stop.resume_at)
             self.report.stopped = (
-                f"Stopped: {stop.error.message} The backfill can go on after {local:%Y-%m-%d %H:%M %Z}: run it "
-                "again then, or let the scheduled task continue it."
+                f"Stopped: {stop.error.message} The backfill can go on after {local:%Y-%m-%d %H:%M %Z}."
             )
             logger.warning("%s", self.report.stopped)
         finally:
@@ -150,11 +177,25 @@ class BackfillRun:
                     break
                 batch_failed = 0
                 for obj in claims.claimed_objects(spec, pks, self.claimer):
+                    if self._pushed_too_often(spec, obj):
+                        continue
                     outcome = self.engine.push(spec, obj)
                     entity.count(obj.pk, outcome)
                     batch_failed += outcome.status == SyncLog.Status.FAILED
                     self._progress(spec, entity, size)
+                claims.release(spec, claimer=self.claimer)  # anything set aside goes back
                 size = adapt_batch(size, batch_failed / len(pks))
+
+    def _pushed_too_often(self, spec: EntitySpec, obj) -> bool:
+        """A safety net: every outcome leaves a record not due until its retry time, a change or a wake-up, so a
+        run never pushes one record in a loop; should that ever fail, the record is set aside, loudly."""
+        self._pushes[spec.name, obj.pk] += 1
+        if self._pushes[spec.name, obj.pk] <= get_sync_settings().max_attempts + 2:
+            return False
+        self._set_aside.setdefault(spec.name, set()).add(obj.pk)
+        logger.error("%s %s was due again and again in one run (%d pushes); set aside until the next run",
+                     spec.name, obj.pk, self._pushes[spec.name, obj.pk] - 1)
+        return True
 
     def _retry_soon(self) -> None:
         """Records whose retry falls due within the window are waited for, so the run finishes by itself."""
@@ -165,7 +206,7 @@ class BackfillRun:
                 # Records waiting for a dependency are woken by its success, not by the clock.
                 due = self.base(spec).filter(
                     Q(sync_status__in=(SyncStatus.PENDING, SyncStatus.FAILED)), next_retry_at__lte=deadline
-                ).exclude(last_error_kind="dependency").aggregate(at=Min("next_retry_at"))["at"]
+                ).aggregate(at=Min("next_retry_at"))["at"]
                 soonest = due if soonest is None or (due and due < soonest) else soonest
             if soonest is None:
                 return

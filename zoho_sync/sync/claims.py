@@ -1,9 +1,10 @@
-"""Claiming work so that two backfills and the triggers never push the same record at once.
+"""Claiming work: at most one worker pushes a record at a time, whatever else happens to the record.
 
-A claim marks rows `syncing` with the claimer's name and a lease, in one short transaction: on PostgreSQL the
-candidate rows are locked with SKIP LOCKED (workers pass each other instead of queueing), on SQLite one
-conditional UPDATE does it (SQLite allows one writer at a time). A claim whose worker died is taken back at once
-when that worker ran on this machine, and by anyone when its lease runs out.
+A claim is the holder's name and a lease (`claimed_by`, `claimed_until`), taken in one short transaction: on
+PostgreSQL the candidate rows are locked with SKIP LOCKED (workers pass each other instead of queueing), on SQLite
+one conditional UPDATE does it (SQLite allows one writer at a time). Only the holder ends a claim, or the lease
+running out; a local save never does (it bumps the record's version instead, which the holder compares when it
+finishes). A claim whose worker died is taken back at once when that worker ran on this machine.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from zoho_sync.client.budget import HOST, local_process_gone
+from zoho_sync.conf import get_sync_settings
 from zoho_sync.models import SyncStatus
 from zoho_sync.sync.specs import EntitySpec
 
@@ -25,17 +26,18 @@ def claimer_name(run_id: str) -> str:
     return f"{HOST}:{os.getpid()}:{run_id[:12]}"
 
 
-def lease_seconds() -> float:
-    return float(getattr(settings, "SYNC_CLAIM_LEASE_SECONDS", 900))
+def free_filter(now: datetime) -> Q:
+    """Nobody holds the record: never claimed, released, or the holder's lease ran out."""
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
 
 
 def due_filter(now: datetime) -> Q:
-    """What a run should push now: pending and due, failed and due for retry, or claimed by a lapsed lease."""
-    return (
-        (Q(sync_status=SyncStatus.PENDING) & (Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)))
-        | Q(sync_status=SyncStatus.FAILED, next_retry_at__lte=now)
-        | Q(sync_status=SyncStatus.SYNCING, claimed_until__lt=now)
-    )
+    """What a run should push now: pending (or left syncing by a lapsed claim), a failure or a wait whose retry
+    time has come; and nobody holds it. Blocked, skipped, synced and failures needing a person are not due."""
+    retry_due = Q(next_retry_at__isnull=True) | Q(next_retry_at__lte=now)
+    due = (Q(sync_status__in=(SyncStatus.PENDING, SyncStatus.SYNCING)) & retry_due) | Q(
+        sync_status__in=(SyncStatus.FAILED, SyncStatus.WAITING), next_retry_at__lte=now)
+    return due & free_filter(now)
 
 
 def claim(queryset: QuerySet, *, claimer: str, limit: int, now: datetime | None = None) -> list[int]:
@@ -50,29 +52,38 @@ def claim(queryset: QuerySet, *, claimer: str, limit: int, now: datetime | None 
         if not pks:
             return []
         queryset.model.objects.filter(due_filter(now), pk__in=pks).update(
-            sync_status=SyncStatus.SYNCING, claimed_by=claimer, claimed_until=now + timedelta(seconds=lease_seconds())
+            sync_status=SyncStatus.SYNCING, claimed_by=claimer,
+            claimed_until=now + timedelta(seconds=get_sync_settings().claim_lease_seconds),
         )
     return list(queryset.model.objects.filter(pk__in=pks, claimed_by=claimer).values_list("pk", flat=True))
 
 
 def claimed_objects(spec: EntitySpec, pks: list[int], claimer: str) -> list:
-    """The claimed rows, loaded with what their payloads need."""
-    rows = spec.prepare(spec.model.objects.filter(pk__in=pks, claimed_by=claimer, sync_status=SyncStatus.SYNCING))
+    """The claimed rows, loaded with what their payloads need (a row saved since it was claimed is still ours)."""
+    rows = spec.prepare(spec.model.objects.filter(pk__in=pks, claimed_by=claimer))
     return list(rows.order_by("pk"))
 
 
-def release(spec: EntitySpec, *, claimer: str) -> int:
-    """Give back whatever this claimer still holds (a stopped run): those rows are pending again."""
-    return spec.model.objects.filter(claimed_by=claimer, sync_status=SyncStatus.SYNCING).update(
-        sync_status=SyncStatus.PENDING, claimed_by="", claimed_until=None
+def _unclaim(rows: QuerySet) -> int:
+    """End the claims on these rows: a row still marked syncing goes back to pending; any other status (a save
+    made it pending, or the holder's outcome) stays."""
+    return rows.update(
+        sync_status=Case(When(sync_status=SyncStatus.SYNCING, then=Value(SyncStatus.PENDING)),
+                         default=F("sync_status")),
+        claimed_by="", claimed_until=None,
     )
+
+
+def release(spec: EntitySpec, *, claimer: str) -> int:
+    """Give back whatever this claimer still holds (a stopped run): those rows are due again."""
+    return _unclaim(spec.model.objects.filter(claimed_by=claimer))
 
 
 def reclaim_dead(spec: EntitySpec) -> int:
     """Free claims held by processes of this machine that no longer run (a killed backfill)."""
     freed = 0
     holders = (
-        spec.model.objects.filter(sync_status=SyncStatus.SYNCING, claimed_by__startswith=f"{HOST}:")
+        spec.model.objects.filter(claimed_by__startswith=f"{HOST}:", claimed_until__isnull=False)
         .values_list("claimed_by", flat=True).distinct()
     )
     for holder in list(holders):
@@ -81,7 +92,5 @@ def reclaim_dead(spec: EntitySpec) -> int:
         except (IndexError, ValueError):
             continue
         if local_process_gone(pid):
-            freed += spec.model.objects.filter(claimed_by=holder, sync_status=SyncStatus.SYNCING).update(
-                sync_status=SyncStatus.PENDING, claimed_by="", claimed_until=None
-            )
+            freed += _unclaim(spec.model.objects.filter(claimed_by=holder))
     return freed

@@ -1,9 +1,13 @@
-"""The one push sequence, for every entity: skip, dependencies, payload, unchanged?, link or create or update.
+"""The one push sequence, for every entity: skip, validate, dependencies, payload, unchanged? link/create/update.
 
-Exactly once: before a create that may already have reached Zoho (create intent recorded, or a backfill's index
-of existing records), the record is looked up by its natural key and linked. Each outcome is written with its
-SyncLog row in one short transaction, never across a call to Zoho; if the log cannot be written the error stops
-the run, and the create intent (committed before the call) lets the next run link what Zoho already has.
+Exactly once, under faults and under concurrency:
+- only the claim's holder pushes a record (claims.py); a local save never frees a claim, it bumps the record's
+  version, and the finishing holder keeps what Zoho gave it (the id, what Zoho now holds) but leaves the record
+  due when the version moved, so the next push sends the new data;
+- before a create, the intent and the fingerprint of what is about to be sent are committed; a record with an
+  intent (or, in a backfill, one Zoho's index already lists) is looked up by its natural key and linked, never
+  created again, and a linked record is brought up to date unless Zoho is known to hold exactly its data.
+Each outcome is written with its SyncLog row in one short transaction, never across a call to Zoho.
 """
 
 from __future__ import annotations
@@ -13,22 +17,32 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from zoho_sync.client.budget import seconds_to_next_utc_midnight
 from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoError, ZohoOutcomeUnknownError
-from zoho_sync.models import ErrorKind, SyncLog, SyncStatus
-from zoho_sync.sync.errors import DependencyNotSynced, RemoteConflict, SyncError
+from zoho_sync.conf import get_sync_settings
+from zoho_sync.models import ErrorKind, SyncLog, SyncState, SyncStatus, ZohoSyncedModel, sync_state_of
+from zoho_sync.sync.errors import (
+    ClaimLost,
+    DependencyBlocked,
+    DependencyNotSynced,
+    InvalidLocalData,
+    RemoteConflict,
+    SyncError,
+)
 from zoho_sync.sync.remote import SyncContext
-from zoho_sync.sync.specs import EntitySpec
+from zoho_sync.sync.specs import BY_NAME, SPECS, EntitySpec
 
 logger = logging.getLogger(__name__)
-DUPLICATE_CODES = {"DUPLICATE_CUSTOMER", "DUPLICATE_PLAN_CODE", "DUPLICATE_INVOICE_NUMBER"}
+Enqueue = Callable[[str, int], Any]
 
 
 class QuotaExhausted(Exception):
@@ -36,7 +50,9 @@ class QuotaExhausted(Exception):
 
     def __init__(self, error: ZohoDailyQuotaError):
         self.error = error
-        self.resume_at = timezone.now() + timedelta(seconds=error.retry_after or 0)
+        # Zoho's code-45 answer may carry no Retry-After: the quota resets at the next 00:00 UTC.
+        wait = error.retry_after if error.retry_after else seconds_to_next_utc_midnight(time.time())
+        self.resume_at = timezone.now() + timedelta(seconds=wait)
         super().__init__(str(error))
 
 
@@ -46,25 +62,54 @@ def fingerprint_of(data: Any) -> str:
 
 def retry_delay(attempt: int) -> float:
     """Seconds before a retryable failure is tried again: SYNC_RETRY_BASE_SECONDS doubling to an hour, jittered."""
-    base = float(getattr(settings, "SYNC_RETRY_BASE_SECONDS", 30))
+    base = get_sync_settings().retry_base_seconds
     return min(3600.0, base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+def validate_for_push(obj) -> None:
+    """The admin form's checks (the model's field validators and `clean()`), for a record however it was saved;
+    raise InvalidLocalData naming each problem. Foreign keys exist (the database holds them) and uniqueness is
+    the database's: neither costs a query here."""
+    exclude = ZohoSyncedModel.BOOKKEEPING_FIELDS | {f.name for f in obj._meta.concrete_fields if f.is_relation}
+    try:
+        obj.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
+    except ValidationError as exc:
+        raise InvalidLocalData(" ".join(problem_sentences(exc, obj))) from None
+
+
+def problem_sentences(exc: ValidationError, obj) -> list[str]:
+    sentences = []
+    for name, messages in exc.message_dict.items():
+        label = "" if name == NON_FIELD_ERRORS else str(obj._meta.get_field(name).verbose_name).capitalize()
+        for message in messages:
+            named = not label or label.split()[0].lower() in message.lower()
+            sentences.append(message if named else f"{label}: {message}")
+    return sentences
 
 
 @dataclass
 class Outcome:
-    status: str
+    status: str  # the SyncLog status
     action: str
     message: str = ""
     error: BaseException | None = None
+    state: str = ""  # where the record stands now, in the one vocabulary (SyncState), or "busy"
+
+
+BUSY = "busy"  # another worker held the record: nothing was sent or written
 
 
 class Engine:
-    """Pushes records for one run: one client, one run id, and (for a backfill) an index of Zoho's records."""
+    """Pushes records for one run: one client, one run id, and (for a backfill) an index of Zoho's records.
+
+    `enqueue(entity, pk)` queues a push of a record this run will not reach itself (a dependent it woke, a record
+    changed while it was pushed); a backfill passes none, since its own loop reaches them.
+    """
 
     def __init__(self, *, client, run_id: str, claimer: str = "", use_index: bool = False,
-                 today: date | None = None, enqueue_woken: bool = True):
+                 today: date | None = None, enqueue: Enqueue | None = None):
         self.client, self.run_id, self.claimer, self.use_index = client, run_id, claimer, use_index
-        self.enqueue_woken = enqueue_woken and bool(getattr(settings, "SYNC_TRIGGERS_ENABLED", True))
+        self.enqueue = enqueue
         self.today = today or timezone.localdate()
         self._indexes: dict[str, dict[str, list[str]]] = {}
 
@@ -73,45 +118,60 @@ class Engine:
         started = time.monotonic()
         ctx = SyncContext(client=self.client, today=self.today, remember=self._remember)
         payload: dict | None = None
+        found_id = ""  # a Zoho id learnt before a failure is kept whatever the failure
         try:
             if reason := spec.skip_reason(obj):
                 return self._finish(spec, obj, ctx, started, Outcome(SyncLog.Status.SKIPPED, SyncLog.Action.NONE,
                                                                       reason), payload)
+            validate_for_push(obj)
             self._check_dependencies(spec, obj)
-            fingerprint = fingerprint_of(spec.fingerprint(obj))
             payload = spec.payload(obj, today=self.today)
+            fingerprint = fingerprint_of(spec.fingerprint(obj))
+            if not obj.zoho_id:
+                self._refresh_identity(obj)
             if obj.zoho_id:
                 if fingerprint == obj.sync_fingerprint:
                     outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.NONE, "Unchanged since the last push.")
                 else:
+                    self._hold(obj)
                     action = spec.update(ctx, obj, payload)
                     outcome = Outcome(SyncLog.Status.SUCCESS, action, f"{action.capitalize()}d in Zoho.")
                 return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint)
             existing = self._existing(spec, obj, ctx)
-            if existing:
-                return self._link(spec, obj, ctx, started, payload, fingerprint, existing)
-            self._mark_intent(obj)
-            record = self._create(spec, obj, ctx, payload)
-            if isinstance(record, str):  # a duplicate answer that we resolved by linking
-                return self._link(spec, obj, ctx, started, payload, fingerprint, record)
-            zoho_id = str(record[spec.id_field])
-            self._index_add(spec, obj, zoho_id)
-            outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.CREATE, "Created in Zoho.")
-            return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint, zoho_id=zoho_id,
-                                response=record)
+            if existing is None:
+                self._mark_intent(obj, fingerprint)
+                record = self._create(spec, obj, ctx, payload)
+                if isinstance(record, dict):
+                    zoho_id = str(record[spec.id_field])
+                    self._index_add(spec, obj, zoho_id)
+                    outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.CREATE, "Created in Zoho.")
+                    return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint,
+                                        zoho_id=zoho_id, response=record)
+                existing = (record, "")  # Zoho refused a duplicate of a record that is clearly this one
+            found_id = existing[0]
+            outcome = self._link(spec, obj, ctx, payload, fingerprint, *existing)
+            return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint,
+                                zoho_id=found_id)
         except ZohoDailyQuotaError as error:
             self._release(obj)
             raise QuotaExhausted(error) from error
+        except ClaimLost as error:
+            logger.info("%s %s: %s", spec.name, obj.pk, error)
+            return Outcome(SyncLog.Status.SKIPPED, SyncLog.Action.NONE, str(error), error, state=BUSY)
+        except DependencyNotSynced as error:
+            status = SyncLog.Status.BLOCKED if isinstance(error, DependencyBlocked) else SyncLog.Status.WAITING
+            return self._finish(spec, obj, ctx, started, Outcome(status, SyncLog.Action.NONE, str(error), error),
+                                payload)
         except (ZohoError, SyncError) as error:
             action = SyncLog.Action.UPDATE if obj.zoho_id else SyncLog.Action.CREATE
             outcome = Outcome(SyncLog.Status.FAILED, action, str(error), error)
-            return self._finish(spec, obj, ctx, started, outcome, payload)
+            return self._finish(spec, obj, ctx, started, outcome, payload, zoho_id=found_id)
 
     def _create(self, spec: EntitySpec, obj, ctx: SyncContext, payload: dict) -> dict | str:
         try:
             return spec.create(ctx, obj, payload)
         except ZohoError as error:
-            if error.code_name not in DUPLICATE_CODES:
+            if error.code_name not in spec.duplicate_codes:
                 raise
             found = spec.find(ctx, obj)  # Zoho has one already: adopt it only when it is clearly the same (§12.3)
             if not found:
@@ -119,23 +179,36 @@ class Engine:
                                      f"{spec.name}'s key was found; check Zoho by hand.") from error
             return str(found[spec.id_field])
 
-    def _link(self, spec, obj, ctx, started, payload, fingerprint, zoho_id: str) -> Outcome:
-        outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.LINK,
-                          f"Zoho already had it ({spec.zoho_entity} {zoho_id}); linked instead of created again.")
-        return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint, zoho_id=zoho_id)
+    def _link(self, spec: EntitySpec, obj, ctx: SyncContext, payload: dict, fingerprint: str, zoho_id: str,
+              known: str) -> Outcome:
+        """Adopt the Zoho record `zoho_id`. `known` is the fingerprint of what an earlier create of ours sent: when
+        it is today's, Zoho holds our data; otherwise the record is brought up to date first."""
+        had = f"Zoho already had it ({spec.zoho_entity} {zoho_id}); linked instead of created again"
+        if known == fingerprint:
+            return Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.LINK, f"{had}.")
+        if not spec.updatable:
+            return Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.LINK,
+                           f"{had}; sync never edits a {spec.zoho_entity} in Zoho, so its copy is kept as it is.")
+        obj.zoho_id = zoho_id
+        self._hold(obj)
+        action = spec.update(ctx, obj, payload)
+        return Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.LINK,
+                       f"{had}, and brought up to date with what is held here ({action}).")
 
     # --- lookups ----------------------------------------------------------------------------------------------
-    def _existing(self, spec: EntitySpec, obj, ctx: SyncContext) -> str | None:
+    def _existing(self, spec: EntitySpec, obj, ctx: SyncContext) -> tuple[str, str] | None:
+        """(Zoho id, fingerprint of what our own create sent, or "") of a Zoho record that is this one."""
+        known = obj.sync_fingerprint if obj.create_intent_at else ""
         if self.use_index:
             ids = self._index(spec).get(spec.local_key(obj), [])
             if len(ids) > 1:
                 raise RemoteConflict(f"Zoho holds {len(ids)} {spec.zoho_entity}s with this record's key "
                                      f"({spec.local_key(obj)!r}); link the right one by hand.")
             if ids:
-                return ids[0]
+                return ids[0], known
         if obj.create_intent_at:  # an earlier create may have reached Zoho after the index was read
             found = spec.find(ctx, obj)
-            return str(found[spec.id_field]) if found else None
+            return (str(found[spec.id_field]), known) if found else None
         return None
 
     def _index(self, spec: EntitySpec) -> dict[str, list[str]]:
@@ -152,96 +225,164 @@ class Engine:
         if spec.name in self._indexes:
             self._indexes[spec.name].setdefault(spec.local_key(obj), []).append(zoho_id)
 
+    # --- dependencies -----------------------------------------------------------------------------------------
     @staticmethod
     def _check_dependencies(spec: EntitySpec, obj) -> None:
-        for attribute, _dependency in spec.depends_on:
+        """Raise DependencyNotSynced (waiting) or DependencyBlocked when a record this one needs has no Zoho id."""
+        for attribute, dependency in spec.depends_on:
             related = getattr(obj, attribute)
             if related is None or related.zoho_id:
                 continue
-            why = f" (its last sync failed: {related.last_sync_error})" if related.last_sync_error else ""
-            raise DependencyNotSynced(f"Waiting for its {attribute} {related} to reach Zoho{why}.")
+            # The row was read with the batch: another worker may have pushed the dependency since.
+            now = type(related).objects.filter(pk=related.pk).values(
+                "zoho_id", "sync_status", "next_retry_at", "last_sync_error").first()
+            if now["zoho_id"]:
+                related.zoho_id = now["zoho_id"]
+                continue
+            name = f"{attribute.replace('_', ' ')} {BY_NAME[dependency].label(related)}"
+            state = sync_state_of(now["sync_status"], now["next_retry_at"])
+            error = now["last_sync_error"]
+            if state == SyncState.NEEDS_PERSON:
+                raise DependencyBlocked(f"Blocked until a person fixes its {name}: {error}")
+            if state == SyncState.BLOCKED:
+                raise DependencyBlocked(f"Blocked: its {name} is blocked itself ({error})")
+            if state == SyncState.SKIPPED:
+                raise DependencyBlocked(f"Blocked: its {name} is not pushed to Zoho ({error})")
+            if state == SyncState.RETRYING:
+                when = timezone.localtime(now["next_retry_at"])
+                raise DependencyNotSynced(f"Waiting for its {name}, whose last sync failed ({error}); it is tried "
+                                          f"again at {when:%Y-%m-%d %H:%M %Z}.")
+            why = f" ({error})" if state == SyncState.WAITING and error else ""
+            raise DependencyNotSynced(f"Waiting for its {name} to reach Zoho{why}.")
 
     def _wake_dependents(self, spec: EntitySpec, obj) -> None:
-        """Records that waited for this one are due again now; outside a backfill (which reaches them itself)
-        they are queued, since no other task may be left to push them."""
-        from zoho_sync.sync.specs import SPECS
-
+        """Records that waited for (or were blocked by) this one are due again now; outside a backfill (which
+        reaches them itself) they are queued, since no other task may be left to push them."""
         for other in SPECS:
             for attribute, dependency in other.depends_on:
-                if dependency != spec.name:
-                    continue
-                waiting = other.model.objects.filter(**{attribute: obj.pk}, sync_status=SyncStatus.PENDING,
-                                                     last_error_kind=ErrorKind.DEPENDENCY)
-                pks = list(waiting.values_list("pk", flat=True)) if self.enqueue_woken else []
-                if waiting.update(next_retry_at=None) and self.enqueue_woken:
-                    from zoho_sync.services import sync_enqueue
+                if dependency == spec.name:
+                    self._wake(other, other.model.objects.filter(**{attribute: obj.pk}))
 
-                    for pk in pks:
-                        sync_enqueue(entity=other.name, pk=pk)
+    def _wake(self, spec: EntitySpec, rows) -> None:
+        waiting = rows.filter(sync_status__in=(SyncStatus.WAITING, SyncStatus.BLOCKED))
+        pks = list(waiting.values_list("pk", flat=True)) if self.enqueue else []
+        if waiting.update(sync_status=SyncStatus.PENDING, next_retry_at=None) and self.enqueue:
+            for pk in pks:
+                self.enqueue(spec.name, pk)
+
+    def _dependencies_landed(self, spec: EntitySpec, obj) -> bool:
+        """Whether every dependency has a Zoho id now (it may have landed while this record was judged)."""
+        for attribute, dependency in spec.depends_on:
+            related_pk = getattr(obj, f"{attribute}_id")
+            if related_pk is not None and not BY_NAME[dependency].model.objects.filter(
+                    pk=related_pk, zoho_id__isnull=False).exists():
+                return False
+        return True
 
     # --- bookkeeping ------------------------------------------------------------------------------------------
     def _remember(self, obj, **fields) -> None:
         type(obj).objects.filter(pk=obj.pk).update(**fields)
 
-    @staticmethod
-    def _mark_intent(obj) -> None:
-        """Recorded (and committed) before the create is sent, so a crash after Zoho's answer is repaired."""
-        obj.create_intent_at = timezone.now()
-        type(obj).objects.filter(pk=obj.pk).update(create_intent_at=obj.create_intent_at)
+    def _refresh_identity(self, obj) -> None:
+        """Before deciding to create: the Zoho id and create intent as they are now, not as read with the batch
+        (an earlier push of this worker, or a lost answer, may have changed them since)."""
+        now = type(obj).objects.filter(pk=obj.pk, claimed_by=self.claimer).values(
+            "zoho_id", "create_intent_at", "sync_fingerprint").first()
+        if now is None:
+            raise ClaimLost("Another worker took the record over (this worker's lease ran out); left to it.")
+        obj.zoho_id, obj.create_intent_at, obj.sync_fingerprint = (
+            now["zoho_id"], now["create_intent_at"], now["sync_fingerprint"])
+
+    def _hold(self, obj, **fields) -> None:
+        """Right before a write is sent: make sure this worker still holds the record, and renew its lease (a
+        worker whose lease ran out, and that another worker took over, must not send stale data)."""
+        until = timezone.now() + timedelta(seconds=get_sync_settings().claim_lease_seconds)
+        if not type(obj).objects.filter(pk=obj.pk, claimed_by=self.claimer).update(claimed_until=until, **fields):
+            raise ClaimLost("Another worker took the record over (this worker's lease ran out); left to it.")
+
+    def _mark_intent(self, obj, fingerprint: str) -> None:
+        """Recorded (and committed) before the create is sent, with the fingerprint of what is sent, so a crash or
+        a lost answer is repaired by a lookup; refused when this worker no longer holds the record."""
+        obj.create_intent_at, obj.sync_fingerprint = timezone.now(), fingerprint
+        self._hold(obj, create_intent_at=obj.create_intent_at, sync_fingerprint=fingerprint)
 
     def _release(self, obj) -> None:
-        type(obj).objects.filter(pk=obj.pk, claimed_by=self.claimer).update(
-            sync_status=SyncStatus.PENDING, claimed_by="", claimed_until=None)
+        from zoho_sync.sync.claims import _unclaim
+
+        _unclaim(type(obj).objects.filter(pk=obj.pk, claimed_by=self.claimer))
+
+    def _result_fields(self, outcome: Outcome, obj, now, fingerprint: str, zoho_id: str) -> dict[str, Any]:
+        """The bookkeeping an outcome writes when the record did not change while it was pushed."""
+        error = outcome.error
+        if outcome.status == SyncLog.Status.SUCCESS:
+            return {"sync_status": SyncStatus.SYNCED, "zoho_id": zoho_id or obj.zoho_id, "last_synced_at": now,
+                    "last_sync_error": "", "last_error_kind": "", "sync_attempts": 0, "next_retry_at": None,
+                    "create_intent_at": None, "sync_fingerprint": fingerprint}
+        if outcome.status == SyncLog.Status.SKIPPED:
+            return {"sync_status": SyncStatus.SKIPPED, "last_sync_error": outcome.message, "last_error_kind": "",
+                    "next_retry_at": None, "sync_attempts": 0}
+        sync = get_sync_settings()
+        if isinstance(error, DependencyNotSynced):  # not an attempt of the record's own
+            blocked = isinstance(error, DependencyBlocked)
+            retry = None if blocked else now + timedelta(seconds=sync.dependency_retry_seconds)
+            return {"sync_status": SyncStatus.BLOCKED if blocked else SyncStatus.WAITING,
+                    "last_sync_error": outcome.message, "last_error_kind": ErrorKind.DEPENDENCY,
+                    "next_retry_at": retry}
+        attempt = obj.sync_attempts + 1
+        retryable = bool(getattr(error, "retryable", False)) or isinstance(error, ZohoOutcomeUnknownError)
+        delay = sync.outcome_recheck_seconds if isinstance(error, ZohoOutcomeUnknownError) else retry_delay(attempt)
+        next_retry = now + timedelta(seconds=delay) if retryable and attempt < sync.max_attempts else None
+        if retryable and next_retry is None:
+            outcome.message += (f" Gave up after {attempt} attempts: once the cause is fixed, run "
+                                "`manage.py zoho_retry_failed` or push it from the admin.")
+        return {"sync_status": SyncStatus.FAILED, "last_sync_error": outcome.message,
+                "last_error_kind": getattr(error, "kind", ErrorKind.UNKNOWN), "sync_attempts": attempt,
+                "next_retry_at": next_retry}
 
     def _finish(self, spec, obj, ctx, started, outcome: Outcome, payload, *, fingerprint: str = "",
                 zoho_id: str = "", response: Any = None) -> Outcome:
         now = timezone.now()
         error = outcome.error
-        attempt = obj.sync_attempts + 1
-        fields: dict[str, Any] = {"claimed_by": "", "claimed_until": None}
-        if outcome.status == SyncLog.Status.SUCCESS:
-            fields.update(zoho_id=zoho_id or obj.zoho_id, last_synced_at=now, last_sync_error="", last_error_kind="",
-                          sync_attempts=0, next_retry_at=None, create_intent_at=None, sync_fingerprint=fingerprint)
-            final = SyncStatus.SYNCED
-        elif outcome.status == SyncLog.Status.SKIPPED:
-            fields.update(last_sync_error=outcome.message, last_error_kind="", next_retry_at=None, sync_attempts=0)
-            final = SyncStatus.SKIPPED
-        else:
-            kind = getattr(error, "kind", ErrorKind.UNKNOWN)
-            retryable = bool(getattr(error, "retryable", False)) or isinstance(error, ZohoOutcomeUnknownError)
-            max_attempts = int(getattr(settings, "SYNC_MAX_ATTEMPTS", 8))
-            if isinstance(error, ZohoOutcomeUnknownError):
-                delay = float(getattr(settings, "SYNC_OUTCOME_RECHECK_SECONDS", 30))
-            elif isinstance(error, DependencyNotSynced):
-                delay = float(getattr(settings, "SYNC_DEPENDENCY_RETRY_SECONDS", 300))
-            else:
-                delay = retry_delay(attempt)
-            next_retry = now + timedelta(seconds=delay) if retryable and attempt < max_attempts else None
-            fields.update(last_sync_error=outcome.message, last_error_kind=kind, sync_attempts=attempt,
-                          next_retry_at=next_retry)
-            final = SyncStatus.PENDING if isinstance(error, DependencyNotSynced) else SyncStatus.FAILED
-        log = SyncLog(
-            entity=spec.name, object_pk=str(obj.pk), object_repr=spec.label(obj), zoho_entity=spec.zoho_entity,
-            zoho_id=fields.get("zoho_id") or obj.zoho_id or "", action=outcome.action, status=outcome.status,
-            attempt=attempt, message=" ".join([outcome.message, *ctx.notes]).strip(),
-            error_type=type(error).__name__ if error else "", error_kind=fields.get("last_error_kind", ""),
-            http_status=getattr(error, "status_code", None), zoho_code=getattr(error, "zoho_code", None),
-            zoho_message=getattr(error, "zoho_message", "") or "", request_method=getattr(error, "method", ""),
-            request_path=getattr(error, "path", ""), request_body=ctx.sent if ctx.sent is not None else payload,
-            response_body=response if response is not None else getattr(error, "response_body", None),
-            duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id,
-        )
+        result = self._result_fields(outcome, obj, now, fingerprint, zoho_id)
+        free = {"claimed_by": "", "claimed_until": None}
         model = type(obj)
         with transaction.atomic():
             if zoho_id:  # whatever else happened meanwhile, the id Zoho gave is never lost
                 model.objects.filter(pk=obj.pk).update(zoho_id=zoho_id, create_intent_at=None)
             mine = model.objects.filter(pk=obj.pk, claimed_by=self.claimer)
-            # The status changes only if nobody saved the record meanwhile: a save marks it pending again.
-            mine.filter(sync_status=SyncStatus.SYNCING).update(sync_status=final)
-            mine.update(**fields)
+            changed = not mine.filter(sync_version=obj.sync_version).update(**free, **result)
+            if changed:
+                # Saved while it was pushed: the save left it pending; keep what Zoho holds now (so the next push
+                # compares the new data with it) and let the next push send the new data.
+                landed = {"sync_fingerprint": fingerprint, "last_synced_at": now} \
+                    if outcome.status == SyncLog.Status.SUCCESS else {}
+                mine.update(**free, **landed)
+                outcome.message += " The record changed while it was pushed; the change is pushed next."
+            log = SyncLog(
+                entity=spec.name, object_pk=str(obj.pk), object_repr=spec.label(obj), zoho_entity=spec.zoho_entity,
+                zoho_id=zoho_id or obj.zoho_id or "", action=outcome.action, status=outcome.status,
+                attempt=result.get("sync_attempts") or obj.sync_attempts + 1,
+                message=" ".join([outcome.message, *ctx.notes]).strip(),
+                error_type=type(error).__name__ if error else "", error_kind=result.get("last_error_kind", ""),
+                http_status=getattr(error, "status_code", None), zoho_code=getattr(error, "zoho_code", None),
+                zoho_message=getattr(error, "zoho_message", "") or "", request_method=getattr(error, "method", ""),
+                request_path=getattr(error, "path", ""), request_body=ctx.sent if ctx.sent is not None else payload,
+                response_body=response if response is not None else getattr(error, "response_body", None),
+                duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id,
+            )
             log.save()
-        if outcome.status == SyncLog.Status.SUCCESS and (obj.sync_attempts or outcome.action in ("create", "link")):
+        outcome.state = SyncState.PENDING if changed else sync_state_of(result["sync_status"],
+                                                                         result.get("next_retry_at"))
+        if changed and self.enqueue:
+            self.enqueue(spec.name, obj.pk)
+        if outcome.status == SyncLog.Status.SUCCESS and outcome.action in (SyncLog.Action.CREATE,
+                                                                           SyncLog.Action.LINK):
             self._wake_dependents(spec, obj)
+        if isinstance(error, DependencyNotSynced) and not changed and self._dependencies_landed(spec, obj):
+            # The dependency landed after it was judged missing, and its wake-up may have come before this wait
+            # was written: wake the record now, or a blocked one would never be tried again.
+            self._wake(spec, model.objects.filter(pk=obj.pk))
+            outcome.state = SyncState.PENDING
         logger.log(logging.WARNING if outcome.status == SyncLog.Status.FAILED else logging.DEBUG,
                    "%s %s: %s %s: %s", spec.name, obj.pk, outcome.action, outcome.status, outcome.message)
         return outcome

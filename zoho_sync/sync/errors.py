@@ -17,10 +17,22 @@ class InvalidLocalData(SyncError):
 
 
 class DependencyNotSynced(SyncError):
-    """A record it depends on (its customer, plan, invoice) has no Zoho id yet."""
+    """A record it depends on (its customer, plan, invoice) has no Zoho id yet, but is on its way: the record waits
+    (not a failed attempt of its own) and is woken when the dependency lands."""
 
     kind = "dependency"
     retryable = True
+
+
+class DependencyBlocked(DependencyNotSynced):
+    """A record it depends on failed in a way only a person can fix (or is never pushed): the record is not tried
+    again until that dependency changes and lands."""
+
+    retryable = False
+
+
+class ClaimLost(SyncError):
+    """Another worker took the record over (this worker's lease ran out): it must not send anything for it."""
 
 
 class RemoteConflict(SyncError):

@@ -30,6 +30,13 @@ def customer_display_name(customer) -> str:
     return f"{customer.name} ({customer.account_number})"
 
 
+def account_number_of(display_name: str) -> str:
+    """The account number in a display name we made ("Ava Smith (CT-2025-00002)" -> "ct-2025-00002"): the part
+    that never changes when the person's name does, so it is the customer's natural key (casefolded)."""
+    head, _, tail = str(display_name or "").rstrip().rpartition("(")
+    return tail[:-1].strip().casefold() if head and tail.endswith(")") else ""
+
+
 def customer_problems(customer) -> list[str]:
     problems = []
     if not customer.name:
@@ -63,7 +70,9 @@ def product_to_zoho(package) -> dict[str, Any]:
     return drop_empty({"name": package.name, "description": package.description})
 
 
-def plan_to_zoho(package, *, product_id: str) -> dict[str, Any]:
+def plan_to_zoho(package, *, today: date | None = None, product_id: str | None = None) -> dict[str, Any]:
+    """The plan's body. Its product is the package's own (created first, when it has none yet)."""
+    product_id = product_id or package.zoho_product_id or None
     return drop_empty({
         "plan_code": package.plan_code,
         "name": package.name,
@@ -121,7 +130,17 @@ def invoice_problems(invoice, lines) -> list[str]:
                                    line_amounts=[line.amount for line in lines])
 
 
-def invoice_to_zoho(invoice, *, today: date | None = None) -> dict[str, Any]:
+ONE_OFF_PRODUCT = "One-off charges"  # the Zoho product of invoice lines that sell no package of ours
+
+
+def line_product_id(line, one_off_product_id: str | None) -> str | None:
+    """Zoho requires a product on every invoice item: the package's own product, else the one-off product."""
+    package = line.package if line.package_id else None
+    return (package.zoho_product_id if package is not None else "") or one_off_product_id
+
+
+def invoice_to_zoho(invoice, *, today: date | None = None, one_off_product_id: str | None = None) -> dict[str, Any]:
+    """The invoice's body; `one_off_product_id` is filled in by the engine (the dry run shows it absent)."""
     lines = list(invoice.lines.all())
     if problems := invoice_problems(invoice, lines):
         raise InvalidLocalData(" ".join(problems))
@@ -134,8 +153,9 @@ def invoice_to_zoho(invoice, *, today: date | None = None) -> dict[str, Any]:
         "due_date": invoice.due_on.isoformat() if invoice.due_on else None,
         "notes": invoice.notes,
         "invoice_items": [
-            drop_empty({"name": line.description[:100], "description": line.description,
-                        "price": money(line.unit_price), "quantity": money(line.quantity)})
+            drop_empty({"product_id": line_product_id(line, one_off_product_id), "name": line.description[:100],
+                        "description": line.description, "price": money(line.unit_price),
+                        "quantity": money(line.quantity)})
             for line in lines
         ],
     })
@@ -144,13 +164,29 @@ def invoice_to_zoho(invoice, *, today: date | None = None) -> dict[str, Any]:
 def invoice_fingerprint_fields(invoice) -> dict[str, Any]:
     payload = invoice_to_zoho(invoice)
     payload.pop("customer_id", None)
+    for item in payload["invoice_items"]:
+        item.pop("product_id", None)
     payload["void"] = invoice.status == "void"
     return payload
 
 
 # --- payment ------------------------------------------------------------------------------------------------
-def payment_to_zoho(payment, *, applications: list[tuple[str, Decimal]]) -> dict[str, Any]:
-    """`applications`: (Zoho invoice id, amount) pairs, already capped at each invoice's balance."""
+def payment_own_invoice_application(payment) -> list[tuple[str, Decimal]]:
+    """A payment for one of our invoices goes to it, never more than its balance (`paid_before` is an
+    annotation: what completed payments before this one paid)."""
+    if not payment.invoice_id:
+        return []
+    balance = payment.invoice.total - getattr(payment, "paid_before", Decimal("0"))
+    return [(payment.invoice.zoho_id, min(payment.amount, max(balance, Decimal("0"))))]
+
+
+def payment_to_zoho(payment, *, today: date | None = None,
+                    applications: list[tuple[str, Decimal]] | None = None) -> dict[str, Any]:
+    """`applications`: (Zoho invoice id, amount) pairs, capped at each invoice's balance. Without them, the
+    payment's own invoice; a payment with no invoice is applied by the engine to the customer's oldest open Zoho
+    invoices (the dry run shows it unapplied)."""
+    if applications is None:
+        applications = payment_own_invoice_application(payment)
     applied = sum((amount for _, amount in applications), Decimal("0"))
     if applied > payment.amount:
         raise InvalidLocalData(f"Applying {applied} of a {payment.amount} payment would over-apply it.")

@@ -11,15 +11,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from django.db.models import Sum
 from django.utils import timezone
 
 from zoho_sync.conf import ZohoLimits, get_zoho_limits
-from zoho_sync.models import ApiUsage
 from zoho_sync.sync import claims
-from zoho_sync.sync.engine import fingerprint_of
+from zoho_sync.sync.engine import fingerprint_of, validate_for_push
 from zoho_sync.sync.errors import SyncError
 from zoho_sync.sync.specs import EntitySpec
+from zoho_sync.sync.tables import LEGEND, state_table
 
 SAMPLES = 3
 
@@ -44,6 +43,8 @@ class BackfillPlan:
     entities: list[EntityPlan]
     limits: ZohoLimits
     used_today: int
+    scope: dict[str, dict[str, int]] = field(default_factory=dict)  # every record in scope by state, now
+    failed_kinds: dict[str, dict[str, int]] = field(default_factory=dict)  # failed records by error kind
 
     @property
     def calls(self) -> int:
@@ -64,10 +65,16 @@ class BackfillPlan:
         return 1 + math.ceil((self.calls - left_today) / per_day)
 
     def as_text(self, *, verbosity: int = 1) -> str:
-        out = ["Dry run: nothing is sent to Zoho.", ""]
+        out = ["Dry run: nothing is sent to Zoho.", "", f"Every record in scope now ({LEGEND}):",
+               *state_table(self.scope)]
+        for name, kinds in self.failed_kinds.items():
+            if kinds:
+                out.append(f"{'':<17}{name} failed by kind: "
+                           + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())))
+        out += ["", "What a backfill would do now with the records that are due:"]
         for e in self.entities:
             out.append(f"{e.name}: create {e.create}, update {e.update}, unchanged {e.unchanged}, "
-                       f"waiting for a dependency {e.waiting}, skipped {sum(e.skipped.values())}, "
+                       f"would wait for a dependency {e.waiting}, skipped {sum(e.skipped.values())}, "
                        f"invalid {len(e.invalid)}; about {e.calls} API calls")
             for reason, count in e.skipped.most_common():
                 out.append(f"    skipped {count}: {reason}")
@@ -120,6 +127,7 @@ def plan_backfill(*, specs: tuple[EntitySpec, ...], since: datetime | None = Non
                 plan.waiting += 1
                 continue
             try:
+                validate_for_push(obj)
                 fingerprint = fingerprint_of(spec.fingerprint(obj))
                 payload = spec.payload(obj, today=today)
             except SyncError as error:
@@ -145,8 +153,11 @@ def plan_backfill(*, specs: tuple[EntitySpec, ...], since: datetime | None = Non
             plan.calls += 1 + spec.model.objects.filter(zoho_id__isnull=False).count() // 200
         planned[spec.name] = creating
         entities.append(plan)
-    used = ApiUsage.objects.filter(day=timezone.now().date()).aggregate(n=Sum("calls"))["n"] or 0
-    return BackfillPlan(entities=entities, limits=limits, used_today=used)
+    from zoho_sync import selectors
+
+    return BackfillPlan(entities=entities, limits=limits, used_today=selectors.api_calls_today(),
+                        scope=selectors.sync_state_counts(specs=specs, since=since),
+                        failed_kinds=selectors.sync_failed_kinds(specs=specs, since=since))
 
 
 def _waits(spec: EntitySpec, obj, planned: dict[str, set[int]]) -> bool:

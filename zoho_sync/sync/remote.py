@@ -27,8 +27,16 @@ class SyncContext:
     sent: Any = None  # the body actually sent, when it differs from the spec's payload (payments)
 
 
-def match_one(records: list[dict], key: str, value: str, what: str) -> dict | None:
-    found = [r for r in records if str(r.get(key, "")).casefold() == value.casefold()]
+def match_one(records: list[dict], key: str | tuple[str, ...], value: str, what: str) -> dict | None:
+    """The one record whose `key` (or, given several names for one field, the first of them present) equals
+    `value`, ignoring case; None when there is none; RemoteConflict when there are several."""
+    keys = (key,) if isinstance(key, str) else key
+
+    def field(record: dict) -> str:
+        return str(next((record[k] for k in keys if record.get(k) not in (None, "")), ""))
+
+    found = [r for r in records if field(r).casefold() == value.casefold()]
+    key = keys[0]
     if len(found) > 1:
         raise RemoteConflict(f"Zoho holds {len(found)} {what} with {key} {value!r}; link the right one by hand.")
     return found[0] if found else None
@@ -39,17 +47,31 @@ def customer_create(ctx: SyncContext, customer, payload: dict) -> dict:
     return ctx.client.post("/customers", json=payload)["customer"]
 
 
+# Fields Zoho keeps as they are when an update leaves them out: sent empty, so a value cleared here is cleared there.
+CUSTOMER_CLEARABLE = ("first_name", "last_name", "company_name", "phone")
+
+
 def customer_update(ctx: SyncContext, customer, payload: dict) -> str:
-    ctx.client.put(f"/customers/{customer.zoho_id}", json=payload)
+    ctx.sent = {**dict.fromkeys(CUSTOMER_CLEARABLE, ""), **payload}
+    ctx.client.put(f"/customers/{customer.zoho_id}", json=ctx.sent)
     return "update"
 
 
 def customer_find(ctx: SyncContext, customer) -> dict | None:
-    """By email (the documented filter, §12.6), re-checked on the display name; without email, by search."""
-    name = payloads.customer_display_name(customer)
-    params = {"email": customer.email} if customer.email else {"search_text": name}
-    records = list(ctx.client.paginate("/customers", "customers", params=params))
-    return match_one(records, "display_name", name, "customers")
+    """By the account number in the display name, which survives renames and new emails: first among the
+    customers with today's email (the filter third parties confirm, §12.6), then by search (should Zoho ignore
+    `search_text`, the list is read whole and matched here, as §12.6 advises)."""
+    account = customer.account_number.casefold()
+    lookups = ([{"email": customer.email}] if customer.email else []) + [{"search_text": customer.account_number}]
+    for params in lookups:
+        records = [r for r in ctx.client.paginate("/customers", "customers", params=params)
+                   if payloads.account_number_of(r.get("display_name", "")) == account]
+        if len(records) > 1:
+            raise RemoteConflict(f"Zoho holds {len(records)} customers with account number "
+                                 f"{customer.account_number}; link the right one by hand.")
+        if records:
+            return records[0]
+    return None
 
 
 # --- service packages: product + plan ------------------------------------------------------------------------
@@ -71,16 +93,45 @@ def _product_id(ctx: SyncContext, package) -> str:
 
 
 def plan_create(ctx: SyncContext, package, payload: dict) -> dict:
-    product_id = _product_id(ctx, package)
-    ctx.sent = payloads.plan_to_zoho(package, product_id=product_id)
+    ctx.sent = {**payload, "product_id": _product_id(ctx, package)}
     plan = ctx.client.post("/plans", json=ctx.sent)["plan"]
     return {"plan_code": plan["plan_code"]}
 
 
 def plan_update(ctx: SyncContext, package, payload: dict) -> str:
-    body = payloads.plan_to_zoho(package, product_id=_product_id(ctx, package))
-    ctx.client.put(f"/plans/{package.plan_code}", json=body)
+    if not package.zoho_product_id:  # a plan Zoho already had: keep the product it has, not one found by name
+        plan_find(ctx, package)
+    ctx.sent = {**payload, "product_id": _product_id(ctx, package)}
+    ctx.client.put(f"/plans/{package.plan_code}", json=ctx.sent)
     return "update"
+
+
+def one_off_product_id(ctx: SyncContext) -> str:
+    """The Zoho product of invoice lines that sell no package of ours: found by name in the cached product list,
+    created the first time. Should two processes ever create it at once, the oldest is used from then on."""
+    products = ctx.client.get_reference("/products", params={"per_page": 200}).get("products") or []
+    named = sorted((p for p in products if p.get("name") == payloads.ONE_OFF_PRODUCT),
+                   key=lambda p: (len(str(p["product_id"])), str(p["product_id"])))
+    if named:
+        return str(named[0]["product_id"])
+    try:
+        created = ctx.client.post("/products", json={
+            "name": payloads.ONE_OFF_PRODUCT,
+            "description": "One-off charges billed on invoices (installations, equipment, visits).",
+        })["product"]
+    finally:
+        ctx.client.forget_reference()  # the next lookup must see the new product (or one that a lost answer made)
+    return str(created["product_id"])
+
+
+def _invoice_body(ctx: SyncContext, invoice, payload: dict) -> dict:
+    """The payload with every line's product filled in (the one-off product for lines selling no package)."""
+    if all(item.get("product_id") for item in payload.get("invoice_items", [])):
+        return payload
+    product_id = one_off_product_id(ctx)
+    items = [{**item, "product_id": item.get("product_id") or product_id} for item in payload["invoice_items"]]
+    ctx.sent = {**payload, "invoice_items": items}
+    return ctx.sent
 
 
 def plan_find(ctx: SyncContext, package) -> dict | None:
@@ -117,7 +168,8 @@ def subscription_find(ctx: SyncContext, service) -> dict | None:
 
 # --- invoices -----------------------------------------------------------------------------------------------
 def invoice_create(ctx: SyncContext, invoice, payload: dict) -> dict:
-    created = ctx.client.post("/invoices", json=payload, params={"ignore_auto_number_generation": "true"})
+    body = _invoice_body(ctx, invoice, payload)
+    created = ctx.client.post("/invoices", json=body, params={"ignore_auto_number_generation": "true"})
     record = created["invoice"]
     if invoice.status == "void":
         ctx.client.post(f"/invoices/{record['invoice_id']}/void", idempotent=True)
@@ -128,13 +180,14 @@ def invoice_update(ctx: SyncContext, invoice, payload: dict) -> str:
     if invoice.status == "void":
         ctx.client.post(f"/invoices/{invoice.zoho_id}/void", idempotent=True)
         return "cancel"
-    ctx.client.put(f"/invoices/{invoice.zoho_id}", json=payload)
+    ctx.client.put(f"/invoices/{invoice.zoho_id}", json=_invoice_body(ctx, invoice, payload))
     return "update"
 
 
 def invoice_find(ctx: SyncContext, invoice) -> dict | None:
     records = ctx.client.paginate("/invoices", "invoices", params={"customer_id": invoice.customer.zoho_id})
-    return match_one(list(records), "number", invoice.invoice_number, "invoices")
+    # Zoho's list answer names the number `number`, its other answers `invoice_number` (§12.6): accept both.
+    return match_one(list(records), ("number", "invoice_number"), invoice.invoice_number, "invoices")
 
 
 # --- payments -----------------------------------------------------------------------------------------------
@@ -142,8 +195,7 @@ def payment_applications(ctx: SyncContext, payment) -> list[tuple[str, Decimal]]
     """Where the money goes in Zoho, never more than a balance: the payment's own invoice, else the customer's
     oldest open invoices, else nothing (it stays as customer credit)."""
     if payment.invoice_id:
-        balance = payment.invoice.total - getattr(payment, "paid_before", Decimal("0"))
-        return [(payment.invoice.zoho_id, min(payment.amount, max(balance, Decimal("0"))))]
+        return payloads.payment_own_invoice_application(payment)
     left, applications = payment.amount, []
     params = {"customer_id": payment.customer.zoho_id, "filter_by": "Status.Unpaid"}
     open_invoices = sorted(ctx.client.paginate("/invoices", "invoices", params=params),
@@ -161,8 +213,9 @@ def payment_applications(ctx: SyncContext, payment) -> list[tuple[str, Decimal]]
 
 
 def payment_create(ctx: SyncContext, payment, payload: dict) -> dict:
-    ctx.sent = payloads.payment_to_zoho(payment, applications=payment_applications(ctx, payment))
-    return ctx.client.post("/payments", json=ctx.sent)["payment"]
+    if not payment.invoice_id:  # applied to the customer's oldest open Zoho invoices, known only now
+        payload = ctx.sent = payloads.payment_to_zoho(payment, applications=payment_applications(ctx, payment))
+    return ctx.client.post("/payments", json=payload)["payment"]
 
 
 def payment_update(ctx: SyncContext, payment, payload: dict) -> str:

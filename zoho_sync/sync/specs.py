@@ -12,11 +12,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
-from django.db.models import DecimalField, Max, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import DecimalField, Max, OuterRef, Prefetch, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
-from zoho_sync.models import Customer, CustomerService, Invoice, Payment, ServicePackage
+from zoho_sync.client import codes
+from zoho_sync.conf import get_sync_settings
+from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
 from zoho_sync.sync import payloads, remote
 
 
@@ -30,7 +31,7 @@ class EntitySpec:
     list_key: str
     remote_key: Callable[[dict], str]  # natural key of a listed Zoho record
     local_key: Callable[[Any], str]  # natural key of a local record (same value when they are the same record)
-    to_zoho: Callable[..., dict]  # create payload (pure)
+    to_zoho: Callable[..., dict]  # the request body (pure); remote functions add only what Zoho alone knows
     fingerprint: Callable[[Any], dict]  # what, when changed, must be sent again
     create: Callable[..., dict]
     update: Callable[..., str]
@@ -40,13 +41,17 @@ class EntitySpec:
     prepare: Callable[[QuerySet], QuerySet] = lambda qs: qs  # select_related and annotations for the payloads
     label: Callable[[Any], str] = str  # the record as people know it
     extra_create_calls: Callable[[Any], int] = lambda obj: 0  # calls a create makes besides the POST (dry run)
+    duplicate_codes: tuple[str, ...] = ()  # Zoho's answers meaning "you have one with this key already"
+    # Whether sync may change the Zoho record after it exists: a record linked to one Zoho already had is brought
+    # up to date when it may; payments are never edited (a changed one fails and asks for a person).
+    updatable: bool = True
 
     def payload(self, obj, *, today: date) -> dict:
         return self.to_zoho(obj, today=today)
 
 
 def excluded_account_types() -> tuple[str, ...]:
-    return tuple(getattr(settings, "SYNC_EXCLUDED_ACCOUNT_TYPES", ("internal_test",)))
+    return get_sync_settings().excluded_account_types
 
 
 def _excluded(customer) -> str | None:
@@ -111,19 +116,21 @@ def _prepare_payments(qs: QuerySet) -> QuerySet:
 
 CUSTOMER = EntitySpec(
     name="customer", model=Customer, zoho_entity="customer", id_field="customer_id",
-    list_path="/customers", list_key="customers", remote_key=lambda r: str(r.get("display_name", "")).casefold(),
-    local_key=lambda c: payloads.customer_display_name(c).casefold(),
+    list_path="/customers", list_key="customers",
+    remote_key=lambda r: payloads.account_number_of(r.get("display_name", "")),
+    local_key=lambda c: c.account_number.casefold(),
     to_zoho=payloads.customer_to_zoho, fingerprint=payloads.customer_to_zoho,
     create=remote.customer_create, update=remote.customer_update, find=remote.customer_find,
-    skip_reason=_customer_skip, label=lambda c: c.account_number,
+    skip_reason=_customer_skip, label=lambda c: c.account_number, duplicate_codes=(codes.DUPLICATE_CUSTOMER.name,),
 )
 SERVICE_PACKAGE = EntitySpec(
     name="service_package", model=ServicePackage, zoho_entity="plan", id_field="plan_code",
     list_path="/plans", list_key="plans", remote_key=lambda r: str(r.get("plan_code", "")).casefold(),
     local_key=lambda p: p.plan_code.casefold(),
-    to_zoho=payloads.package_fingerprint_fields, fingerprint=payloads.package_fingerprint_fields,
+    to_zoho=payloads.plan_to_zoho, fingerprint=payloads.package_fingerprint_fields,
     create=remote.plan_create, update=remote.plan_update, find=remote.plan_find, label=lambda p: p.plan_code,
     extra_create_calls=lambda p: 0 if p.zoho_product_id else 1,  # create the product (its list is cached)
+    duplicate_codes=(codes.DUPLICATE_PLAN_CODE.name,),
 )
 CUSTOMER_SERVICE = EntitySpec(
     name="customer_service", model=CustomerService, zoho_entity="subscription", id_field="subscription_id",
@@ -141,17 +148,20 @@ INVOICE = EntitySpec(
     to_zoho=payloads.invoice_to_zoho, fingerprint=payloads.invoice_fingerprint_fields,
     create=remote.invoice_create, update=remote.invoice_update, find=remote.invoice_find,
     depends_on=(("customer", "customer"),), skip_reason=_invoice_skip,
-    prepare=lambda qs: qs.select_related("customer").prefetch_related("lines"), label=lambda i: i.invoice_number,
+    prepare=lambda qs: qs.select_related("customer", "service").prefetch_related(
+        Prefetch("lines", queryset=InvoiceLine.objects.select_related("package"))),
+    label=lambda i: i.invoice_number, duplicate_codes=(codes.DUPLICATE_INVOICE_NUMBER.name,),
 )
 PAYMENT = EntitySpec(
     name="payment", model=Payment, zoho_entity="payment", id_field="payment_id",
     list_path="/payments", list_key="payments", remote_key=lambda r: str(r.get("reference_number", "")),
     local_key=lambda p: p.reference,
-    to_zoho=payloads.payment_fingerprint_fields, fingerprint=payloads.payment_fingerprint_fields,
+    to_zoho=payloads.payment_to_zoho, fingerprint=payloads.payment_fingerprint_fields,
     create=remote.payment_create, update=remote.payment_update, find=remote.payment_find,
     depends_on=(("customer", "customer"), ("invoice", "invoice")), skip_reason=_payment_skip,
     prepare=_prepare_payments, label=lambda p: p.reference,
     extra_create_calls=lambda p: 0 if p.invoice_id else 1,  # find the customer's open invoices
+    updatable=False,
 )
 
 SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT)

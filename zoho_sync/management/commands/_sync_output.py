@@ -1,4 +1,8 @@
-"""Shared output for the push commands: a progress line (rate, ETA, failures) and the summary table."""
+"""Shared output for the push commands: a progress line, the run's table, the scope's states and the exit code.
+
+One vocabulary everywhere (SyncState): synced, failed and needs a person, failed and retrying, waiting for a
+dependency, blocked by a dependency that needs a person, skipped, pending.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,15 @@ import contextlib
 import logging
 import time
 
-from zoho_sync.sync.backfill import Progress, SyncReport
+from django.core.management.base import CommandError
 
-COLUMNS = ("created", "updated", "linked", "cancelled", "unchanged", "skipped", "failed")
+from zoho_sync.models import UNSETTLED_STATES, SyncState
+from zoho_sync.sync.backfill import Progress, SyncReport
+from zoho_sync.sync.tables import HEADINGS, LEGEND, state_table
+
+RUN_COLUMNS = ("created", "updated", "linked", "cancelled", "unchanged", *SyncState.values[1:])
+EXIT_HELP = ("Exit 0: nothing in scope is left failed, waiting or blocked; 2: some are (the counts are printed), "
+             "or the daily quota stopped the run; 1: bad arguments or configuration.")
 
 
 class ProgressPrinter:
@@ -52,15 +62,41 @@ def quiet_record_logs(verbosity: int):
 
 
 def summary(report: SyncReport) -> str:
-    lines = [f"{'entity':<17}" + "".join(f"{c:>10}" for c in COLUMNS)]
+    lines = ["This run:", f"{'entity':<17}" + "".join(f"{HEADINGS.get(c, c):>10}" for c in RUN_COLUMNS)]
     for name, entity in report.entities.items():
-        counts = {key: sum(1 for status in entity.last.values() if status == key) for key in COLUMNS}
-        lines.append(f"{name:<17}" + "".join(f"{counts[c]:>10}" for c in COLUMNS))
+        counts = {key: sum(1 for status in entity.last.values() if status == key) for key in RUN_COLUMNS}
+        lines.append(f"{name:<17}" + "".join(f"{counts[c]:>10}" for c in RUN_COLUMNS))
         for kind, count in entity.errors.most_common():
             lines.append(f"{'':<17}failures of kind {kind}: {count}")
     rate = report.done / report.seconds if report.seconds else 0.0
     lines.append(f"{report.done} records in {report.seconds:.1f} s ({rate:.1f}/s), {report.calls} API calls, "
                  f"run {report.run_id}")
+    lines.append("")
+    lines.append(f"Every record in scope now ({LEGEND}):")
+    lines += state_table(report.scope)
     if report.stopped:
         lines.append(report.stopped)
+    if report.continuation:
+        lines.append(report.continuation)
     return "\n".join(lines)
+
+
+def unsettled_sentence(report: SyncReport) -> str:
+    labels = {state: SyncState(state).label.lower() for state in UNSETTLED_STATES}
+    parts = [f"{n} {labels[state]}" for state, n in report.unsettled.items()]
+    return "Not everything in scope is in Zoho: " + ", ".join(parts) + "." if parts else ""
+
+
+def finish(command, report: SyncReport, *, advice: str) -> None:
+    """Print the closing line and leave with the documented exit code (a report, not an exception, for callers
+    from code)."""
+    if report.settled:
+        command.stdout.write(command.style.SUCCESS(
+            "Nothing in scope is failed, waiting or blocked: every record is in Zoho, skipped by design, or "
+            "pending its push."))
+        return
+    message = " ".join(filter(None, (report.stopped and "The daily quota stopped the run.",
+                                     unsettled_sentence(report), advice)))
+    if command._called_from_command_line:
+        raise CommandError(message, returncode=2)
+    command.stderr.write(message)

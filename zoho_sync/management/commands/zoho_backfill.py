@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from zoho_sync import services
 from zoho_sync.conf import ZohoConfigurationError
-from zoho_sync.management.commands._sync_output import ProgressPrinter, quiet_record_logs, summary
+from zoho_sync.management.commands._sync_output import EXIT_HELP, ProgressPrinter, finish, quiet_record_logs, summary
 from zoho_sync.sync import specs
 from zoho_sync.sync.plan import plan_backfill
 
@@ -23,8 +23,7 @@ def since_date(value: str) -> datetime:
 
 class Command(BaseCommand):
     help = ("Push due records to Zoho (customers, plans, subscriptions, invoices, payments, in that order). "
-            "Exit 0: all synced; 2: finished with failures or stopped by the daily quota; 1: bad arguments or "
-            "configuration.")
+            + EXIT_HELP)
 
     def add_arguments(self, parser):
         parser.add_argument("--entity", choices=[*specs.ENTITY_CHOICES, "all"], default="all")
@@ -47,15 +46,8 @@ class Command(BaseCommand):
                                                on_progress=ProgressPrinter(self.stdout))
         except ZohoConfigurationError as exc:
             raise CommandError(str(exc)) from exc
+        if report.resume_at:
+            report.continuation = services.backfill_schedule_continuation(entity=entity, resume_at=report.resume_at)
         self.stdout.write(summary(report))
-        if report.failed or report.stopped:
-            message = report.stopped or (f"{report.failed} records failed; see the failed syncs in the admin, then "
-                                         "`manage.py zoho_retry_failed`.")
-            if self._called_from_command_line:
-                raise CommandError(message, returncode=2)
-            self.stderr.write(message)
-        elif report.done:
-            self.stdout.write(self.style.SUCCESS("Everything due is in Zoho."))
-        else:
-            self.stdout.write("Nothing was due: every record is in Zoho, skipped by design, or waiting for a fix "
-                              "or its retry time (see the failed syncs in the admin).")
+        finish(self, report, advice="See the failed syncs in the admin; fix what needs a person, then run "
+                                    "`manage.py zoho_retry_failed --include-validation`.")

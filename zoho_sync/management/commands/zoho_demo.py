@@ -11,7 +11,8 @@ from django.core.management.base import BaseCommand
 
 from zoho_sync import selectors
 from zoho_sync.demo_sandbox import DEMO_PER_MINUTE, demo_zoho
-from zoho_sync.models import SyncStatus
+from zoho_sync.models import UNSETTLED_STATES, SyncState
+from zoho_sync.sync.tables import LEGEND, state_table
 
 
 class Command(BaseCommand):
@@ -40,24 +41,24 @@ class Command(BaseCommand):
         self._instructions(port, sandbox_port)
 
     def _health(self) -> None:
-        statuses = ("pending", "synced", "failed", "skipped")
-        self.stdout.write(f"  {'entity':<18}" + "".join(f"{s:>10}" for s in statuses))
-        problems = 0
-        for entity, counts in selectors.sync_status_counts().items():
-            problems += counts["failed"] + counts["pending"] + counts["syncing"]
-            self.stdout.write(f"  {entity:<18}" + "".join(f"{counts[s]:>10}" for s in statuses))
+        counts = selectors.sync_state_counts()
+        self.stdout.write(f"  Every record by state ({LEGEND}):")
+        for line in state_table(counts, indent="  "):
+            self.stdout.write(line)
+        unsettled = {state: sum(c[state] for c in counts.values()) for state in UNSETTLED_STATES}
         self.stdout.write(f"  API calls today: {selectors.api_calls_today()}")
         failures = selectors.sync_failures_recent(limit=8)
         if failures:
             self.stdout.write("  Latest failures (the demo data holds a few bad records on purpose):")
             for log in failures:
                 self.stdout.write(f"    {log.entity} {log.object_repr}: {log.zoho_message or log.message}")
-        if problems:
+        if any(unsettled.values()):
+            parts = ", ".join(f"{n} {SyncState(state).label.lower()}" for state, n in unsettled.items() if n)
             self.stdout.write(self.style.WARNING(
-                f"  Degraded: {problems} records are not in Zoho; see 'Failed syncs' in the admin, fix the data, "
-                "then `.venv/bin/python manage.py zoho_retry_failed --include-validation`."))
+                f"  Degraded: {parts}. See 'Failed syncs' in the admin, fix the data, then "
+                "`.venv/bin/python manage.py zoho_retry_failed --include-validation`."))
         else:
-            self.stdout.write(self.style.SUCCESS(f"  Healthy: every record is {SyncStatus.SYNCED} or skipped."))
+            self.stdout.write(self.style.SUCCESS("  Healthy: every record is synced, skipped by design, or pending."))
 
     def _instructions(self, port: int, sandbox_port: int) -> None:
         username, password = self._admin_login()

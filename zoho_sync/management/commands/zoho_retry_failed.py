@@ -1,4 +1,4 @@
-"""Push again, now, the records whose last sync failed."""
+"""Push again, now, the records whose last sync failed or that wait for a dependency."""
 
 from __future__ import annotations
 
@@ -6,13 +6,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from zoho_sync import services
 from zoho_sync.conf import ZohoConfigurationError
-from zoho_sync.management.commands._sync_output import ProgressPrinter, quiet_record_logs, summary
+from zoho_sync.management.commands._sync_output import EXIT_HELP, ProgressPrinter, finish, quiet_record_logs, summary
+from zoho_sync.models import SyncState
 from zoho_sync.sync import specs
 
 
 class Command(BaseCommand):
-    help = ("Retry failed syncs now. Validation failures (Zoho refused the data) are retried only with "
-            "--include-validation, after the data is fixed. Exit 0: all synced; 2: some still fail.")
+    help = ("Retry failed syncs now, and records waiting for a dependency. Failures that need a person (Zoho or "
+            "our checks refused the data, authentication) are retried only with --include-validation, after the "
+            "data is fixed; records blocked by them follow once they land. " + EXIT_HELP)
 
     def add_arguments(self, parser):
         parser.add_argument("--entity", choices=[*specs.ENTITY_CHOICES, "all"], default="all")
@@ -27,10 +29,8 @@ class Command(BaseCommand):
         except ZohoConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(summary(report))
-        if report.failed:
-            message = f"{report.failed} records still fail; their errors are in the admin's failed syncs."
-            if self._called_from_command_line:
-                raise CommandError(message, returncode=2)
-            self.stderr.write(message)
-        else:
-            self.stdout.write(self.style.SUCCESS("No failures left among the retried records."))
+        advice = "Their errors are in the admin's failed syncs."
+        if not include_validation and report.unsettled.get(SyncState.NEEDS_PERSON):
+            advice += (" Records that need a person were not retried: fix their data, then run "
+                       "`manage.py zoho_retry_failed --include-validation`.")
+        finish(self, report, advice=advice)
