@@ -34,6 +34,32 @@ else:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- HTTPS ------------------------------------------------------------------------------------------------
+# With DEBUG off the site is HTTPS-only unless a variable says otherwise: plain http is redirected, the session
+# and CSRF cookies are sent over HTTPS only, and browsers are told (HSTS) to use HTTPS for a year. With DEBUG on
+# (runserver, the demo) all of it is off. Behind a proxy that terminates TLS, Django sees plain http: either name
+# the header the proxy sets (SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https, only if the proxy overwrites
+# any such header a client sends) or let the proxy redirect (SECURE_SSL_REDIRECT=false); otherwise every request
+# is redirected to itself.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Sent on HTTPS responses only; 0 switches HSTS off. Lower it (say 3600) while first moving a host to HTTPS.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+# Off by default: the preload list binds every subdomain of the registrable domain in browsers for months, a
+# decision for the domain's owner (hstspreload.org), not a default of one application. Django's deploy check
+# W021 only asks that question, so it is silenced while the answer is no.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+_proxy_ssl_header = [part.strip() for part in env.list("SECURE_PROXY_SSL_HEADER", default=[])]
+if _proxy_ssl_header and (len(_proxy_ssl_header) != 2 or not all(_proxy_ssl_header)):
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be a header and the value meaning https, separated by a comma, "
+        "e.g. HTTP_X_FORWARDED_PROTO,https."
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if _proxy_ssl_header else None
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import re
 import runpy
+import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import environ
@@ -14,8 +17,11 @@ from django.core.exceptions import ImproperlyConfigured
 from zoho_sync.conf import DATA_CENTERS, ZohoConfigurationError, get_zoho_settings, zoho_settings_problems
 
 SETTINGS_FILE = Path(__file__).resolve().parents[2] / "config" / "settings.py"
+HTTPS_NAMES = ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS",
+               "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SECURE_PROXY_SSL_HEADER")
+# Left out of the copied environment: pytest-env sets some of them (SECURE_SSL_REDIRECT=false) for the test run.
 ENV_NAMES = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "EMAIL_BACKEND", "Q_SYNC", "Q_WORKERS",
-             "ZOHO_DATA_CENTER", "ZOHO_API_BASE_URL", "ZOHO_ACCOUNTS_URL", "ZOHO_CLIENT_ID")
+             "ZOHO_DATA_CENTER", "ZOHO_API_BASE_URL", "ZOHO_ACCOUNTS_URL", "ZOHO_CLIENT_ID", *HTTPS_NAMES)
 
 
 def load_settings(monkeypatch, tmp_path, env: dict[str, str], dotenv: str | None = None) -> dict:
@@ -81,6 +87,61 @@ def test_anymail_settings_come_from_anymail_variables(monkeypatch, tmp_path):
     })
     assert settings["EMAIL_BACKEND"] == "anymail.backends.resend.EmailBackend"
     assert settings["ANYMAIL"]["RESEND_API_KEY"] == "test-key"
+
+
+PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "billing.example.com"}
+
+
+def test_production_is_https_only_by_default(monkeypatch, tmp_path):
+    settings = load_settings(monkeypatch, tmp_path, PRODUCTION)
+    assert settings["SECURE_SSL_REDIRECT"] is True
+    assert settings["SESSION_COOKIE_SECURE"] is True and settings["CSRF_COOKIE_SECURE"] is True
+    assert settings["SECURE_HSTS_SECONDS"] == 31_536_000 and settings["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+    assert settings["SECURE_HSTS_PRELOAD"] is False and settings["SILENCED_SYSTEM_CHECKS"] == ["security.W021"]
+    assert settings["SECURE_PROXY_SSL_HEADER"] is None
+
+
+def test_debug_switches_https_off(monkeypatch, tmp_path):
+    settings = load_settings(monkeypatch, tmp_path, {"DEBUG": "true"})
+    assert not any(settings[name] for name in HTTPS_NAMES)
+
+
+def test_each_https_setting_can_be_switched_off_behind_a_proxy(monkeypatch, tmp_path):
+    settings = load_settings(monkeypatch, tmp_path, {
+        **PRODUCTION, "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
+        "SECURE_HSTS_SECONDS": "0", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "false",
+        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO, https",
+    })
+    assert not any(settings[name] for name in HTTPS_NAMES if name != "SECURE_PROXY_SSL_HEADER")
+    assert settings["SECURE_PROXY_SSL_HEADER"] == ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def test_hsts_preload_is_an_explicit_choice(monkeypatch, tmp_path):
+    settings = load_settings(monkeypatch, tmp_path, {**PRODUCTION, "SECURE_HSTS_PRELOAD": "true"})
+    assert settings["SECURE_HSTS_PRELOAD"] is True and settings["SILENCED_SYSTEM_CHECKS"] == []
+
+
+@pytest.mark.parametrize("value", ["HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_PROTO,https,http", ",https"])
+def test_malformed_proxy_ssl_header_is_refused(monkeypatch, tmp_path, value):
+    with pytest.raises(ImproperlyConfigured, match="SECURE_PROXY_SSL_HEADER must be"):
+        load_settings(monkeypatch, tmp_path, {**PRODUCTION, "SECURE_PROXY_SSL_HEADER": value})
+
+
+def test_production_settings_pass_the_deploy_check():
+    """`manage.py check --deploy` in a fresh process with production's variables, as .ci/run runs it."""
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ENV_NAMES and not k.startswith(("ZOHO_", "ANYMAIL_"))}
+    environment.update(
+        DJANGO_ENV_FILE="/nonexistent/.env", DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="billing.example.com", ZOHO_CLIENT_ID="ci-client", ZOHO_CLIENT_SECRET="ci-secret",
+        ZOHO_REFRESH_TOKEN="ci-refresh", ZOHO_ORGANIZATION_ID="10234695",
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=SETTINGS_FILE.parents[1], env=environment, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
 
 
 @pytest.fixture
@@ -161,3 +222,17 @@ def test_env_example_documents_every_variable_and_loads(monkeypatch, tmp_path):
     settings = load_settings(monkeypatch, tmp_path, {}, dotenv=example.replace("DEBUG=false", "DEBUG=true"))
     assert settings["DATABASES"]["default"]["ENGINE"] == "django.db.backends.sqlite3"
     assert settings["ZOHO_DATA_CENTER"] == "com" and settings["Q_CLUSTER"]["workers"] == 2
+
+
+@pytest.mark.django_db
+def test_https_settings_behind_a_tls_terminating_proxy(client, settings):
+    """What the settings above do to a request: http is redirected; a proxy's https header is believed.
+
+    The suite runs with production's defaults (DEBUG off) except the redirect, which pytest-env switches off.
+    """
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert client.get("/admin/login/").headers["Location"] == "https://testserver/admin/login/"
+    response = client.get("/admin/login/", headers={"X-Forwarded-Proto": "https"})
+    assert response.status_code == 200
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Protocol
 
 import requests
@@ -25,12 +25,19 @@ logger = logging.getLogger(__name__)
 
 MINT_LIMIT = 10  # access tokens per refresh token ...
 MINT_WINDOW = 600.0  # ... per rolling 10 minutes (§2.2, §12.4)
+# A token is refreshed ahead of expiry by the smaller of the provider's margin (5 minutes) and this share of its
+# own lifetime. Zoho chooses `expires_in` (3600 s today, where the 5 minutes apply); a token living less than the
+# margin would otherwise be stale on arrival and cost a mint per call, using up the 10 mints in seconds. A tenth
+# keeps a short token working for 90 % of its life, so it costs one mint per lifetime, and still leaves it ahead
+# of the clock skew and network time the margin is for (a 401 is refreshed and replayed once in any case).
+REFRESH_LIFETIME_SHARE = 0.1
 
 
 @dataclass
 class TokenState:
     access_token: str = ""
     expires_at: float = 0.0
+    lifetime: float = 0.0  # seconds the token was issued for; 0 when unknown (stored before this field existed)
     mints: list[float] = field(default_factory=list)
     lease_holder: str = ""
     lease_until: float = 0.0
@@ -41,7 +48,9 @@ class TokenState:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> TokenState:
-        return cls(**data) if data else cls()
+        """Missing keys take their defaults and unknown ones are ignored, so versions can share a stored state."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
 
 
 class TokenStore(Protocol):
@@ -86,7 +95,7 @@ class TokenProvider:
         self.timeout, self.refresh_margin, self.lease_seconds = timeout, refresh_margin, lease_seconds
         self.clock, self.sleep = clock, sleep
         self._local = threading.Lock()  # threads of this process queue here instead of polling the store
-        self._held: tuple[str, float] = ("", 0.0)  # this process's copy: no store read per call while fresh
+        self._held: tuple[str, float] = ("", 0.0)  # this process's copy and when to refresh it: no store read
         self.mints = 0  # tokens this process minted (tests and metrics)
 
     def __repr__(self) -> str:
@@ -94,8 +103,8 @@ class TokenProvider:
 
     def token(self, *, max_wait: float = 60.0) -> str:
         """Return a valid access token, minting one if none is fresh (this process or another may do it)."""
-        token, expires_at = self._held
-        if token and expires_at - self.refresh_margin > self.clock():
+        token, refresh_at = self._held
+        if token and refresh_at > self.clock():
             return token
         started = self.clock()
         while True:
@@ -118,19 +127,31 @@ class TokenProvider:
         """Zoho refused `token` (401): forget it, unless another refresh already replaced it."""
         if self._held[0] == token:
             self._held = ("", 0.0)
+
         def change(state: TokenState):
             if state.access_token == token:
-                return replace(state, access_token="", expires_at=0.0), None
+                return replace(state, access_token="", expires_at=0.0, lifetime=0.0), None
             return state, None
 
         self.store.update(self.key, change)
+
+    def _refresh_at(self, expires_at: float, lifetime: float) -> float:
+        """When a token expiring at `expires_at` stops being handed out: ahead by the margin or a share of its life.
+
+        An unknown lifetime (0) gets the whole margin, as every token did before the lifetime was kept.
+        """
+        margin = min(self.refresh_margin, REFRESH_LIFETIME_SHARE * lifetime) if lifetime > 0 else self.refresh_margin
+        return expires_at - margin
+
+    def _is_fresh(self, state: TokenState, now: float) -> bool:
+        return bool(state.access_token) and self._refresh_at(state.expires_at, state.lifetime) > now
 
     def _fresh_token(self) -> str:
         now = self.clock()
 
         def read(state: TokenState):
-            if state.access_token and state.expires_at - self.refresh_margin > now:
-                self._held = (state.access_token, state.expires_at)
+            if self._is_fresh(state, now):
+                self._held = (state.access_token, self._refresh_at(state.expires_at, state.lifetime))
                 return state, state.access_token
             if state.throttled_until > now:
                 return state, TokenThrottledError(
@@ -159,7 +180,7 @@ class TokenProvider:
 
     def _refresh(self, holder: str, state: TokenState) -> str:
         now = self.clock()
-        if state.access_token and state.expires_at - self.refresh_margin > now:
+        if self._is_fresh(state, now):
             self._release(holder)  # another process refreshed between our read and our lease
             return state.access_token
         recent = sorted(t for t in state.mints if t > now - MINT_WINDOW)
@@ -184,10 +205,10 @@ class TokenProvider:
             raise ZohoAuthError("The Zoho token endpoint answered without an access token.", method="POST",
                                 path="/oauth/v2/token")
         redaction.secret_register(token)
-        expires_in = float(body.get("expires_in", 3600))
-        self._release(holder, access_token=token, expires_at=now + expires_in, mints=[*recent, now],
-                      throttled_until=0.0)
-        self._held = (token, now + expires_in)
+        expires_in = max(0.0, float(body.get("expires_in", 3600)))
+        self._release(holder, access_token=token, expires_at=now + expires_in, lifetime=expires_in,
+                      mints=[*recent, now], throttled_until=0.0)
+        self._held = (token, self._refresh_at(now + expires_in, expires_in))
         self.mints += 1
         logger.info("Minted a Zoho access token valid for %.0f s", expires_in)
         return token
