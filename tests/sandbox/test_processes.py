@@ -90,9 +90,15 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary file behind
 
 
-def _start_command(*args: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    process = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "manage.py"), "zoho_sandbox", "--port", "0", *args],
-                               cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+# What a shell does to `command &` when it has no job control: SIGINT ignored, then exec (which keeps it so).
+IGNORE_SIGINT = ["-c", "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+                       "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"]
+
+
+def _start_command(*args: str, sigint_ignored: bool = False) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    launcher = IGNORE_SIGINT if sigint_ignored else []
+    command = [sys.executable, *launcher, str(PROJECT_ROOT / "manage.py"), "zoho_sandbox", "--port", "0", *args]
+    process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
@@ -138,7 +144,8 @@ def test_management_command_serves_and_stops(tmp_path: Path) -> None:
     finally:
         assert _stop(process) == 0
     assert "Demo Ltd" in state.read_text()
-    process, env = _start_command("--state-file", str(state))
+    # Started like a background job (SIGINT inherited as ignored), it must still stop on SIGINT.
+    process, env = _start_command("--state-file", str(state), sigint_ignored=True)
     try:
         records = requests.get(env["ZOHO_ACCOUNTS_URL"] + "/__sandbox__/records/customers", timeout=5).json()
         assert [r["display_name"] for r in records["records"]] == ["Demo Ltd"]

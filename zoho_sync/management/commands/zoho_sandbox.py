@@ -79,14 +79,20 @@ class Command(BaseCommand):
         except (ValueError, OSError) as exc:
             raise CommandError(f"cannot start the sandbox: {exc}") from exc
         stop = threading.Event()
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Our own handlers for both signals, rather than KeyboardInterrupt: a background job started by a
+        # non-interactive shell (`manage.py zoho_sandbox &`, or a test run started that way) inherits SIGINT
+        # as *ignored*, so Python installs no KeyboardInterrupt and Ctrl-C or `kill -INT` did nothing at all.
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self._announce(sandbox, options["state_file"])
-            stop.wait()
+            while not stop.wait(1.0):  # a timed wait, so the signal is seen on every platform
+                pass
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                if handler is not None:  # None: a handler not set from Python, nothing to restore
+                    signal.signal(sig, handler)
             sandbox.stop()
             self.stdout.write("Zoho sandbox stopped.")
 
