@@ -70,6 +70,18 @@ def test_admin_prefix_from_another_process(zoho_sandbox: ZohoSandbox) -> None:
     assert zoho_sandbox.records("customers") == [] and zoho_sandbox.config.per_minute == 100
 
 
+def test_admin_prefix_never_shows_secrets(zoho_sandbox: ZohoSandbox) -> None:
+    admin = f"{zoho_sandbox.url}/__sandbox__"
+    configured = requests.post(f"{admin}/configure", json={"webhook_secret": "canary-webhook-secret-91"},
+                               timeout=5).text
+    state = requests.get(f"{admin}/state", timeout=5).text
+    config = zoho_sandbox.config
+    for secret in (config.client_secret, config.refresh_token, config.webhook_secret):
+        assert secret not in configured and secret not in state
+    assert json.loads(state)["config"]["client_secret"] == "<redacted>"
+    assert json.loads(state)["config"]["client_id"] == config.client_id
+
+
 def test_state_file_survives_a_restart(tmp_path: Path) -> None:
     state = tmp_path / "sandbox.json"
     clock = ManualClock()

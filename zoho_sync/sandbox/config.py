@@ -16,6 +16,8 @@ DEFAULT_REFRESH_TOKEN = "1000.sandbox0refresh0token.0000000000000000"  # noqa: S
 DEFAULT_ORGANIZATION_ID = "10234695"
 
 FAULT_RATES = ("reset_rate", "timeout_rate", "error_rate", "lose_response_rate")
+SECRET_FIELDS = ("client_secret", "refresh_token", "webhook_secret")  # never shown by as_dict()
+REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,9 @@ class SandboxConfig:
                 raise ValueError(f"{name} must not be negative")
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data for state() and the admin prefix, the secrets redacted."""
         data = dataclasses.asdict(self)
+        data.update({name: REDACTED for name in SECRET_FIELDS if data[name]})
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 
