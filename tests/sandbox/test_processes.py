@@ -168,7 +168,8 @@ def _start_command(*args: str, sigint_ignored: bool = False, env: dict[str, str]
 
 def test_management_command_serves_and_stops(tmp_path: Path) -> None:
     state = tmp_path / "demo-state.json"
-    sandbox = _start_command("--state-file", str(state), "--per-minute", "50", env=CANARY_ENV)
+    sandbox = _start_command("--state-file", str(state), "--per-minute", "50", "--allow-items-without-product",
+                             env=CANARY_ENV)
     env = sandbox.env
     try:
         assert (env["ZOHO_CLIENT_ID"], env["ZOHO_ORGANIZATION_ID"]) == ("1000.CANARYCLIENTID", "777000111")
@@ -183,6 +184,7 @@ def test_management_command_serves_and_stops(tmp_path: Path) -> None:
         assert response.status_code == 201
         state_now = session.get(env["ZOHO_ACCOUNTS_URL"] + "/__sandbox__/state", timeout=5).json()
         assert state_now["config"]["per_minute"] == 50
+        assert state_now["config"]["require_item_product_id"] is False
     finally:
         assert sandbox.stop() == 0
     assert "Demo Ltd" in state.read_text()

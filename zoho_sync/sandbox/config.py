@@ -54,6 +54,7 @@ class SandboxConfig:
     fault_paths: tuple[str, ...] = ()
     # Business rules and housekeeping.
     check_duplicate_display_name: bool = True  # §12.3: switchable so exactly-once tests see real duplicates
+    require_item_product_id: bool = True  # §12.11: invoice lines need an existing product; off: a name will do
     events_retention_days: int = 180  # §12.12
     max_per_page: int = 200  # §12.10
     request_log_size: int = 10000

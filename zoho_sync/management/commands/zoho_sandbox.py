@@ -68,6 +68,8 @@ class Command(BaseCommand):
         parser.add_argument("--webhook-secret", help="sign webhooks with this secret")
         parser.add_argument("--allow-duplicate-names", action="store_true",
                             help="accept a second customer with the same display_name")
+        parser.add_argument("--allow-items-without-product", action="store_true",
+                            help="accept invoice lines with a name and no product_id (Zoho requires product_id)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config: dict[str, Any] = {name: str(getattr(settings, key, "") or "").strip()
@@ -83,6 +85,8 @@ class Command(BaseCommand):
             config["send_retry_after"] = True
         if options["allow_duplicate_names"]:
             config["check_duplicate_display_name"] = False
+        if options["allow_items_without_product"]:
+            config["require_item_product_id"] = False
         config.update(parse_faults(options["faults"]))
         try:
             sandbox = ZohoSandbox(host=options["host"], port=options["port"], state_file=options["state_file"],
