@@ -25,6 +25,7 @@ class Api:
         self.sandbox = sandbox
         self.session = requests.Session()
         self._token: str | None = None
+        self._product_id: str | None = None
 
     def mint(self, **overrides: str) -> requests.Response:
         config = self.sandbox.config
@@ -63,6 +64,22 @@ class Api:
         assert response.status_code == 201, response.text
         return response.json()["customer"]
 
+    def product(self, name: str = "Installation", **fields: Any) -> dict[str, Any]:
+        response = self.post("/products", {"name": name, **fields})
+        assert response.status_code == 201, response.text
+        return response.json()["product"]
+
+    @property
+    def product_id(self) -> str:
+        """One product for invoice lines (invoice_items[].product_id is required, §12.11), made on first use."""
+        if self._product_id is None:
+            self._product_id = self.product()["product_id"]
+        return self._product_id
+
+    def line(self, price: float = 100, quantity: float = 1, **fields: Any) -> dict[str, Any]:
+        """An invoice line on this API's product."""
+        return {"product_id": self.product_id, "price": price, "quantity": quantity, **fields}
+
     def plan(self, code: str = "NET-100", price: float = 30, **fields: Any) -> dict[str, Any]:
         product = self.post("/products", {"name": f"Product for {code}"}).json()["product"]
         body = {"plan_code": code, "name": f"Plan {code}", "recurring_price": price, "interval": 1,
@@ -77,7 +94,7 @@ class Api:
 
     def invoice(self, customer_id: str, amount: float = 100, **fields: Any) -> dict[str, Any]:
         body = {"customer_id": customer_id, "date": self.sandbox.store.today().isoformat(),
-                "invoice_items": [{"name": "Installation", "price": amount, "quantity": 1}], **fields}
+                "invoice_items": [self.line(amount, name="Installation")], **fields}
         response = self.post("/invoices", body)
         assert response.status_code == 201, response.text
         return response.json()["invoice"]

@@ -134,13 +134,16 @@ def test_subscriptions(openapi_docs: OpenAPIDocs, api: Api) -> None:
 def test_invoices(openapi_docs: OpenAPIDocs, api: Api) -> None:
     customer = api.customer()
     body = {"customer_id": customer["customer_id"], "invoice_number": "LOCAL-1", "reference_number": "inv-1",
-            "invoice_items": [{"name": "Installation", "description": "On site", "price": 99.5, "quantity": 2}]}
+            "invoice_items": [api.line(99.5, 2, name="Installation", description="On site")]}
     created = check(openapi_docs, api.post("/invoices", body, params={"ignore_auto_number_generation": "true"}),
                     "POST", "/invoices", 201)["invoice"]
     check(openapi_docs, api.post("/invoices", body, params={"ignore_auto_number_generation": "true"}),
           "POST", "/invoices", 400)
     check(openapi_docs, api.post("/invoices", {**body, "invoice_items": [{"price": 1, "quantity": 1}]}),
-          "POST", "/invoices", 400)
+          "POST", "/invoices", 400)  # no product_id
+    check(openapi_docs, api.post("/invoices", {**body, "invoice_items": [{"product_id": "903999999999999",
+                                                                          "price": 1, "quantity": 1}]}),
+          "POST", "/invoices", 400)  # no such product
     check(openapi_docs, api.get("/invoices", params={"customer_id": customer["customer_id"]}), "GET", "/invoices", 200)
     path = "/invoices/{invoice_id}"
     check(openapi_docs, api.get(f"/invoices/{created['invoice_id']}"), "GET", path, 200)

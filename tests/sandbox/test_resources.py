@@ -102,19 +102,22 @@ def test_plans_are_keyed_by_code(api: Api) -> None:
 
 def test_invoice_numbering_lines_and_totals(api: Api) -> None:
     cid = api.customer(payment_terms=14)["customer_id"]
+    other = api.product("Support")["product_id"]
     auto = api.post("/invoices", {"customer_id": cid, "invoice_number": "IGNORED", "date": "2025-01-10",
-                                  "invoice_items": [{"name": "A", "price": 10.25, "quantity": 2},
-                                                    {"product_id": "903000000000777", "price": 5, "quantity": 1}]})
+                                  "invoice_items": [api.line(10.25, 2, name="A"),
+                                                    {"product_id": other, "price": 5, "quantity": 1}]})
     invoice = auto.json()["invoice"]
+    assert [(i["product_id"], i["name"]) for i in invoice["invoice_items"]] == [(api.product_id, "A"),
+                                                                                 (other, "Support")]
     assert invoice["invoice_number"] == "INV-000001"  # caller's number ignored without the flag
     totals = (invoice["sub_total"], invoice["total"], invoice["balance"], invoice["payment_made"])
     assert totals == (25.5, 25.5, 25.5, 0)
     assert invoice["due_date"] == "2025-01-24" and invoice["status"] == "overdue"  # due date passed
     chosen = api.post("/invoices", {"customer_id": cid, "invoice_number": "LOCAL-7", "invoice_items": [
-        {"name": "B", "price": 1, "quantity": 1}]}, params={"ignore_auto_number_generation": "true"})
+        api.line(1, name="B")]}, params={"ignore_auto_number_generation": "true"})
     assert chosen.json()["invoice"]["invoice_number"] == "LOCAL-7"
     again = api.post("/invoices", {"customer_id": cid, "invoice_number": "LOCAL-7", "invoice_items": [
-        {"name": "B", "price": 1, "quantity": 1}]}, params={"ignore_auto_number_generation": "true"})
+        api.line(1, name="B")]}, params={"ignore_auto_number_generation": "true"})
     assert "LOCAL-7" in _error(again, codes.DUPLICATE_INVOICE_NUMBER)
     listed = api.get("/invoices", params={"customer_id": cid}).json()["invoices"]
     assert [i["number"] for i in listed] == ["INV-000001", "LOCAL-7"] and "invoice_number" not in listed[0]
@@ -122,19 +125,40 @@ def test_invoice_numbering_lines_and_totals(api: Api) -> None:
 
 
 @pytest.mark.parametrize(("line", "field"), [
-    ({"price": 1, "quantity": 1}, "name"), ({"name": "A", "quantity": 1}, "price"),
-    ({"name": "A", "price": 1}, "quantity"), ({"name": "A", "price": "1", "quantity": 1}, "price"),
-    ({"name": "A", "price": 1, "quantity": 0}, "quantity"),
+    ({"name": "A", "price": 1, "quantity": 1}, "product_id"),  # §12.11: a name alone no longer does
+    ({"product_id": "903999999999999", "price": 1, "quantity": 1}, "product_id"),  # no such product
+    ({"product_id": "", "name": "A", "price": 1, "quantity": 1}, "product_id"),
+    ({"product_id": True, "price": 1, "quantity": 1}, "product_id"),
+    ({"product_id": "{product}", "quantity": 1}, "price"), ({"product_id": "{product}", "price": 1}, "quantity"),
+    ({"product_id": "{product}", "price": "1", "quantity": 1}, "price"),
+    ({"product_id": "{product}", "price": 1, "quantity": 0}, "quantity"),
 ])
 def test_invoice_line_rules(api: Api, line: dict, field: str) -> None:
     cid = api.customer()["customer_id"]
+    line = {k: api.product_id if v == "{product}" else v for k, v in line.items()}
     response = api.post("/invoices", {"customer_id": cid, "invoice_items": [line]})
     assert _error(response, codes.INVALID_VALUE) == f"Invalid value passed for {field}"
+    invoice = api.invoice(cid)  # a valid line gets through, on create and on update
+    response = api.put(f"/invoices/{invoice['invoice_id']}", {"invoice_items": [line]})
+    assert _error(response, codes.INVALID_VALUE) == f"Invalid value passed for {field}"
+
+
+def test_invoice_line_product_rule_can_be_switched_off(api: Api, zoho_sandbox: ZohoSandbox) -> None:
+    cid = api.customer()["customer_id"]
+    zoho_sandbox.configure(require_item_product_id=False)
+    lines = [{"name": "Manual line", "price": 7, "quantity": 1},
+             {"product_id": "903999999999999", "price": 1, "quantity": 1}]  # unknown ids pass unchecked too
+    response = api.post("/invoices", {"customer_id": cid, "invoice_items": lines})
+    assert response.status_code == 201, response.text
+    items = response.json()["invoice"]["invoice_items"]
+    assert [(i["product_id"], i["name"]) for i in items] == [("", "Manual line"), ("903999999999999", "")]
+    response = api.post("/invoices", {"customer_id": cid, "invoice_items": [{"price": 1, "quantity": 1}]})
+    assert _error(response, codes.INVALID_VALUE) == "Invalid value passed for name"  # the old rule: a name
 
 
 def test_invoice_create_errors(api: Api) -> None:
     cid = api.customer()["customer_id"]
-    items = [{"name": "A", "price": 1, "quantity": 1}]
+    items = [api.line(1, name="A")]
     assert _error(api.post("/invoices", {"invoice_items": items}), codes.INVALID_VALUE).endswith("customer_id")
     assert _error(api.post("/invoices", {"customer_id": "1", "invoice_items": items}), codes.INVALID_VALUE)
     assert _error(api.post("/invoices", {"customer_id": cid, "invoice_items": []}),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -59,6 +63,63 @@ def test_stop_is_prompt_with_idle_keep_alive_connections() -> None:
     assert time.perf_counter() - started < 2
     with pytest.raises(requests.ConnectionError):
         session.get(f"{base_url}/customers", headers=headers, timeout=1)
+
+
+def _silent_receiver() -> tuple[socket.socket, threading.Event]:
+    """A webhook receiver that accepts connections and never answers; the event is set on the first one."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = threading.Event()
+    kept = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                kept.append(listener.accept())
+                accepted.set()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, accepted
+
+
+def test_stop_is_prompt_with_idle_connections_requests_in_flight_and_a_stuck_webhook(tmp_path: Path) -> None:
+    receiver, delivering = _silent_receiver()
+    sandbox = ZohoSandbox(clock=ManualClock(), state_file=str(tmp_path / "state.json"),
+                          webhook_url=f"http://127.0.0.1:{receiver.getsockname()[1]}/hook", webhook_timeout=30)
+    sandbox.start()
+    headers = {**sandbox.headers(), "Content-Type": "application/json"}
+    idle = []
+    for _ in range(2):  # two idle keep-alive connections, each after one answered request
+        connection = http.client.HTTPConnection("127.0.0.1", sandbox.port, timeout=10)
+        connection.request("GET", "/billing/v1/customers", headers=headers)
+        assert connection.getresponse().read()
+        idle.append(connection)
+    product = sandbox.seed("products", [{"name": "Installation"}])[0]
+    customer = sandbox.seed("customers", [{"display_name": "Webhooked"}])[0]
+    created = requests.post(f"{sandbox.base_url}/invoices", headers=headers, timeout=5, json={  # event: a webhook
+        "customer_id": customer["customer_id"],
+        "invoice_items": [{"product_id": product["product_id"], "price": 1, "quantity": 1}]})
+    assert created.status_code == 201 and delivering.wait(5)  # the delivery now waits up to 30 s for an answer
+    hold = sandbox.hold_next("POST", "/customers")
+    sandbox.fail_next("GET", "/customers", kind="latency", seconds=60)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held = pool.submit(requests.post, f"{sandbox.base_url}/customers", json={"display_name": "Held"},
+                           headers=headers, timeout=10)
+        slow = pool.submit(requests.get, f"{sandbox.base_url}/customers", headers=headers, timeout=10)
+        assert hold.wait_arrived(timeout=5)
+        deadline = time.monotonic() + 5
+        while sandbox.state()["limits"][sandbox.config.organization_id]["in_flight"] < 2:
+            assert time.monotonic() < deadline, "the slow request never arrived"
+            time.sleep(0.01)
+        started = time.perf_counter()
+        sandbox.stop()
+        took = time.perf_counter() - started
+        for future in (held, slow):  # answered or cut off, but not left hanging
+            with contextlib.suppress(requests.RequestException):
+                future.result(timeout=5)
+    receiver.close()
+    for connection in idle:
+        connection.close()
+    assert took < 2, f"stop() took {took:.2f} s"
 
 
 def test_zoho_settings_fixture_points_the_app_at_the_sandbox(zoho_settings: object, zoho_sandbox: ZohoSandbox) -> None:

@@ -5,7 +5,8 @@ Plain Python (no Django, no models): tests start it in-process, the demo through
 
 from zoho_sync.sandbox.clock import ManualClock, SystemClock
 from zoho_sync.sandbox.config import SandboxConfig
+from zoho_sync.sandbox.holds import Hold
 from zoho_sync.sandbox.sandbox import ZohoSandbox
 from zoho_sync.sandbox.webhooks import SIGNATURE_HEADER, sign
 
-__all__ = ["SIGNATURE_HEADER", "ManualClock", "SandboxConfig", "SystemClock", "ZohoSandbox", "sign"]
+__all__ = ["SIGNATURE_HEADER", "Hold", "ManualClock", "SandboxConfig", "SystemClock", "ZohoSandbox", "sign"]

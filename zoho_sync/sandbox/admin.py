@@ -1,7 +1,8 @@
 """The admin prefix /__sandbox__/: the test and benchmark hooks over HTTP, for other processes.
 
-GET  state | requests[?method=&path=&since=] | counters | records/<resource>
+GET  state | requests[?method=&path=&since=] | counters | records/<resource> | holds
 POST fail_next | expire_tokens | revoke_refresh_token | seed | reset | configure | clock
+     hold {method, path, times, when, timeout} | hold_wait {id, timeout, count} | release {id} (no id: all)
 Bodies and answers are JSON; errors are {"error": "..."} with 400/404/405. No auth, no limits (by design:
 the sandbox listens on 127.0.0.1 and holds only demo data).
 """
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
     from zoho_sync.sandbox.app import Answer
     from zoho_sync.sandbox.sandbox import ZohoSandbox
 
-GETS = ("state", "requests", "counters", "records")
-POSTS = ("fail_next", "expire_tokens", "revoke_refresh_token", "seed", "reset", "configure", "clock")
+GETS = ("state", "requests", "counters", "records", "holds")
+POSTS = ("fail_next", "expire_tokens", "revoke_refresh_token", "seed", "reset", "configure", "clock", "hold",
+         "hold_wait", "release")
 
 
 class AdminApi:
@@ -88,3 +90,21 @@ class AdminApi:
         elif "set" in body:
             self.sb.set_time(float(body["set"]))
         return {"now": self.sb.clock.time()}
+
+    def _holds(self, parts: list[str], query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        return {"holds": self.sb.holds.pending()}
+
+    def _hold(self, parts: list[str], query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        hold = self.sb.hold_next(body.pop("method", "*"), body.pop("path"), **body)
+        return {"hold": hold.as_dict()}
+
+    def _hold_wait(self, parts: list[str], query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        hold = self.sb.holds.get(int(body["id"]))
+        arrived = hold.wait_arrived(float(body.get("timeout", 5.0)), count=int(body.get("count", 1)))
+        return {"arrived": arrived, "hold": hold.as_dict()}
+
+    def _release(self, parts: list[str], query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("id") is None:
+            return {"released": self.sb.holds.release_all()}
+        self.sb.holds.get(int(body["id"])).release()
+        return {"released": 1}

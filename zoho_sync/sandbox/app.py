@@ -2,7 +2,8 @@
 
 Order for an API request: prefix (§1.1; else 404 code 5) -> scripted or random fault -> `Authorization:
 Zoho-oauthtoken <token>` (anything else 401 code 57, §12.9) -> org header (missing/unknown 400 code 2, §12.8)
--> limits (429 codes 44/45/1070, §12.1) -> route (404 code 5 / 405 code 37) -> handler under the store lock.
+-> limits (429 codes 44/45/1070, §12.1) -> latency -> "before" holds -> route (404 code 5 / 405 code 37) ->
+handler under the store lock -> "after" holds -> slow-answer / lost-answer faults.
 The admin prefix /__sandbox__/ skips auth, limits, faults and the request log.
 """
 
@@ -129,6 +130,7 @@ class SandboxApp:
             return injected
         if fault and fault.latency:
             self.sb.sleep(fault.latency)
+        self.sb.holds.pause(method, path, "before")
         if path == REVOKE_PATH:
             self.sb.tokens.revoke(form.get("token", ""))
             answer = Answer(200, {"status": "success"})
@@ -139,6 +141,7 @@ class SandboxApp:
                 refresh_token=form.get("refresh_token", ""), grant_type=form.get("grant_type", ""),
                 api_domain=f"http://{host}")
             answer = Answer(status, body)
+        self.sb.holds.pause(method, path, "after")
         self._after(fault)
         return answer
 
@@ -166,7 +169,9 @@ class SandboxApp:
             with self.sb.limiter.admit(org):
                 if fault and fault.latency:
                     self.sb.sleep(fault.latency)
+                self.sb.holds.pause(method, api_path, "before")
                 answer = self._dispatch(method, api_path, query, raw)
+                self.sb.holds.pause(method, api_path, "after")  # the write is stored; the answer waits
                 self._after(fault)
                 return answer
         except ApiError as err:  # refused by a limit

@@ -16,6 +16,8 @@ DEFAULT_REFRESH_TOKEN = "1000.sandbox0refresh0token.0000000000000000"  # noqa: S
 DEFAULT_ORGANIZATION_ID = "10234695"
 
 FAULT_RATES = ("reset_rate", "timeout_rate", "error_rate", "lose_response_rate")
+SECRET_FIELDS = ("client_secret", "refresh_token", "webhook_secret")  # never shown by as_dict()
+REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class SandboxConfig:
     fault_paths: tuple[str, ...] = ()
     # Business rules and housekeeping.
     check_duplicate_display_name: bool = True  # §12.3: switchable so exactly-once tests see real duplicates
+    require_item_product_id: bool = True  # §12.11: invoice lines need an existing product; off: a name will do
     events_retention_days: int = 180  # §12.12
     max_per_page: int = 200  # §12.10
     request_log_size: int = 10000
@@ -89,7 +92,9 @@ class SandboxConfig:
                 raise ValueError(f"{name} must not be negative")
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready data for state() and the admin prefix, the secrets redacted."""
         data = dataclasses.asdict(self)
+        data.update({name: REDACTED for name in SECRET_FIELDS if data[name]})
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
 

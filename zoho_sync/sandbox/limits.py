@@ -47,19 +47,19 @@ class Limiter:
     @contextmanager
     def admit(self, org: str) -> Iterator[None]:
         """Hold one in-flight slot for the request, or raise the 429 ApiError that refuses it."""
-        self._enter(org)
+        state = self._enter(org)
         try:
             yield
         finally:
-            with self._lock:
-                self._orgs[org].in_flight -= 1
+            with self._lock:  # the slot's own state: a reset() while the request ran started a new one
+                state.in_flight -= 1
 
     def _refuse(self, code: codes.ZohoCode, seconds: float, **fmt: Any) -> ApiError:
         config = self._config()
         retry_after = max(1, math.ceil(seconds)) if config.send_retry_after else None
         return ApiError(code, retry_after=retry_after, **fmt)
 
-    def _enter(self, org: str) -> None:
+    def _enter(self, org: str) -> _OrgState:
         config = self._config()
         now = self._clock.time()
         with self._lock:
@@ -83,6 +83,7 @@ class Limiter:
             st.window.append(now)
             st.day_count += 1
             st.in_flight += 1
+            return st
 
     def stats(self) -> dict[str, Any]:
         now = self._clock.time()

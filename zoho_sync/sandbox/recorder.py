@@ -10,9 +10,9 @@ import threading
 from collections import Counter, deque
 from typing import Any
 
+from zoho_sync.sandbox.config import REDACTED
 from zoho_sync.sandbox.faults import path_matches
 
-REDACTED = "<redacted>"
 SECRET_PARAMS = ("client_secret", "refresh_token", "token", "code")
 
 

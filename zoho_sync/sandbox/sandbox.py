@@ -4,6 +4,8 @@
         requests.post(f"{zoho.accounts_url}/oauth/v2/token", params={...})
         zoho.fail_next("POST", "/customers", status=429, code="TOO_MANY_CONCURRENT")
         zoho.clock.advance(3600)                          # tokens expire without sleeping
+        hold = zoho.hold_next("POST", "/customers")       # park the next create before it is applied
+        ...; hold.wait_arrived(); ...; hold.release()
 
 Every hook is also served over HTTP under /__sandbox__/ (see admin.py) for other processes.
 """
@@ -20,6 +22,7 @@ from zoho_sync.sandbox.app import ORG_HEADER, SandboxApp
 from zoho_sync.sandbox.clock import ManualClock, SystemClock
 from zoho_sync.sandbox.config import SandboxConfig
 from zoho_sync.sandbox.faults import FaultInjector, FaultRule
+from zoho_sync.sandbox.holds import SAFETY_TIMEOUT, Hold, Holds
 from zoho_sync.sandbox.limits import Limiter
 from zoho_sync.sandbox.oauth import TokenRegistry
 from zoho_sync.sandbox.persistence import StateFile
@@ -43,6 +46,7 @@ class ZohoSandbox:
         self.tokens = TokenRegistry(self.clock, current)
         self.limiter = Limiter(self.clock, current)
         self.faults = FaultInjector(current)
+        self.holds = Holds()
         self.recorder = Recorder(self.config.request_log_size)
         self.router = build_router()
         self.webhooks = WebhookDispatcher(self.store, current)
@@ -67,7 +71,8 @@ class ZohoSandbox:
         return self
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping.set()  # cuts latency and slow-answer sleeps short
+        self.holds.release_all()
         if self._runner:
             self._runner.stop()
             self._runner = None
@@ -124,6 +129,16 @@ class ZohoSandbox:
         return self.faults.fail_next(method, path, status=status, code=code, times=times, kind=kind,
                                      seconds=seconds, retry_after=retry_after)
 
+    def hold_next(self, method: str, path: str, *, times: int = 1, when: str = "before",
+                  timeout: float = SAFETY_TIMEOUT) -> Hold:
+        """Park the next `times` matching requests until `release()` (method "*" and paths as in fail_next).
+
+        when="before": held after auth and limits, before the handler (nothing written yet); when="after":
+        the handler ran and its write is stored, the answer is held. `Hold.wait_arrived()` blocks until one
+        is parked. reset(), stop() and the safety `timeout` (seconds) also let held requests go on.
+        """
+        return self.holds.add(method, path, times=times, when=when, timeout=timeout)
+
     def expire_tokens(self) -> int:
         return self.tokens.expire_all()
 
@@ -139,8 +154,9 @@ class ZohoSandbox:
                     for r in records]
 
     def reset(self) -> None:
-        """Back to a fresh start: data, tokens, limits, faults, log, initial config and (manual) clock."""
+        """Back to a fresh start: data, tokens, limits, faults, holds (released), log, config and (manual) clock."""
         self.config = self._initial
+        self.holds.release_all()
         self.webhooks.clear()
         self.store.clear()
         self.tokens.clear()
@@ -207,4 +223,5 @@ class ZohoSandbox:
             counts = self.store.counts()
         return {"base_url": self.base_url, "accounts_url": self.accounts_url, "now": self.clock.time(),
                 "config": self.config.as_dict(), "counts": counts, "tokens": self.tokens.stats(),
-                "limits": self.limiter.stats(), "pending_faults": self.faults.pending()}
+                "limits": self.limiter.stats(), "pending_faults": self.faults.pending(),
+                "holds": self.holds.pending()}

@@ -80,6 +80,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    block_on_close = False  # stop() never waits for handler threads: they may sit on idle keep-alive sockets
     allow_reuse_address = True
     request_queue_size = 128
 
@@ -116,11 +117,17 @@ class ServerRunner:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop accepting, end every open connection, close the listening socket: well under a second.
+
+        shutdown() returns within one poll interval. Handler threads are daemons and are not joined: one
+        waiting on an idle keep-alive connection (up to `_Handler.timeout`) wakes when its socket is shut
+        down here; one still answering finishes on its own, its write failing on the closed socket.
+        """
         self._server.shutdown()
-        self._server.server_close()
         with self._server.sockets_lock:
             open_sockets = list(self._server.open_sockets)
-        for sock in open_sockets:  # wake threads waiting on idle keep-alive connections
+        for sock in open_sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=5)
+        self._server.server_close()
+        self._thread.join(timeout=1)

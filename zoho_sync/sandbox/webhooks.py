@@ -44,22 +44,27 @@ class WebhookDispatcher:
         self._queue: list[tuple[float, int, dict[str, Any], int]] = []
         self._seq = itertools.count()
         self._busy = 0
-        self._stopped = False
+        self._run_id = 0  # bumped by stop(): a thread whose run id is stale exits
         self._thread: threading.Thread | None = None
         # No proxies: the receiver is on this machine.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def start(self) -> None:
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="zoho-sandbox-webhooks", daemon=True)
+        with self._cond:
+            self._run_id += 1
+            run_id = self._run_id
+        self._thread = threading.Thread(target=self._run, args=(run_id,), name="zoho-sandbox-webhooks", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop sending. A delivery under way is not waited for (it may take `webhook_timeout`); its daemon
+        thread records the outcome and exits, and a later start() never runs alongside it."""
         with self._cond:
-            self._stopped = True
+            self._run_id += 1
             self._cond.notify_all()
         if self._thread:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=0.2)
+            self._thread = None
 
     def clear(self) -> None:
         with self._cond:
@@ -90,13 +95,13 @@ class WebhookDispatcher:
                 self._cond.wait(min(left, 0.05))
         return True
 
-    def _run(self) -> None:
+    def _run(self, run_id: int) -> None:
         while True:
             with self._cond:
-                while not self._stopped and (not self._queue or self._queue[0][0] > time.monotonic()):
+                while run_id == self._run_id and (not self._queue or self._queue[0][0] > time.monotonic()):
                     wait = self._queue[0][0] - time.monotonic() if self._queue else None
                     self._cond.wait(wait if wait is None else max(wait, 0.001))
-                if self._stopped:
+                if run_id != self._run_id:
                     return
                 _, _, event, index = heapq.heappop(self._queue)
                 self._busy += 1

@@ -1,7 +1,8 @@
 """`manage.py zoho_sandbox`: run the local Zoho Billing sandbox for the demo until Ctrl-C.
 
 Prints the environment variables that point the app at it. Credentials come from the ZOHO_* settings when
-set, else the sandbox's demo defaults. The only Django-aware part of the sandbox.
+set, else the sandbox's demo defaults; the client secret and refresh token are never printed, only a short
+prefix saying which value is in use. The only Django-aware part of the sandbox.
 """
 
 from __future__ import annotations
@@ -13,10 +14,20 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from zoho_sync.sandbox import ZohoSandbox
+from zoho_sync.redaction import MASK
+from zoho_sync.sandbox import SandboxConfig, ZohoSandbox
 
 CREDENTIALS = {"ZOHO_CLIENT_ID": "client_id", "ZOHO_CLIENT_SECRET": "client_secret",
                "ZOHO_REFRESH_TOKEN": "refresh_token", "ZOHO_ORGANIZATION_ID": "organization_id"}
+SECRETS = {"ZOHO_CLIENT_SECRET": "DEFAULT_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN": "DEFAULT_REFRESH_TOKEN"}
+SHOWN_PREFIX = 4
+
+
+def mask_secret(value: str) -> str:
+    """A few leading characters and "…": enough to tell which secret is in use, never enough to use it."""
+    if len(value) < 4 * SHOWN_PREFIX:  # too short to show any of it
+        return MASK
+    return f"{value[:SHOWN_PREFIX]}…"
 
 
 def parse_faults(values: list[str]) -> dict[str, str]:
@@ -57,11 +68,14 @@ class Command(BaseCommand):
         parser.add_argument("--webhook-secret", help="sign webhooks with this secret")
         parser.add_argument("--allow-duplicate-names", action="store_true",
                             help="accept a second customer with the same display_name")
+        parser.add_argument("--allow-items-without-product", action="store_true",
+                            help="accept invoice lines with a name and no product_id (Zoho requires product_id)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         config: dict[str, Any] = {name: str(getattr(settings, key, "") or "").strip()
                                   for key, name in CREDENTIALS.items()}
         config = {k: v for k, v in config.items() if v}
+        from_settings = set(config)
         for option, name in (("per_minute", "per_minute"), ("daily", "daily"), ("concurrency", "concurrency"),
                              ("lockout", "lockout_seconds"), ("seed", "seed"), ("webhook_url", "webhook_url"),
                              ("webhook_secret", "webhook_secret")):
@@ -71,6 +85,8 @@ class Command(BaseCommand):
             config["send_retry_after"] = True
         if options["allow_duplicate_names"]:
             config["check_duplicate_display_name"] = False
+        if options["allow_items_without_product"]:
+            config["require_item_product_id"] = False
         config.update(parse_faults(options["faults"]))
         try:
             sandbox = ZohoSandbox(host=options["host"], port=options["port"], state_file=options["state_file"],
@@ -79,18 +95,24 @@ class Command(BaseCommand):
         except (ValueError, OSError) as exc:
             raise CommandError(f"cannot start the sandbox: {exc}") from exc
         stop = threading.Event()
-        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # Our own handlers for both signals, rather than KeyboardInterrupt: a background job started by a
+        # non-interactive shell (`manage.py zoho_sandbox &`, or a test run started that way) inherits SIGINT
+        # as *ignored*, so Python installs no KeyboardInterrupt and Ctrl-C or `kill -INT` did nothing at all.
+        previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            self._announce(sandbox, options["state_file"])
-            stop.wait()
+            self._announce(sandbox, options["state_file"], from_settings=from_settings)
+            while not stop.wait(1.0):  # a timed wait, so the signal is seen on every platform
+                pass
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                if handler is not None:  # None: a handler not set from Python, nothing to restore
+                    signal.signal(sig, handler)
             sandbox.stop()
             self.stdout.write("Zoho sandbox stopped.")
 
-    def _announce(self, sandbox: ZohoSandbox, state_file: str | None) -> None:
+    def _announce(self, sandbox: ZohoSandbox, state_file: str | None, *, from_settings: set[str]) -> None:
         config = sandbox.config
         lines = [
             f"Zoho Billing sandbox listening on {sandbox.url} (Ctrl-C to stop).",
@@ -103,9 +125,18 @@ class Command(BaseCommand):
             f"ZOHO_API_BASE_URL={sandbox.base_url}",
             f"ZOHO_ACCOUNTS_URL={sandbox.accounts_url}",
             f"ZOHO_CLIENT_ID={config.client_id}",
-            f"ZOHO_CLIENT_SECRET={config.client_secret}",
-            f"ZOHO_REFRESH_TOKEN={config.refresh_token}",
             f"ZOHO_ORGANIZATION_ID={config.organization_id}",
+            "The secrets are not printed:",
         ]
+        for key, default_name in SECRETS.items():
+            name = CREDENTIALS[key]
+            value = getattr(config, name)
+            if name in from_settings:
+                origin = "the value in your settings"
+            elif value == getattr(SandboxConfig(), name):
+                origin = f"the sandbox's demo value, {default_name} in zoho_sync/sandbox/config.py"
+            else:
+                origin = "the value given with --faults"
+            lines.append(f"  {key}: {origin} ({mask_secret(value)})")
         self.stdout.write("\n".join(lines))
         self.stdout.flush()

@@ -25,9 +25,15 @@ TEXT_FIELDS = ("reference_number", "notes", "terms")
 
 
 def build_items(store: Store, lines: Any) -> tuple[list[dict[str, Any]], Decimal]:
-    """Check lines per §12.11 (quantity, price, and product_id or name) and price them."""
+    """Check lines per §12.11 (quantity, price, and an existing product_id) and price them.
+
+    invoices.yml lists `invoice_items[].product_id` as required: a line without one, or naming no stored
+    product, is 400 code 2 "Invalid value passed for product_id". The name defaults to the product's.
+    With `require_item_product_id=False` the old rule holds: product_id (not checked) or a name.
+    """
     if not isinstance(lines, list) or not lines:
         raise invalid("invoice_items")
+    require_product = store.config.require_item_product_id
     items, sub_total = [], Decimal(0)
     for order, line in enumerate(lines, start=1):
         if not isinstance(line, dict):
@@ -38,9 +44,11 @@ def build_items(store: Store, lines: Any) -> tuple[list[dict[str, Any]], Decimal
         if product_id is not None and (isinstance(product_id, bool) or not isinstance(product_id, str | int)):
             raise invalid("product_id")
         product_id = str(product_id or "")
+        product = store.get("products", product_id) if product_id else None
+        if require_product and product is None:
+            raise invalid("product_id")
         name = v.text(line, "name", required=not product_id)
         if name is None:
-            product = store.get("products", product_id)
             name = product["name"] if product else ""
         total = (quantity * price).quantize(Decimal("0.01"))
         sub_total += total
