@@ -1,0 +1,226 @@
+"""Exactly once under concurrent edits and workers, made to happen rather than hoped for.
+
+The sandbox holds a write in flight (`hold_next`) while the test saves the record and lets a second worker (a
+trigger task, "Push now", a backfill) at it; then lets the write go on. Afterwards, on SQLite and PostgreSQL alike:
+at most one Zoho object per local record, and every record marked synced equals Zoho's copy, field by field,
+against what its payload would send now.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.builders import make_customer, make_invoice, make_payment, make_service
+from zoho_sync import services
+from zoho_sync.models import Customer, CustomerService, Payment, SyncLog, SyncState, SyncStatus
+from zoho_sync.sync import specs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def zoho(zoho_settings, zoho_sandbox):
+    zoho_settings.SYNC_TRIGGERS_ENABLED = False
+    zoho_settings.SYNC_RETRY_WINDOW_SECONDS = 0
+    zoho_settings.SYNC_OUTCOME_RECHECK_SECONDS = 0
+    zoho_sandbox.configure(per_minute=0, daily=0, check_duplicate_display_name=False)
+    return zoho_sandbox
+
+
+class Worker(threading.Thread):
+    """Runs one service call in its own thread (and database connection), keeping its result or error."""
+
+    def __init__(self, call, **kwargs):
+        super().__init__(daemon=True)
+        self.call, self.kwargs, self.result, self.error = call, kwargs, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.call(**self.kwargs)
+        except BaseException as exc:  # reported by finish()
+            self.error = exc
+        finally:
+            connection.close()
+
+    def finish(self):
+        self.join(timeout=30)
+        assert not self.is_alive(), "the worker did not finish"
+        if self.error:
+            raise self.error
+        return self.result
+
+
+def zoho_record(sandbox, resource: str, id_key: str, zoho_id: str) -> dict:
+    (record,) = [r for r in sandbox.records(resource) if str(r[id_key]) == zoho_id]
+    return record
+
+
+def assert_customer_in_step(sandbox, pk: int) -> None:
+    customer = Customer.objects.get(pk=pk)
+    remote = [r for r in sandbox.records("customers") if r["display_name"].endswith(f"({customer.account_number})")]
+    assert len(remote) == 1, f"{len(remote)} Zoho customers for one local customer"
+    assert customer.sync_status == SyncStatus.SYNCED and customer.zoho_id == remote[0]["customer_id"]
+    sent = specs.CUSTOMER.payload(customer, today=timezone.localdate())
+    for key in ("display_name", "first_name", "last_name", "email", "phone"):
+        assert (remote[0].get(key) or "") == (sent.get(key) or ""), f"Zoho's {key} is stale"
+
+
+def test_a_save_during_a_create_never_lets_a_second_worker_create_again(zoho):
+    customer = make_customer(phone="+1-555-000-0001")
+    hold = zoho.hold_next("POST", "/customers", when="before")
+    first = Worker(services.sync_object, entity="customer", pk=customer.pk)
+    assert hold.wait_arrived(), "the first worker's create never reached Zoho"
+
+    edited = Customer.objects.get(pk=customer.pk)
+    edited.phone = "+1-555-000-0002"
+    edited.save()  # the record is pending again, but still held by the first worker
+    assert services.sync_object(entity="customer", pk=customer.pk) is None, "a trigger pushed a held record"
+    report = services.sync_pending()  # a backfill passes it by too
+    assert report.done == 0 and zoho.requests("POST", "/customers") == [], "only the held create was sent"
+
+    hold.release()
+    assert first.finish().action == SyncLog.Action.CREATE
+    customer.refresh_from_db()
+    assert customer.zoho_id and customer.sync_status == SyncStatus.PENDING, "changed meanwhile: still due"
+    services.sync_pending()
+    assert_customer_in_step(zoho, customer.pk)
+    assert [r["method"] for r in zoho.requests(path="/customers")] == ["POST", "PUT"]
+
+
+def test_a_save_during_a_subscription_create_costs_no_second_subscription(zoho):
+    service = make_service()
+    services.sync_object(entity="customer", pk=service.customer_id)
+    services.sync_object(entity="service_package", pk=service.package_id)
+    hold = zoho.hold_next("POST", "/subscriptions", when="before")
+    first = Worker(services.sync_object, entity="customer_service", pk=service.pk)
+    assert hold.wait_arrived()
+    edited = CustomerService.objects.get(pk=service.pk)
+    edited.quantity = 3
+    edited.save()
+    second = Worker(services.sync_object, entity="customer_service", pk=service.pk)  # "Push now"
+    assert second.finish() is None
+    hold.release()
+    first.finish()
+    services.sync_pending()
+
+    (subscription,) = zoho.records("subscriptions")
+    service.refresh_from_db()
+    assert service.sync_status == SyncStatus.SYNCED and service.zoho_id == subscription["subscription_id"]
+    assert subscription["plan"]["quantity"] == 3, "Zoho bills the quantity held here"
+
+
+def test_a_save_during_a_payment_create_never_records_the_money_twice(zoho):
+    invoice = make_invoice(lines=((Decimal("1"), Decimal("12.34")),))
+    payment = make_payment(invoice=invoice, amount=Decimal("12.34"))
+    services.sync_object(entity="invoice", pk=invoice.pk)
+    hold = zoho.hold_next("POST", "/payments", when="before")
+    first = Worker(services.sync_object, entity="payment", pk=payment.pk)
+    assert hold.wait_arrived()
+    edited = Payment.objects.get(pk=payment.pk)
+    edited.notes = "Paid at the counter"
+    edited.save()
+    assert services.sync_object(entity="payment", pk=payment.pk) is None
+    services.sync_pending()
+    hold.release()
+    first.finish()
+    services.sync_pending()
+
+    assert len(zoho.records("payments")) == 1, "two Zoho payments for one local payment"
+    payment.refresh_from_db()
+    assert payment.zoho_id == zoho.records("payments")[0]["payment_id"]
+    # Sync never edits a Zoho payment: the changed note is not marked synced, it asks for a person.
+    assert payment.sync_state == SyncState.NEEDS_PERSON and "changed after it reached Zoho" in payment.last_sync_error
+
+
+def test_a_lost_answer_then_an_edit_links_and_brings_zoho_up_to_date(zoho, zoho_settings):
+    zoho_settings.SYNC_OUTCOME_RECHECK_SECONDS = 3600  # the edit comes before the lookup
+    customer = make_customer(phone="+1-555-000-0001")
+    zoho.fail_next("POST", "/customers", kind="lose_response")
+    services.sync_pending()
+    customer.refresh_from_db()
+    assert customer.sync_state == SyncState.RETRYING and customer.create_intent_at
+
+    customer.phone, customer.email = "+1-555-000-0009", "moved@example.com"
+    customer.save()
+    services.sync_pending()
+    assert_customer_in_step(zoho, customer.pk)
+    link = SyncLog.objects.filter(entity="customer", action="link").get()
+    assert "brought up to date" in link.message
+    assert len(zoho.requests("POST", "/customers")) == 1 and len(zoho.requests("PUT", "/customers")) == 1
+
+
+def test_a_lost_answer_without_an_edit_links_with_no_further_write(zoho):
+    customer = make_customer()
+    zoho.fail_next("POST", "/customers", kind="lose_response")
+    services.sync_pending(retry_window=0)
+    services.sync_pending()
+    assert_customer_in_step(zoho, customer.pk)
+    assert zoho.requests("PUT", "/customers") == [], "Zoho already held exactly this data"
+
+
+def test_two_workers_updating_one_record_land_in_order_and_the_last_state_wins(zoho):
+    customer = make_customer(phone="+1-555-000-0001")
+    services.sync_pending()
+    edited = Customer.objects.get(pk=customer.pk)
+    edited.phone = "+1-555-000-0002"
+    edited.save()
+    hold = zoho.hold_next("PUT", "/customers/{id}", when="before")
+    first = Worker(services.sync_object, entity="customer", pk=customer.pk)
+    assert hold.wait_arrived()
+    edited = Customer.objects.get(pk=customer.pk)
+    edited.phone = "+1-555-000-0003"
+    edited.save()
+    second = Worker(services.sync_object, entity="customer", pk=customer.pk)
+    assert second.finish() is None, "updates of one record are serialized"
+    hold.release()
+    first.finish()
+    assert Customer.objects.get(pk=customer.pk).sync_status == SyncStatus.PENDING
+    services.sync_pending()
+    assert_customer_in_step(zoho, customer.pk)
+    assert zoho.records("customers")[0]["phone"] == "+1-555-000-0003"
+
+
+def test_a_stalled_worker_whose_lease_ran_out_sends_nothing_stale(zoho):
+    """Worker A's create lands in Zoho but its answer is held; its lease runs out; the record is edited and worker
+    B takes it over (finding A's create by lookup). A's late answer changes nothing but the id."""
+    customer = make_customer(phone="+1-555-000-0001")
+    hold = zoho.hold_next("POST", "/customers", when="after")
+    first = Worker(services.sync_object, entity="customer", pk=customer.pk)
+    assert hold.wait_arrived()
+    Customer.objects.filter(pk=customer.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    edited = Customer.objects.get(pk=customer.pk)
+    edited.phone = "+1-555-000-0002"
+    edited.save()
+    taken_over = services.sync_object(entity="customer", pk=customer.pk)
+    assert taken_over.action == SyncLog.Action.LINK and "brought up to date" in taken_over.message
+    hold.release()
+    first.finish()
+    assert_customer_in_step(zoho, customer.pk)
+    assert len(zoho.requests("POST", "/customers")) == 1
+
+
+def test_a_record_waiting_for_a_dependency_is_never_pushed_in_a_loop(zoho, zoho_settings):
+    """At SYNC_MAX_ATTEMPTS a waiting record used to be left due for ever: one backfill wrote thousands of log rows.
+    A wait is not an attempt of its own, and it is not due again until its time or its dependency lands."""
+    zoho_settings.SYNC_RETRY_WINDOW_SECONDS = 2
+    customer = make_customer()
+    invoice = make_invoice(customer=customer)
+    services.sync_pending(entity="customers")
+    Customer.objects.filter(pk=customer.pk).update(zoho_id=None, sync_status=SyncStatus.FAILED,
+                                                   next_retry_at=timezone.now() + timedelta(hours=1),
+                                                   last_sync_error="HTTP 500")
+    from zoho_sync.models import Invoice
+
+    Invoice.objects.filter(pk=invoice.pk).update(sync_attempts=7)
+    services.sync_pending()
+    invoice.refresh_from_db()
+    assert invoice.sync_state == SyncState.WAITING and invoice.next_retry_at > timezone.now()
+    assert invoice.sync_attempts == 7, "waiting is not counted as an attempt of the invoice"
+    assert SyncLog.objects.filter(entity="invoice").count() == 1
