@@ -4,7 +4,7 @@ input, exactly-once repair, billing semantics, the daily quota, the dry run and 
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,8 @@ from tests.builders import make_customer, make_invoice, make_package, make_payme
 from zoho_sync import services
 from zoho_sync.client import codes
 from zoho_sync.models import Customer, CustomerService, Invoice, Payment, ServicePackage, SyncLog, SyncStatus
-from zoho_sync.sync import specs
+from zoho_sync.sync import payloads, specs
+from zoho_sync.sync.engine import fingerprint_of
 from zoho_sync.sync.plan import plan_backfill
 from zoho_sync.zoho import get_zoho_client
 
@@ -241,13 +242,17 @@ class TestExactlyOnce:
         backfill(entity="customers")
         client = get_zoho_client()
         invoice.refresh_from_db()
-        # What a killed worker leaves: the intent committed, Zoho holding the invoice, no local id.
-        Invoice.objects.filter(pk=invoice.pk).update(create_intent_at=timezone.now())
+        # What a killed worker leaves: the intent and what it sent committed, Zoho holding the invoice, no local id.
+        loaded = specs.INVOICE.prepare(Invoice.objects.filter(pk=invoice.pk)).get()
+        Invoice.objects.filter(pk=invoice.pk).update(create_intent_at=timezone.now(),
+                                                     sync_fingerprint=fingerprint_of(specs.INVOICE.fingerprint(loaded)))
+        product = client.post("/products", json={"name": payloads.ONE_OFF_PRODUCT})["product"]
         client.post("/invoices", params={"ignore_auto_number_generation": "true"},
-                    json=specs.INVOICE.payload(Invoice.objects.get(pk=invoice.pk), today=date.today()))
+                    json=specs.INVOICE.to_zoho(loaded, one_off_product_id=product["product_id"]))
         services.sync_object(entity="invoice", pk=invoice.pk)
         invoice.refresh_from_db()
         assert invoice.sync_status == SyncStatus.SYNCED and len(zoho.records("invoices")) == 1
+        assert zoho.requests("PUT", "/invoices") == [], "Zoho holds what the intent says was sent: no update"
 
     def test_backfill_links_records_zoho_already_has(self, zoho):
         customer = make_customer(first_name="Bo", last_name="Berg", account_number="CT-2020-00007")

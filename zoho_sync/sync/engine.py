@@ -346,18 +346,22 @@ class Engine:
         result = self._result_fields(outcome, obj, now, fingerprint, zoho_id)
         free = {"claimed_by": "", "claimed_until": None}
         model = type(obj)
+        if zoho_id:
+            result.update(zoho_id=zoho_id, create_intent_at=None)
         with transaction.atomic():
-            if zoho_id:  # whatever else happened meanwhile, the id Zoho gave is never lost
-                model.objects.filter(pk=obj.pk).update(zoho_id=zoho_id, create_intent_at=None)
             mine = model.objects.filter(pk=obj.pk, claimed_by=self.claimer)
             changed = not mine.filter(sync_version=obj.sync_version).update(**free, **result)
             if changed:
+                if zoho_id:  # whatever else happened meanwhile, the id Zoho gave is never lost
+                    model.objects.filter(pk=obj.pk).update(zoho_id=zoho_id, create_intent_at=None)
                 # Saved while it was pushed: the save left it pending; keep what Zoho holds now (so the next push
                 # compares the new data with it) and let the next push send the new data.
                 landed = {"sync_fingerprint": fingerprint, "last_synced_at": now} \
                     if outcome.status == SyncLog.Status.SUCCESS else {}
-                mine.update(**free, **landed)
-                outcome.message += " The record changed while it was pushed; the change is pushed next."
+                if mine.update(**free, **landed):
+                    outcome.message += " The record changed while it was pushed; the change is pushed next."
+                else:
+                    outcome.message += " Another worker took the record over meanwhile (this worker's lease ran out)."
             log = SyncLog(
                 entity=spec.name, object_pk=str(obj.pk), object_repr=spec.label(obj), zoho_entity=spec.zoho_entity,
                 zoho_id=zoho_id or obj.zoho_id or "", action=outcome.action, status=outcome.status,
