@@ -97,6 +97,17 @@ class TestQueueing:
             customer.save()
         assert queued_pushes() == [("customer", customer.pk)] * 2
 
+    def test_the_push_becomes_due_after_the_debounce_window_without_a_sleeping_worker(
+            self, django_capture_on_commit_callbacks, settings):
+        settings.SYNC_DEBOUNCE_SECONDS = 30
+        before = timezone.now()
+        with django_capture_on_commit_callbacks(execute=True):
+            customer = make_customer()
+        (row,) = OrmQ.objects.all()
+        assert row.lock >= before + timedelta(seconds=30), "a worker would take it before the window ends"
+        assert OrmQ.objects.filter(lock__lt=timezone.now()).count() == 0, "nothing is visible to workers yet"
+        assert queued_pushes() == [("customer", customer.pk)]
+
     def test_a_lost_queue_entry_does_not_block_pushes_forever(self, django_capture_on_commit_callbacks, settings):
         with django_capture_on_commit_callbacks(execute=True):
             customer = make_customer()
@@ -387,6 +398,21 @@ class TestCluster:
         numbers = [r["invoice_number"] for r in live_sandbox.records("invoices")]
         assert numbers.count(invoice.invoice_number) == 1
         assert SyncLog.objects.filter(status=SyncLog.Status.FAILED).count() == 0
+
+    def test_a_debounced_push_never_holds_a_worker(self, start_cluster, live_sandbox):
+        """One worker, a 4-second window: a task queued right after a save runs at once, and the push follows
+        when its window ends (a worker sleeping out the window would have made the other task wait)."""
+        from django_q.tasks import async_task
+
+        cluster = start_cluster(workers=1, debounce=4.0)
+        saved_at = time.monotonic()
+        customer = make_customer()
+        other = async_task("math.floor", 2.5)
+        done = cluster.wait_for("the other task", lambda: Task.objects.filter(id=other).first(), timeout=20)
+        assert done.success and time.monotonic() - saved_at < 3.5, "the other task waited behind the window"
+        assert not synced(Customer, customer.pk), "pushed before its debounce window ended"
+        cluster.wait_for("the customer to be synced", lambda: synced(Customer, customer.pk))
+        assert time.monotonic() - saved_at >= 4.0
 
     def test_a_burst_of_edits_inside_the_debounce_window_costs_one_push(self, start_cluster, live_sandbox):
         cluster = start_cluster(debounce=2.0)

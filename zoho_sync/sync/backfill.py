@@ -176,8 +176,14 @@ class BackfillRun:
                 if not pks:
                     break
                 batch_failed = 0
-                for obj in claims.claimed_objects(spec, pks, self.claimer):
-                    if self._pushed_too_often(spec, obj):
+                objs = claims.claimed_objects(spec, pks, self.claimer)
+                skipped = self.engine.skip_many(spec, objs)
+                for pk, outcome in skipped.items():
+                    entity.count(pk, outcome)
+                if skipped:
+                    self._progress(spec, entity, size)
+                for obj in objs:
+                    if obj.pk in skipped or self._pushed_too_often(spec, obj):
                         continue
                     outcome = self.engine.push(spec, obj)
                     entity.count(obj.pk, outcome)
