@@ -17,7 +17,9 @@ from zoho_sync.client.budget import (
     Priority,
     RateBudget,
     drop_slot,
+    mark_day_full,
     reserve,
+    seconds_to_next_utc_midnight,
 )
 from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoRateLimitError, ZohoServerError, error_for_response
 from zoho_sync.client.retry import RetryPolicy
@@ -173,6 +175,29 @@ def test_daily_count_restarts_at_utc_midnight():
     assert refused.error.retry_after == pytest.approx(86400 - 20)
     _, allowed = take(state, policy, now=86400 * 11 + 1)
     assert allowed.error is None
+
+
+def test_zoho_declaring_the_day_full_keeps_the_real_count():
+    policy = BudgetPolicy(daily_limit=1000)
+    state, day = BudgetState(), 86400 * 10
+    for second in range(62):
+        state, _ = take(state, policy, now=day + second)
+        state, _ = drop_slot(state, holder=next(iter(state.slots)))
+    state, resume_in = mark_day_full(state, now=day + 3600)
+    assert (state.day_count, state.day_full) == (62, True) and resume_in == pytest.approx(86400 - 3600)
+    after, refused = take(state, policy, now=day + 7200, priority=Priority.HIGH)
+    assert isinstance(refused.error, ZohoDailyQuotaError) and after == state
+    assert refused.error.retry_after == pytest.approx(seconds_to_next_utc_midnight(day + 7200))
+    assert "Zoho answered that today's API quota is used up (62 calls made from here today" in str(refused.error)
+    assert "of a configured 1000" in str(refused.error) and "1000 of 1000" not in str(refused.error)
+    state, allowed = take(state, policy, now=day + 86400 + 1)
+    assert allowed.error is None and (state.day_count, state.day_full) == (1, False), "a new UTC day, a new quota"
+
+
+def test_a_state_written_before_day_full_existed_still_loads():
+    old = {"tat": 1.0, "bulk_tat": 0.0, "blocked_until": 0.0, "day": "2026-12-01", "day_count": 5, "slots": {}}
+    assert BudgetState.from_dict(old).day_full is False
+    assert BudgetState.from_dict({**old, "added_later": 1}).day_count == 5
 
 
 def test_concurrency_slots_expire_when_a_holder_dies():

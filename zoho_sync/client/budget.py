@@ -18,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -58,8 +58,9 @@ class BudgetState:
     tat: float = 0.0  # theoretical arrival time of the next call (GCRA), epoch seconds
     bulk_tat: float = 0.0
     blocked_until: float = 0.0  # after a code-44 lock-out every process waits until then
-    day: str = ""
-    day_count: int = 0
+    day: str = ""  # the UTC day day_count and day_full are about
+    day_count: int = 0  # calls reserved from here this UTC day (the calls actually made)
+    day_full: bool = False  # Zoho answered code 45: its quota is used up, whatever day_count says
     slots: dict[str, float] = field(default_factory=dict)  # holder -> lease expiry
 
     def as_dict(self) -> dict:
@@ -67,7 +68,8 @@ class BudgetState:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> BudgetState:
-        return cls(**data) if data else cls()
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})  # a field added later is ignored
 
 
 @dataclass(frozen=True)
@@ -94,10 +96,15 @@ def decide(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Pr
     """
     new = replace(state, slots=dict(state.slots))
     if new.day != utc_day(now):
-        new.day, new.day_count = utc_day(now), 0
+        new.day, new.day_count, new.day_full = utc_day(now), 0, False
+    if new.day_full:
+        message = (f"Zoho answered that today's API quota is used up ({new.day_count} calls made from here today "
+                   f"(UTC), of a configured {policy.daily_limit}); calls resume after 00:00 UTC.")
+        return state, Decision(error=ZohoDailyQuotaError(message, retry_after=seconds_to_next_utc_midnight(now)))
     limit = policy.daily_limit - (policy.daily_reserve if priority == Priority.BULK else 0)
     if new.day_count >= limit:
-        reason = "the rest is kept for live triggers" if priority == Priority.BULK else "Zoho's quota is used up"
+        bulk = priority == Priority.BULK
+        reason = "the rest is kept for live triggers" if bulk else "the configured quota is used up"
         message = (f"{new.day_count} of {policy.daily_limit} API calls used today (UTC); {reason}. "
                    "Calls resume after 00:00 UTC.")
         return state, Decision(error=ZohoDailyQuotaError(message, retry_after=seconds_to_next_utc_midnight(now)))
@@ -144,6 +151,13 @@ def drop_slot(state: BudgetState, *, holder: str):
     slots = dict(state.slots)
     slots.pop(holder, None)
     return replace(state, slots=slots), True
+
+
+def mark_day_full(state: BudgetState, *, now: float):
+    """Zoho answered code 45: the day is full until 00:00 UTC; day_count keeps the calls actually made."""
+    day = utc_day(now)
+    count = state.day_count if state.day == day else 0
+    return replace(state, day=day, day_count=count, day_full=True), seconds_to_next_utc_midnight(now)
 
 
 HOST = socket.gethostname()[:40]
@@ -276,14 +290,12 @@ class RateBudget:
         self.backend.update(self.key, change)
         logger.warning("Zoho locked the organization out; every process pauses calls for %.0f s", seconds)
 
-    def exhaust_day(self) -> None:
-        """Zoho says the daily quota is used up (code 45): count the day as full for every process."""
+    def exhaust_day(self) -> float:
+        """Zoho says the daily quota is used up (code 45): the day is full for every process until 00:00 UTC.
 
-        def change(state: BudgetState):
-            day = utc_day(self.clock())
-            return replace(state, day=day, day_count=max(state.day_count, self.policy.daily_limit)), None
-
-        self.backend.update(self.key, change)
+        The day's count stays the calls actually made. Returns the seconds until calls resume (00:00 UTC).
+        """
+        return self.backend.update(self.key, lambda s: mark_day_full(s, now=self.clock()))
 
     def snapshot(self) -> BudgetState:
         return self.backend.update(self.key, lambda s: (s, replace(s, slots=dict(s.slots))))
