@@ -11,6 +11,7 @@ aggregate rate as a fraction of the configured budget and of Zoho's limit, and t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import subprocess
@@ -64,7 +65,22 @@ def worker(env: dict, naive: bool, threads: int, start_at: float, stop_at: float
     results.put(counts)
 
 
+def usage_total(database_url: str) -> int:
+    """Calls the processes counted in ApiUsage (written in batches, the last at each process's exit)."""
+    query = "SELECT COALESCE(SUM(calls), 0) FROM zoho_sync_apiusage"
+    if database_url.startswith("sqlite:///"):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as conn:
+            return conn.execute(query).fetchone()[0]
+    import psycopg
+
+    with psycopg.connect(database_url.replace("postgres://", "postgresql://", 1)) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
 def run(mode: str, args, env: dict, sandbox) -> None:
+    counted_before = usage_total(env["DATABASE_URL"])
     sandbox.reset()
     sandbox.configure(per_minute=args.limit, lockout_seconds=60, daily=0, concurrency=10)
     sandbox.recorder.clear()
@@ -93,6 +109,10 @@ def run(mode: str, args, env: dict, sandbox) -> None:
           f"{per_minute / budget:.3f} of the configured budget ({budget:.0f}/min), "
           f"{per_minute / args.limit:.3f} of the limit ({args.limit}/min); 429s from the sandbox: {throttled}; "
           f"errors seen by callers: {totals['throttled'] + totals['other']}")
+    if mode == "shared":
+        counted = usage_total(env["DATABASE_URL"]) - counted_before
+        print(f"{'':>8}API usage counted (ApiUsage rows): {counted}; calls the sandbox received: "
+              f"{len(sandbox.requests('GET', '/customers'))}")
     refused = [r["time"] for r in sandbox.requests("GET", "/customers") if r.get("status") == 429]
     if refused:
         first = min(refused)

@@ -3,23 +3,31 @@
 Both apply a pure `change(state) -> (new_state, result)` function atomically, by compare-and-set: the database on a
 version column (works the same on SQLite and PostgreSQL, and never holds a transaction across a call to Zoho), Redis
 with WATCH/MULTI. The cached access token is encrypted at rest with a key derived from SECRET_KEY.
+
+API usage (ApiUsage rows) is counted in memory per process and written in batches (UsageBuffer): readers see it
+after a flush, which happens every few seconds or calls, at the end of a run (RateBudget.flush_usage) and at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import json
 import logging
+import multiprocessing.util
+import os
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.db.models import F
 
 from zoho_sync.client.auth import TokenState
@@ -68,37 +76,63 @@ def _pause(attempt: int) -> None:
 
 
 class DatabaseStateBackend:
-    """Compare-and-set on SharedState rows: safe across processes on SQLite and PostgreSQL."""
+    """Compare-and-set on SharedState rows: safe across processes on SQLite and PostgreSQL.
 
-    def __init__(self, namespace: str, codec: StateCodec):
-        self.namespace, self.codec = namespace, codec
+    With `remember=True` the backend keeps the state and version it last read or wrote, and tries its conditional
+    UPDATE on that version straight away: one statement when no other process wrote in between, and when one did,
+    the UPDATE matches no row and the row is read again. A change that writes nothing is never answered from the
+    remembered copy (it may be stale): the row is read and the change applied again. So `change` must be pure,
+    which the budget's changes are.
+    """
+
+    def __init__(self, namespace: str, codec: StateCodec, *, remember: bool = False):
+        self.namespace, self.codec, self.remember = namespace, codec, remember
+        self._known: dict[str, tuple[Any, int]] = {}  # row key -> (state, version) last read or written here
 
     def update(self, key: str, change: Callable[[Any], tuple[Any, object]]) -> object:
         row_key = f"{self.namespace}:{key}"[:128]
+        known = self._known.get(row_key) if self.remember else None
         for attempt in range(1, MAX_CAS_ATTEMPTS + 1):
-            row = SharedState.objects.filter(key=row_key).values_list("data", "version").first()
-            if row is None:
-                try:
-                    with transaction.atomic():
-                        SharedState.objects.create(key=row_key)
-                except IntegrityError:
-                    pass  # another process created it first
-                continue
-            data, version = row
-            state = self.codec.load(data)
+            if known is not None:
+                (state, version), fresh = known, False
+            else:
+                row = SharedState.objects.filter(key=row_key).values_list("data", "version").first()
+                if row is None:
+                    try:
+                        with transaction.atomic():
+                            SharedState.objects.create(key=row_key)
+                    except IntegrityError:
+                        pass  # another process created it first
+                    continue
+                data, version = row
+                state, fresh = self.codec.load(data), True
             new, result = change(state)
             if new == state:
-                return result
+                if fresh:
+                    self._remember(row_key, state, version)
+                    return result
+                known = None  # answer only from the row as it is now
+                continue
             updated = SharedState.objects.filter(key=row_key, version=version).update(
                 data=self.codec.dump(new), version=version + 1
             )
             if updated:
+                self._remember(row_key, new, version + 1)
                 return result
-            _pause(attempt)
+            known = None
+            if fresh:
+                _pause(attempt)  # another process wrote between our read and our write
         raise RuntimeError(f"Could not update shared state {row_key!r}: too much contention.")
 
+    def _remember(self, row_key: str, state: Any, version: int) -> None:
+        if self.remember:
+            self._known[row_key] = (state, version)
+
     def record_usage(self, key: str, endpoint: str, day: str) -> None:
-        usage_record(organization_id=key.removeprefix("org:"), endpoint=endpoint, day=date.fromisoformat(day))
+        USAGE.add(organization_id=key.removeprefix("org:"), endpoint=endpoint, day=day)
+
+    def flush_usage(self) -> None:
+        USAGE.flush()
 
 
 class RedisStateBackend:
@@ -131,7 +165,10 @@ class RedisStateBackend:
         raise RuntimeError(f"Could not update shared state {redis_key!r}: too much contention.")
 
     def record_usage(self, key: str, endpoint: str, day: str) -> None:
-        usage_record(organization_id=key.removeprefix("org:"), endpoint=endpoint, day=date.fromisoformat(day))
+        USAGE.add(organization_id=key.removeprefix("org:"), endpoint=endpoint, day=day)
+
+    def flush_usage(self) -> None:
+        USAGE.flush()
 
 
 def usage_record(*, organization_id: str, endpoint: str, day: date, calls: int = 1) -> None:
@@ -146,8 +183,93 @@ def usage_record(*, organization_id: str, endpoint: str, day: date, calls: int =
         rows.update(calls=F("calls") + calls)
 
 
+class UsageBuffer:
+    """API calls counted in this process's memory and written to ApiUsage in batches, with the same totals.
+
+    A batch is written when `max_calls` calls wait or the oldest has waited `max_seconds` (checked as calls are
+    counted), on flush() (the end of a run), and when the process exits (atexit, and the exit of a
+    multiprocessing child, which skips atexit). A forked child starts empty: what the parent counted is the
+    parent's to write. Counts are kept per database name, so a count never lands in another database than the
+    one it was made against (a test database that is gone by exit time, say): those are dropped.
+    A killed process (SIGKILL, or SIGTERM without a handler) loses at most one batch.
+    """
+
+    def __init__(self, *, max_calls: int = 100, max_seconds: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.max_calls, self.max_seconds, self.clock = max_calls, max_seconds, clock
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+        multiprocessing.util.register_after_fork(self, UsageBuffer._watch_exit)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter = Counter()  # (database name, day, organization id, endpoint) -> calls
+        self._waiting, self._since = 0, 0.0
+
+    def _watch_exit(self) -> None:
+        multiprocessing.util.Finalize(self, self.flush_at_exit, exitpriority=10)
+
+    @property
+    def waiting(self) -> int:
+        """Calls counted here and not yet written."""
+        return self._waiting
+
+    def add(self, *, organization_id: str, endpoint: str, day: str) -> None:
+        database = connections[DEFAULT_DB_ALIAS].settings_dict["NAME"]
+        with self._lock:
+            if not self._waiting:
+                self._since = self.clock()
+            self._counts[(str(database), day, organization_id, endpoint)] += 1
+            self._waiting += 1
+            due = self._waiting >= self.max_calls or self.clock() - self._since >= self.max_seconds
+        if due:
+            try:
+                self.flush()
+            except Exception:  # the call itself went through; its count waits for the next flush
+                logger.warning("Could not write API usage; it is kept for the next try", exc_info=True)
+
+    def flush(self) -> None:
+        """Write every count waiting here (one UPDATE per day and endpoint, an INSERT the first time), in one
+        transaction. On failure the counts are kept and the error raised."""
+        with self._lock:
+            counts, self._counts, self._waiting = self._counts, Counter(), 0
+        database = str(connections[DEFAULT_DB_ALIAS].settings_dict["NAME"])
+        mine = {key[1:]: n for key, n in counts.items() if key[0] == database}
+        if len(mine) < len(counts):  # only tests switch databases
+            logger.debug("Dropped %d API call counts made against another database than %s",
+                         sum(n for key, n in counts.items() if key[0] != database), database)
+        if not mine:
+            return
+        try:
+            with transaction.atomic():
+                for (day, organization_id, endpoint), calls in sorted(mine.items()):  # one lock order everywhere
+                    usage_record(organization_id=organization_id, endpoint=endpoint, day=date.fromisoformat(day),
+                                 calls=calls)
+        except BaseException:
+            with self._lock:
+                if not self._waiting:
+                    self._since = self.clock()
+                self._counts.update({(database, *key): n for key, n in mine.items()})
+                self._waiting += sum(mine.values())
+            raise
+
+    def flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except Exception:
+            logger.exception("Could not write %d API call counts at exit", self._waiting)
+
+
+USAGE = UsageBuffer()
+atexit.register(USAGE.flush_at_exit)
+
+
+def usage_flush() -> None:
+    """Write this process's API usage counted in memory now (also RateBudget.flush_usage())."""
+    USAGE.flush()
+
+
 def state_backends(redis_url: str = "") -> tuple[Any, Any]:
     """The token store and budget backend every process of this deployment shares."""
     if redis_url:
         return RedisStateBackend(redis_url, "token", TOKEN_CODEC), RedisStateBackend(redis_url, "budget", BUDGET_CODEC)
-    return DatabaseStateBackend("token", TOKEN_CODEC), DatabaseStateBackend("budget", BUDGET_CODEC)
+    return DatabaseStateBackend("token", TOKEN_CODEC), DatabaseStateBackend("budget", BUDGET_CODEC, remember=True)

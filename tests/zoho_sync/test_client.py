@@ -12,7 +12,7 @@ import pytest
 from tests.zoho_sync.conftest import token_requests
 from zoho_sync.client import codes
 from zoho_sync.client.auth import TokenThrottledError
-from zoho_sync.client.budget import BudgetPolicy, Priority
+from zoho_sync.client.budget import BudgetPolicy, Priority, seconds_to_next_utc_midnight
 from zoho_sync.client.errors import (
     ZohoAPIError,
     ZohoAuthError,
@@ -211,9 +211,28 @@ class TestRetries:
         with pytest.raises(ZohoDailyQuotaError) as exc:
             client.get("/customers")
         assert exc.value.zoho_code == 45 and not exc.value.retryable
-        with pytest.raises(ZohoDailyQuotaError):
+        with pytest.raises(ZohoDailyQuotaError) as exc:
             client.get("/customers")
         assert len(zoho_sandbox.requests("GET", "/customers")) == 3, "after code 45 nothing more is sent today"
+        assert "Zoho answered that today's API quota is used up (3 calls made from here today" in str(exc.value)
+
+    def test_zoho_daily_quota_without_retry_after_resumes_at_utc_midnight(self, make_client, zoho_sandbox):
+        client = make_client(budget_policy=BudgetPolicy(per_minute=10**6, headroom=0, daily_limit=1000,
+                                                        daily_reserve=0))
+        for _ in range(61):
+            client.get("/plans")
+        zoho_sandbox.fail_next("GET", "/customers", status=429, code=codes.RATE_LIMIT_DAILY)  # no Retry-After
+        with pytest.raises(ZohoDailyQuotaError) as exc:
+            client.get("/customers")
+        midnight = seconds_to_next_utc_midnight(zoho_sandbox.clock.time())
+        assert exc.value.zoho_code == 45 and exc.value.retry_after == pytest.approx(midnight)
+        with pytest.raises(ZohoDailyQuotaError) as exc:
+            client.get("/customers", priority=Priority.HIGH)
+        assert str(exc.value) == ("Zoho answered that today's API quota is used up (62 calls made from here today "
+                                  "(UTC), of a configured 1000); calls resume after 00:00 UTC.")
+        assert exc.value.retry_after == pytest.approx(midnight)
+        zoho_sandbox.advance(midnight + 1)
+        assert client.get("/customers")["code"] == 0, "a new UTC day: one probe, and calls go on"
 
     def test_lost_create_response_is_never_retried_blindly(self, make_client, zoho_sandbox):
         zoho_sandbox.configure(check_duplicate_display_name=False)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zoho_sync.client.budget import BudgetPolicy, BudgetState, Priority, decide, take_slot
+from zoho_sync.client.budget import (
+    BudgetPolicy,
+    BudgetState,
+    MemoryBudgetBackend,
+    Priority,
+    RateBudget,
+    drop_slot,
+    mark_day_full,
+    reserve,
+    seconds_to_next_utc_midnight,
+)
 from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoRateLimitError, ZohoServerError, error_for_response
 from zoho_sync.client.retry import RetryPolicy
 
@@ -58,52 +69,182 @@ def test_error_codes_choose_their_class():
     assert gateway.kind == "server"
 
 
-def reserve(state, policy, now, priority=Priority.NORMAL, max_wait=1e9):
-    new, decision = decide(state, policy, now=now, priority=priority, max_wait=max_wait)
-    return new, decision
+_holders = iter(range(10**9))
 
 
-@given(calls=st.integers(1, 300), per_minute=st.integers(1, 1000), headroom=st.floats(0, 0.5))
-def test_no_sixty_second_window_holds_more_than_the_budget(calls, per_minute, headroom):
-    policy = BudgetPolicy(per_minute=per_minute, headroom=headroom, daily_limit=10**9)
-    state, sends = BudgetState(), []
-    for _ in range(calls):
-        state, decision = reserve(state, policy, now=0.0)
-        sends.append(decision.wait)
-    budget = per_minute * (1 - headroom)
+def take(state, policy, now, priority=Priority.NORMAL, max_wait=1e9, holder=None, is_dead=lambda holder: False):
+    """One call's reservation: its turn in the pace, its count and its concurrency slot."""
+    holder = holder or f"call-{next(_holders)}"
+    return reserve(state, policy, now=now, priority=priority, max_wait=max_wait, holder=holder, is_dead=is_dead)
+
+
+def assert_no_window_over_budget(sends, per_minute, headroom):
+    sends, budget = sorted(sends), per_minute * (1 - headroom)
     for i, start in enumerate(sends):
         in_window = sum(1 for t in sends[i:] if t < start + 60 - 1e-6)  # float rounding at the edge
         assert in_window <= math.ceil(budget - 1e-9) <= per_minute, "never more than Zoho's limit in a minute"
 
 
+@given(calls=st.integers(1, 300), per_minute=st.integers(1, 1000), headroom=st.floats(0, 0.5))
+def test_no_sixty_second_window_holds_more_than_the_budget(calls, per_minute, headroom):
+    # Every call asked at once, with a slot for each: only the pace spreads them.
+    policy = BudgetPolicy(per_minute=per_minute, headroom=headroom, daily_limit=10**9, max_concurrency=calls)
+    state, sends = BudgetState(), []
+    for _ in range(calls):
+        state, decision = take(state, policy, now=0.0)
+        sends.append(decision.wait)
+    assert_no_window_over_budget(sends, per_minute, headroom)
+
+
+@settings(deadline=None)
+@given(calls=st.integers(1, 200), callers=st.integers(1, 15), max_concurrency=st.integers(1, 10),
+       per_minute=st.integers(1, 1000), headroom=st.floats(0, 0.5),
+       durations=st.lists(st.floats(0, 30), min_size=1, max_size=40),
+       priorities=st.lists(st.sampled_from(Priority), min_size=1, max_size=15))
+def test_callers_sharing_slots_keep_the_pace_and_the_cap(calls, callers, max_concurrency, per_minute, headroom,
+                                                          durations, priorities):
+    """Callers ask, wait their turn, call for a while and give the slot back; a caller finding every slot taken
+    asks again once one is given back. No minute holds more than the budget, no more than max_concurrency calls
+    hold slots, and asking while every slot is taken reserves nothing."""
+    policy = BudgetPolicy(per_minute=per_minute, headroom=headroom, daily_limit=10**9, bulk_share=0.5,
+                          max_concurrency=max_concurrency, slot_ttl=10**6)
+    state, sends, parked, events, order = BudgetState(), [], [], [], iter(range(10**9))
+    for caller in range(callers):
+        heapq.heappush(events, (0.0, next(order), "ask", caller))
+    while events and len(sends) < calls:
+        now, _, kind, what = heapq.heappop(events)
+        if kind == "done":
+            state, _ = drop_slot(state, holder=what)
+            for caller in parked:
+                heapq.heappush(events, (now, next(order), "ask", caller))
+            parked.clear()
+            continue
+        holder = f"call-{len(sends)}"
+        new, decision = take(state, policy, now, priority=priorities[what % len(priorities)], holder=holder)
+        if decision.busy:
+            assert new == state, "a call that gets no slot reserves nothing"
+            parked.append(what)
+            continue
+        state = new
+        assert decision.error is None and len(state.slots) <= max_concurrency
+        send_at = now + decision.wait
+        sends.append(send_at)
+        finish = send_at + durations[len(sends) % len(durations)]
+        heapq.heappush(events, (finish, next(order), "done", holder))
+        heapq.heappush(events, (finish, next(order), "ask", what))
+    assert len(sends) == calls
+    assert_no_window_over_budget(sends, per_minute, headroom)
+
+
 def test_lockout_holds_every_priority():
     policy = BudgetPolicy()
-    _, decision = reserve(BudgetState(blocked_until=100.0), policy, now=40.0, priority=Priority.HIGH)
+    _, decision = take(BudgetState(blocked_until=100.0), policy, now=40.0, priority=Priority.HIGH)
     assert decision.wait == 60.0
 
 
 def test_refusal_reserves_nothing():
     policy = BudgetPolicy(per_minute=1, headroom=0)
-    state, _ = reserve(BudgetState(), policy, now=0.0)
-    after, decision = reserve(state, policy, now=0.0, max_wait=10)
+    state, _ = take(BudgetState(), policy, now=0.0)
+    after, decision = take(state, policy, now=0.0, max_wait=10)
     assert isinstance(decision.error, ZohoRateLimitError) and after == state
+
+
+def test_no_free_slot_reserves_nothing():
+    policy = BudgetPolicy(per_minute=60, headroom=0, max_concurrency=1)
+    state, first = take(BudgetState(), policy, now=0.0, holder="a")
+    after, decision = take(state, policy, now=0.5)
+    assert first.wait == 0 and decision.busy and decision.error is None
+    assert after == state, "no turn in the pace and no daily count for a call that cannot be sent"
+    state, _ = drop_slot(state, holder="a")
+    _, decision = take(state, policy, now=0.5)
+    assert decision.wait == pytest.approx(0.5), "the next turn, from when a slot is free"
+
+
+def test_slot_lease_runs_from_the_send_time():
+    policy = BudgetPolicy(per_minute=60, headroom=0, slot_ttl=30)
+    state, _ = take(BudgetState(), policy, now=0.0, holder="a")
+    state, decision = take(state, policy, now=0.0, holder="b")
+    assert decision.wait == 1.0 and state.slots == {"a": 30.0, "b": 31.0}
 
 
 def test_daily_count_restarts_at_utc_midnight():
     policy = BudgetPolicy(daily_limit=1, daily_reserve=0)
-    state, _ = reserve(BudgetState(), policy, now=86400 * 10 + 10)
-    _, refused = reserve(state, policy, now=86400 * 10 + 20)
+    state, _ = take(BudgetState(), policy, now=86400 * 10 + 10)
+    _, refused = take(state, policy, now=86400 * 10 + 20)
     assert isinstance(refused.error, ZohoDailyQuotaError)
     assert refused.error.retry_after == pytest.approx(86400 - 20)
-    _, allowed = reserve(state, policy, now=86400 * 11 + 1)
+    _, allowed = take(state, policy, now=86400 * 11 + 1)
     assert allowed.error is None
 
 
+def test_zoho_declaring_the_day_full_keeps_the_real_count():
+    policy = BudgetPolicy(daily_limit=1000)
+    state, day = BudgetState(), 86400 * 10
+    for second in range(62):
+        state, _ = take(state, policy, now=day + second)
+        state, _ = drop_slot(state, holder=next(iter(state.slots)))
+    state, resume_in = mark_day_full(state, now=day + 3600)
+    assert (state.day_count, state.day_full) == (62, True) and resume_in == pytest.approx(86400 - 3600)
+    after, refused = take(state, policy, now=day + 7200, priority=Priority.HIGH)
+    assert isinstance(refused.error, ZohoDailyQuotaError) and after == state
+    assert refused.error.retry_after == pytest.approx(seconds_to_next_utc_midnight(day + 7200))
+    assert "Zoho answered that today's API quota is used up (62 calls made from here today" in str(refused.error)
+    assert "of a configured 1000" in str(refused.error) and "1000 of 1000" not in str(refused.error)
+    state, allowed = take(state, policy, now=day + 86400 + 1)
+    assert allowed.error is None and (state.day_count, state.day_full) == (1, False), "a new UTC day, a new quota"
+
+
+def test_a_state_written_before_day_full_existed_still_loads():
+    old = {"tat": 1.0, "bulk_tat": 0.0, "blocked_until": 0.0, "day": "2026-12-01", "day_count": 5, "slots": {}}
+    assert BudgetState.from_dict(old).day_full is False
+    assert BudgetState.from_dict({**old, "added_later": 1}).day_count == 5
+
+
 def test_concurrency_slots_expire_when_a_holder_dies():
-    policy = BudgetPolicy(max_concurrency=2, slot_ttl=30)
+    policy = BudgetPolicy(per_minute=10**6, headroom=0, max_concurrency=2, slot_ttl=30)
     state = BudgetState()
-    state, ok1 = take_slot(state, policy, now=0, holder="a")
-    state, ok2 = take_slot(state, policy, now=0, holder="b")
-    _, ok3 = take_slot(state, policy, now=1, holder="c")
-    _, ok4 = take_slot(state, policy, now=31, holder="c")
-    assert (ok1, ok2, ok3, ok4) == (True, True, False, True)
+    state, ok1 = take(state, policy, now=0, holder="a")
+    state, ok2 = take(state, policy, now=0, holder="b")
+    _, no3 = take(state, policy, now=1, holder="c")
+    _, ok4 = take(state, policy, now=31, holder="c")
+    _, ok5 = take(state, policy, now=1, holder="c", is_dead=lambda holder: holder == "a")
+    assert (ok1.busy, ok2.busy, no3.busy, ok4.busy, ok5.busy) == (False, False, True, False, False)
+
+
+class FakeTime:
+    def __init__(self):
+        self.now, self.slept = 1_000_000.0, []
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_acquire_waits_for_a_slot_then_gives_up():
+    clock, backend = FakeTime(), MemoryBudgetBackend()
+    policy = BudgetPolicy(per_minute=10**6, headroom=0, max_concurrency=1)
+    first, second = (RateBudget(key="org:1", policy=policy, backend=backend, clock=lambda: clock.now,
+                                sleep=clock.sleep) for _ in range(2))
+    holder = first.acquire()
+    with pytest.raises(ZohoRateLimitError, match="No free concurrency slot within 1 s"):
+        second.acquire(max_wait=1.0)
+    assert second.stats.slot_waits > 1 and set(clock.slept) == {0.05}
+    assert second.snapshot().day_count == 1, "the waiting caller counted no call"
+    first.release(holder)
+    second.release(second.acquire(max_wait=1.0))
+    assert second.snapshot().slots == {} and second.snapshot().day_count == 2
+
+
+def test_an_interrupted_wait_gives_the_slot_back():
+    clock, backend = FakeTime(), MemoryBudgetBackend()
+    budget = RateBudget(key="org:1", policy=BudgetPolicy(per_minute=60, headroom=0), backend=backend,
+                        clock=lambda: clock.now, sleep=clock.sleep)
+    budget.release(budget.acquire())
+
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    budget.sleep = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        budget.acquire()
+    assert budget.snapshot().slots == {}

@@ -5,20 +5,34 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+from datetime import UTC, datetime
 
 import pytest
 import redis
-from django.db import connection, connections
+from django.db import DatabaseError, connection, connections
+from django.test.utils import CaptureQueriesContext
 
 from tests.zoho_sync.conftest import token_requests
 from zoho_sync.client.budget import BudgetPolicy, BudgetState, Priority, RateBudget
 from zoho_sync.conf import get_zoho_settings
 from zoho_sync.models import ApiUsage, SharedState
-from zoho_sync.shared_state import BUDGET_CODEC, TOKEN_CODEC, DatabaseStateBackend, RedisStateBackend
+from zoho_sync.shared_state import (
+    BUDGET_CODEC,
+    TOKEN_CODEC,
+    USAGE,
+    DatabaseStateBackend,
+    RedisStateBackend,
+    UsageBuffer,
+)
 from zoho_sync.zoho import client_build, get_zoho_client
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
+
+def usage_now() -> dict[str, int]:
+    """ApiUsage by endpoint, after writing what this process counted (earlier tests' counts included)."""
+    USAGE.flush()
+    return {u.endpoint: u.calls for u in ApiUsage.objects.all()}
 
 
 
@@ -109,13 +123,109 @@ class TestDatabaseBackend:
         assert backend.update("org:x", lambda s: (s, s.day_count)) == 100
 
     def test_usage_is_counted_per_day_and_endpoint(self, zoho_settings):
+        before = usage_now()
         client = get_zoho_client()
         client.get("/customers")
         client.get("/customers", params={"page": 2})
         client.get("/plans")
-        usage = {u.endpoint: u.calls for u in ApiUsage.objects.all()}
-        assert usage == {"GET /customers": 2, "GET /plans": 1}
+        client.budget.flush_usage()
+        usage = {u.endpoint: u.calls - before.get(u.endpoint, 0) for u in ApiUsage.objects.all()}
+        assert {k: n for k, n in usage.items() if n} == {"GET /customers": 2, "GET /plans": 1}
         assert ApiUsage.objects.values_list("organization_id", flat=True).distinct().get() == "10234695"
+
+    def test_a_call_costs_two_statements_and_usage_is_written_in_batches(self, zoho_settings):
+        client = get_zoho_client()
+        client.get("/customers")  # the token, the budget row and the usage rows exist from here
+        client.budget.flush_usage()
+        with CaptureQueriesContext(connection) as queries:
+            for _ in range(20):
+                client.get("/customers")
+        statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+        assert statements == ["UPDATE"] * 40, "one compare-and-set to reserve, one to release; usage in memory"
+        with CaptureQueriesContext(connection) as queries:
+            client.budget.flush_usage()
+        assert len(queries.captured_queries) <= 3, "one UPDATE per day and endpoint (and a savepoint or two)"
+        assert ApiUsage.objects.get(endpoint="GET /customers").calls >= 21
+
+    def test_another_process_writing_in_between_costs_one_more_read(self, zoho_settings):
+        policy = BudgetPolicy(per_minute=60, headroom=0)
+        now, waits = [1_000_000.0], []
+        mine, theirs = (RateBudget(key="org:9", policy=policy, backend=DatabaseStateBackend(
+            "budget", BUDGET_CODEC, remember=True), clock=lambda: now[0], sleep=waits.append) for _ in range(2))
+        mine.release(mine.acquire())
+        theirs.release(theirs.acquire())  # my remembered version is stale now
+        with CaptureQueriesContext(connection) as queries:
+            holder = mine.acquire()
+        assert [q["sql"].split()[0].upper() for q in queries.captured_queries] == ["UPDATE", "SELECT", "UPDATE"]
+        assert waits == [1, 2] and len(mine.snapshot().slots) == 1 and mine.snapshot().day_count == 3
+        mine.release(holder)
+        assert theirs.snapshot().slots == {}, "the other process sees the slot given back"
+
+
+class TestUsageBuffer:
+    def calls(self) -> dict[str, int]:
+        return {u.endpoint: u.calls for u in ApiUsage.objects.all()}
+
+    @pytest.mark.django_db
+    def test_written_every_max_calls_with_the_same_totals(self):
+        buffer = UsageBuffer(max_calls=3, max_seconds=10**6)
+        for endpoint in ("GET /a", "GET /b", "GET /a", "GET /a"):
+            buffer.add(organization_id="1", endpoint=endpoint, day="2026-12-01")
+        assert self.calls() == {"GET /a": 2, "GET /b": 1} and buffer.waiting == 1
+        buffer.flush()
+        assert self.calls() == {"GET /a": 3, "GET /b": 1} and buffer.waiting == 0
+        assert {str(d) for d in ApiUsage.objects.values_list("day", flat=True)} == {"2026-12-01"}
+
+    @pytest.mark.django_db
+    def test_written_when_the_oldest_count_is_max_seconds_old(self):
+        now = [0.0]
+        buffer = UsageBuffer(max_calls=10**6, max_seconds=5, clock=lambda: now[0])
+        buffer.add(organization_id="1", endpoint="GET /a", day="2026-12-01")
+        now[0] = 4.9
+        buffer.add(organization_id="1", endpoint="GET /a", day="2026-12-01")
+        assert self.calls() == {}
+        now[0] = 5.0
+        buffer.add(organization_id="1", endpoint="GET /a", day="2026-12-01")
+        assert self.calls() == {"GET /a": 3}
+
+    @pytest.mark.django_db
+    def test_counts_survive_a_failed_write(self, monkeypatch):
+        buffer = UsageBuffer(max_calls=2, max_seconds=10**6)
+        buffer.add(organization_id="1", endpoint="GET /a", day="2026-12-01")
+
+        def broken(**kwargs):
+            raise DatabaseError("database is locked")
+
+        monkeypatch.setattr("zoho_sync.shared_state.usage_record", broken)
+        buffer.add(organization_id="1", endpoint="GET /a", day="2026-12-01")  # logged, not raised: the call went
+        with pytest.raises(DatabaseError):
+            buffer.flush()
+        assert buffer.waiting == 2
+        monkeypatch.undo()
+        buffer.flush()
+        assert self.calls() == {"GET /a": 2}
+
+    @pytest.mark.django_db
+    def test_counts_made_against_another_database_are_not_written_here(self):
+        buffer = UsageBuffer(max_calls=10**6)
+        real = connection.settings_dict["NAME"]
+        connection.settings_dict["NAME"] = "some-other-database"
+        try:
+            buffer.add(organization_id="1", endpoint="GET /a", day="2026-12-01")
+        finally:
+            connection.settings_dict["NAME"] = real
+        buffer.flush()
+        assert self.calls() == {} and buffer.waiting == 0
+
+    @pytest.mark.django_db(transaction=True)
+    def test_the_day_of_a_call_is_its_utc_day(self, zoho_settings):
+        before = usage_now()
+        client = get_zoho_client()
+        client.get("/plans")
+        client.budget.flush_usage()
+        today = datetime.now(UTC).date()
+        row = ApiUsage.objects.get(endpoint="GET /plans", day=today)
+        assert row.calls - before.get("GET /plans", 0) == 1
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """The rate budget every process shares: per-minute pacing, the daily quota, a concurrency cap, priorities.
 
-The rules live here once, as a pure function over a small state record (`decide`); a backend only has to apply it
-atomically. Memory (one process) is here; the database and Redis backends, shared by every process, live in
-zoho_sync/shared_state.py. Pacing is GCRA with no burst: calls are spread evenly at the budgeted rate, so no
-60-second window ever holds more than the budget, whatever window Zoho counts in.
+The rules live here once, as a pure function over a small state record (`reserve`: pacing, the daily count and a
+concurrency slot, all or nothing); a backend only has to apply it atomically, in one compare-and-set. Memory (one
+process) is here; the database and Redis backends, shared by every process, live in zoho_sync/shared_state.py.
+Pacing is GCRA with no burst: calls are spread evenly at the budgeted rate, so no 60-second window ever holds more
+than the budget, whatever window Zoho counts in.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -57,8 +58,9 @@ class BudgetState:
     tat: float = 0.0  # theoretical arrival time of the next call (GCRA), epoch seconds
     bulk_tat: float = 0.0
     blocked_until: float = 0.0  # after a code-44 lock-out every process waits until then
-    day: str = ""
-    day_count: int = 0
+    day: str = ""  # the UTC day day_count and day_full are about
+    day_count: int = 0  # calls reserved from here this UTC day (the calls actually made)
+    day_full: bool = False  # Zoho answered code 45: its quota is used up, whatever day_count says
     slots: dict[str, float] = field(default_factory=dict)  # holder -> lease expiry
 
     def as_dict(self) -> dict:
@@ -66,13 +68,15 @@ class BudgetState:
 
     @classmethod
     def from_dict(cls, data: dict | None) -> BudgetState:
-        return cls(**data) if data else cls()
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})  # a field added later is ignored
 
 
 @dataclass(frozen=True)
 class Decision:
-    wait: float = 0.0  # sleep this long, then send (the slot is reserved)
+    wait: float = 0.0  # sleep this long, then send (the call and its concurrency slot are reserved)
     error: Exception | None = None  # or raise this (nothing reserved)
+    busy: bool = False  # or every concurrency slot is taken: nothing reserved, ask again shortly
 
 
 def utc_day(now: float) -> str:
@@ -85,13 +89,22 @@ def seconds_to_next_utc_midnight(now: float) -> float:
 
 
 def decide(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Priority, max_wait: float):
-    """Reserve one call in `state` (returning the new state), or refuse it. Pure: no clock, no I/O."""
+    """Reserve one call's pacing and daily count in `state` (returning the new state), or refuse it.
+
+    Pure: no clock, no I/O. This is the pacing half of `reserve`, which also takes the concurrency slot; callers
+    use `reserve`, so a call never holds a turn it cannot use.
+    """
     new = replace(state, slots=dict(state.slots))
     if new.day != utc_day(now):
-        new.day, new.day_count = utc_day(now), 0
+        new.day, new.day_count, new.day_full = utc_day(now), 0, False
+    if new.day_full:
+        message = (f"Zoho answered that today's API quota is used up ({new.day_count} calls made from here today "
+                   f"(UTC), of a configured {policy.daily_limit}); calls resume after 00:00 UTC.")
+        return state, Decision(error=ZohoDailyQuotaError(message, retry_after=seconds_to_next_utc_midnight(now)))
     limit = policy.daily_limit - (policy.daily_reserve if priority == Priority.BULK else 0)
     if new.day_count >= limit:
-        reason = "the rest is kept for live triggers" if priority == Priority.BULK else "Zoho's quota is used up"
+        bulk = priority == Priority.BULK
+        reason = "the rest is kept for live triggers" if bulk else "the configured quota is used up"
         message = (f"{new.day_count} of {policy.daily_limit} API calls used today (UTC); {reason}. "
                    "Calls resume after 00:00 UTC.")
         return state, Decision(error=ZohoDailyQuotaError(message, retry_after=seconds_to_next_utc_midnight(now)))
@@ -109,20 +122,42 @@ def decide(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Pr
     return new, Decision(wait=wait)
 
 
-def take_slot(state: BudgetState, policy: BudgetPolicy, *, now: float, holder: str,
-              is_dead: Callable[[str], bool] = lambda holder: False):
-    """Take a concurrency slot for `holder` if one is free; expired leases and dead holders are dropped first."""
-    live = {h: until for h, until in state.slots.items() if until > now and not is_dead(h)}
+def live_slots(state: BudgetState, *, now: float, is_dead: Callable[[str], bool] = lambda holder: False):
+    """The concurrency slots still held: expired leases and slots of dead holders left out."""
+    return {h: until for h, until in state.slots.items() if until > now and not is_dead(h)}
+
+
+def reserve(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Priority, max_wait: float,
+            holder: str, is_dead: Callable[[str], bool] = lambda holder: False):
+    """Reserve one call: its turn in the pace, its place in the day's count and a concurrency slot, all or nothing.
+
+    Pure. A refusal (`error`) or no free slot (`busy`) returns `state` unchanged: nothing is reserved, so a caller
+    waiting for a slot holds no turn in the pace and, when it asks again, gets a turn from then on. The slot is
+    held from now (the wait included: a slot counts from the moment it is promised) and its lease runs from the
+    send time. Expired leases and dead holders are dropped when the slot is taken.
+    """
+    new, decision = decide(state, policy, now=now, priority=priority, max_wait=max_wait)
+    if decision.error is not None:
+        return state, decision
+    live = live_slots(state, now=now, is_dead=is_dead)
     if len(live) >= policy.max_concurrency:
-        return replace(state, slots=live), False
-    live[holder] = now + policy.slot_ttl
-    return replace(state, slots=live), True
+        return state, Decision(busy=True)
+    live[holder] = now + decision.wait + policy.slot_ttl
+    new.slots = live
+    return new, decision
 
 
 def drop_slot(state: BudgetState, *, holder: str):
     slots = dict(state.slots)
     slots.pop(holder, None)
     return replace(state, slots=slots), True
+
+
+def mark_day_full(state: BudgetState, *, now: float):
+    """Zoho answered code 45: the day is full until 00:00 UTC; day_count keeps the calls actually made."""
+    day = utc_day(now)
+    count = state.day_count if state.day == day else 0
+    return replace(state, day=day, day_count=count, day_full=True), seconds_to_next_utc_midnight(now)
 
 
 HOST = socket.gethostname()[:40]
@@ -153,11 +188,17 @@ def holder_is_dead(holder: str) -> bool:
 
 
 class BudgetBackend(Protocol):
-    """Apply `change(state) -> (new_state, result)` atomically to an organization's state; return the result."""
+    """Apply `change(state) -> (new_state, result)` atomically to an organization's state; return the result.
+
+    `change` is pure and may run more than once (compare-and-set). Usage is counted per call (`record_usage`) and
+    may be kept in memory until `flush_usage()` writes it where readers see it.
+    """
 
     def update(self, key: str, change: Callable[[BudgetState], tuple[BudgetState, object]]) -> object: ...
 
     def record_usage(self, key: str, endpoint: str, day: str) -> None: ...
+
+    def flush_usage(self) -> None: ...
 
 
 class MemoryBudgetBackend:
@@ -177,6 +218,9 @@ class MemoryBudgetBackend:
     def record_usage(self, key, endpoint, day):
         with self._lock:
             self.usage[(key, day, endpoint)] += 1
+
+    def flush_usage(self) -> None:
+        """Nothing to write: the counts live in `usage`."""
 
 
 @dataclass
@@ -198,27 +242,43 @@ class RateBudget:
         self.stats = BudgetStats()
 
     def acquire(self, *, priority: Priority = Priority.NORMAL, max_wait: float = 600.0) -> str:
-        """Wait for a call's turn and a concurrency slot; return the slot holder id for release()."""
-        decision = self.backend.update(
-            self.key, lambda s: decide(s, self.policy, now=self.clock(), priority=priority, max_wait=max_wait)
-        )
-        if decision.error is not None:
-            raise decision.error
-        self._wait(decision.wait, f"rate budget ({priority.name.lower()} priority)")
+        """Wait for a call's turn and a concurrency slot, reserved together; return the holder id for release()."""
         holder, started = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}", self.clock()
-        while not self.backend.update(self.key, lambda s: take_slot(s, self.policy, now=self.clock(), holder=holder,
-                                                                    is_dead=holder_is_dead)):
+
+        def change(state: BudgetState):
+            now = self.clock()
+            return reserve(state, self.policy, now=now, priority=priority, holder=holder, is_dead=holder_is_dead,
+                           max_wait=max(0.0, max_wait - (now - started)))
+
+        while True:
+            decision = self.backend.update(self.key, change)
+            if decision.error is not None:
+                raise decision.error
+            if not decision.busy:
+                break
             self.stats.slot_waits += 1
             if self.clock() - started > max_wait:
                 raise ZohoRateLimitError(f"No free concurrency slot within {max_wait:.0f} s.", retry_after=1.0)
             self.sleep(0.05)
+        try:
+            self._wait(decision.wait, f"rate budget ({priority.name.lower()} priority)")
+        except BaseException:
+            self.release(holder)  # interrupted before the call: give the slot back
+            raise
         self.stats.calls += 1
         return holder
 
     def release(self, holder: str, *, endpoint: str = "") -> None:
+        """Give the concurrency slot back at once; count the call for `endpoint` (written in batches)."""
         self.backend.update(self.key, lambda s: drop_slot(s, holder=holder))
         if endpoint:
             self.backend.record_usage(self.key, endpoint, utc_day(self.clock()))
+
+    def flush_usage(self) -> None:
+        """Write the usage counted in memory (ApiUsage rows) now: call it at the end of a run, before reading usage."""
+        flush = getattr(self.backend, "flush_usage", None)
+        if flush is not None:
+            flush()
 
     def block(self, seconds: float) -> None:
         """Stop every process's calls for `seconds` (Zoho's per-minute lock-out, code 44)."""
@@ -230,14 +290,12 @@ class RateBudget:
         self.backend.update(self.key, change)
         logger.warning("Zoho locked the organization out; every process pauses calls for %.0f s", seconds)
 
-    def exhaust_day(self) -> None:
-        """Zoho says the daily quota is used up (code 45): count the day as full for every process."""
+    def exhaust_day(self) -> float:
+        """Zoho says the daily quota is used up (code 45): the day is full for every process until 00:00 UTC.
 
-        def change(state: BudgetState):
-            day = utc_day(self.clock())
-            return replace(state, day=day, day_count=max(state.day_count, self.policy.daily_limit)), None
-
-        self.backend.update(self.key, change)
+        The day's count stays the calls actually made. Returns the seconds until calls resume (00:00 UTC).
+        """
+        return self.backend.update(self.key, lambda s: mark_day_full(s, now=self.clock()))
 
     def snapshot(self) -> BudgetState:
         return self.backend.update(self.key, lambda s: (s, replace(s, slots=dict(s.slots))))

@@ -176,7 +176,9 @@ class ZohoClient:
         """Seconds to wait before trying again, or None when this error must not be retried."""
         if isinstance(error, ZohoRateLimitError) and error.status_code == 429:
             if error.is_daily_quota:
-                self.budget.exhaust_day()
+                # Zoho's quota resets at 00:00 UTC: that is when to try again, Retry-After or not.
+                until_midnight = self.budget.exhaust_day()
+                error.retry_after = max(error.retry_after or 0.0, until_midnight)
                 return None
             if error.is_lockout:
                 # Every process pauses through the shared budget; our next acquire() waits it out.
