@@ -50,14 +50,16 @@ TOTAL_LINE = re.compile(r"(\d+) records in ([\d.]+) s \(([\d.]+)/s\), (\d+) API 
 
 # --- scratch databases and subprocesses ---------------------------------------------------------------------
 @contextlib.contextmanager
-def scratch_database(spec: str, name: str, folder: Path) -> Iterator[str]:
-    """A DATABASE_URL for an empty database: a SQLite file in `folder`, or a database on a PostgreSQL server."""
+def scratch_database(spec: str, name: str, folder: Path, *, prefix: str = "zoho_bench_backfill",
+                     keep: bool = False) -> Iterator[str]:
+    """A DATABASE_URL for an empty database: a SQLite file in `folder`, or a database on a PostgreSQL server
+    (named `prefix`_pid_`name`). Dropped afterwards unless `keep`."""
     if spec == "sqlite":
         path = folder / f"{name}.sqlite3"
         try:
             yield f"sqlite:///{path}"
         finally:
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm") if not keep else ():
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
     import psycopg
@@ -66,14 +68,15 @@ def scratch_database(spec: str, name: str, folder: Path) -> Iterator[str]:
     if parts.scheme not in ("postgres", "postgresql"):
         raise SystemExit(f"--database-url must be 'sqlite' or a postgres:// server URL, not {spec!r}")
     server = urlunsplit((parts.scheme, parts.netloc, "", "", ""))
-    db = f"zoho_bench_backfill_{os.getpid()}_{name}"
+    db = f"{prefix}_{os.getpid()}_{name}"
     with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
     try:
         yield f"{server}/{db}"
     finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        if not keep:
+            with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 def manage(env: dict, *args: str) -> str:

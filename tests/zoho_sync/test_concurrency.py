@@ -16,10 +16,13 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.builders import make_customer, make_invoice, make_payment, make_service
+from tests.builders import make_customer, make_invoice, make_package, make_payment, make_service
 from zoho_sync import services
+from zoho_sync.conf import get_zoho_settings
 from zoho_sync.models import Customer, CustomerService, Payment, SyncLog, SyncState, SyncStatus
 from zoho_sync.sync import specs
+from zoho_sync.sync.payloads import ONE_OFF_PRODUCT
+from zoho_sync.zoho import client_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -224,3 +227,41 @@ def test_a_record_waiting_for_a_dependency_is_never_pushed_in_a_loop(zoho, zoho_
     assert invoice.sync_state == SyncState.WAITING and invoice.next_retry_at > timezone.now()
     assert invoice.sync_attempts == 7, "waiting is not counted as an attempt of the invoice"
     assert SyncLog.objects.filter(entity="invoice").count() == 1
+
+
+# --- a product list cached by one process while another creates the product ---------------------------------------
+def other_process_client():
+    """A second process's client: its own cache of Zoho's reference lists (products, plans)."""
+    return client_build(get_zoho_settings())
+
+
+def read_products(client) -> None:
+    client.get_reference("/products", params={"per_page": 200})  # as its earlier package pushes did
+
+
+def test_a_stale_product_list_never_makes_a_second_one_off_product(zoho):
+    """Found by bench/concurrency.py: a backfill cached Zoho's product list while pushing packages; a trigger task
+    then created the one-off product for an invoice; 17 s later the backfill pushed an invoice with a one-off line
+    and, trusting its cached list, created a second "One-off charges" product."""
+    backfill = other_process_client()
+    read_products(backfill)
+    first, second = make_invoice(), make_invoice()
+    services.sync_object(entity="invoice", pk=first.pk)  # the trigger task creates the one-off product
+    outcome = services.sync_object(entity="invoice", pk=second.pk, client=backfill)
+
+    assert outcome.state == SyncState.SYNCED
+    assert [p["name"] for p in zoho.records("products")] == [ONE_OFF_PRODUCT], "a second one-off product"
+
+
+def test_a_package_retried_in_another_process_after_a_lost_product_answer_gets_no_second_product(zoho):
+    """The product create lands but its answer is lost, so the package never learns the product's id; the retry
+    runs in another process whose product list was cached before that create."""
+    package = make_package()
+    backfill = other_process_client()
+    read_products(backfill)
+    zoho.fail_next("POST", "/products", kind="lose_response")
+    assert services.sync_object(entity="service_package", pk=package.pk).state == SyncState.RETRYING
+    outcome = services.sync_object(entity="service_package", pk=package.pk, client=backfill)
+
+    assert outcome.state == SyncState.SYNCED
+    assert [p["name"] for p in zoho.records("products")] == [package.name], "a second product for one package"

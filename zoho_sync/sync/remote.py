@@ -75,12 +75,22 @@ def customer_find(ctx: SyncContext, customer) -> dict | None:
 
 
 # --- service packages: product + plan ------------------------------------------------------------------------
+def _products(ctx: SyncContext, name: str) -> list[dict]:
+    """Zoho's products. Few and rarely changed: one cached list call serves a whole run, but only to find one. The
+    list may predate a product another process has created since (or one whose answer was lost), so before a
+    create is decided on its word, it is read afresh (found by bench/concurrency.py: a second product)."""
+    params = {"per_page": 200}
+    products = ctx.client.get_reference("/products", params=params).get("products") or []
+    if not any(str(p.get("name", "")).casefold() == name.casefold() for p in products):
+        ctx.client.forget_reference()
+        products = ctx.client.get_reference("/products", params=params).get("products") or []
+    return products
+
+
 def _product_id(ctx: SyncContext, package) -> str:
     if package.zoho_product_id:
         return package.zoho_product_id
-    # Products are few and rarely change: one cached list call serves every package of the run.
-    products = ctx.client.get_reference("/products", params={"per_page": 200}).get("products") or []
-    existing = match_one(products, "name", package.name, "products")
+    existing = match_one(_products(ctx, package.name), "name", package.name, "products")
     if existing is None:
         try:
             existing = ctx.client.post("/products", json=payloads.product_to_zoho(package))["product"]
@@ -107,9 +117,10 @@ def plan_update(ctx: SyncContext, package, payload: dict) -> str:
 
 
 def one_off_product_id(ctx: SyncContext) -> str:
-    """The Zoho product of invoice lines that sell no package of ours: found by name in the cached product list,
-    created the first time. Should two processes ever create it at once, the oldest is used from then on."""
-    products = ctx.client.get_reference("/products", params={"per_page": 200}).get("products") or []
+    """The Zoho product of invoice lines that sell no package of ours: found by name in the product list, created
+    the first time. Should two processes ever create it at the same moment (each read the list before the other's
+    create landed), the oldest is used from then on."""
+    products = _products(ctx, payloads.ONE_OFF_PRODUCT)
     named = sorted((p for p in products if p.get("name") == payloads.ONE_OFF_PRODUCT),
                    key=lambda p: (len(str(p["product_id"])), str(p["product_id"])))
     if named:
