@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import hashlib
 import json
 import logging
 import multiprocessing.util
 import os
 import random
+import socket
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
@@ -273,3 +277,46 @@ def state_backends(redis_url: str = "") -> tuple[Any, Any]:
     if redis_url:
         return RedisStateBackend(redis_url, "token", TOKEN_CODEC), RedisStateBackend(redis_url, "budget", BUDGET_CODEC)
     return DatabaseStateBackend("token", TOKEN_CODEC), DatabaseStateBackend("budget", BUDGET_CODEC, remember=True)
+
+
+@dataclass
+class LeaseState:
+    holder: str = ""
+    until: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> LeaseState:
+        return cls(**{k: v for k, v in (data or {}).items() if k in ("holder", "until")})
+
+
+LEASES = DatabaseStateBackend("lease", StateCodec(LeaseState))
+
+
+class LeaseBusyError(Exception):
+    """Another process held the lease for longer than we would wait."""
+
+
+@contextlib.contextmanager
+def shared_lease(name: str, *, seconds: float = 60.0, wait: float = 60.0) -> Iterator[None]:
+    """Hold `name` against every other process of the deployment (compare-and-set on a SharedState row; no
+    transaction is held while the caller talks to Zoho). A holder that dies frees it when `seconds` run out."""
+    holder = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline = time.monotonic() + wait
+
+    def take(state: LeaseState):
+        now = time.time()
+        if state.holder and state.holder != holder and state.until > now:
+            return state, False
+        return LeaseState(holder, now + seconds), True
+
+    while not LEASES.update(name, take):
+        if time.monotonic() > deadline:
+            raise LeaseBusyError(f"{name!r} is held by another process")
+        time.sleep(0.1)
+    try:
+        yield
+    finally:
+        LEASES.update(name, lambda state: (LeaseState(), None) if state.holder == holder else (state, None))

@@ -265,3 +265,23 @@ def test_a_package_retried_in_another_process_after_a_lost_product_answer_gets_n
 
     assert outcome.state == SyncState.SYNCED
     assert [p["name"] for p in zoho.records("products")] == [package.name], "a second product for one package"
+
+
+def test_two_processes_needing_the_one_off_product_at_once_create_it_once(zoho):
+    """Both read the product list before either create landed: the second waits on the shared lease, then finds
+    the product the first created."""
+    from zoho_sync.sync.payloads import ONE_OFF_PRODUCT
+
+    first_invoice, second_invoice = make_invoice(), make_invoice()
+    for invoice in (first_invoice, second_invoice):
+        services.sync_object(entity="customer", pk=invoice.customer_id)
+    hold = zoho.hold_next("POST", "/products", when="before")
+    first = Worker(services.sync_object, entity="invoice", pk=first_invoice.pk)
+    assert hold.wait_arrived()
+    second = Worker(services.sync_object, entity="invoice", pk=second_invoice.pk, client=other_process_client())
+    second.join(timeout=1.0)
+    assert second.is_alive(), "the second process did not wait for the first one's product"
+    hold.release()
+    assert first.finish().state == SyncState.SYNCED and second.finish().state == SyncState.SYNCED
+    assert [p["name"] for p in zoho.records("products")] == [ONE_OFF_PRODUCT]
+    assert len(zoho.requests("POST", "/products")) == 1

@@ -12,6 +12,7 @@ Each outcome is written with its SyncLog row in one short transaction, never acr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,6 +33,7 @@ from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoError, ZohoOutcomeU
 from zoho_sync.conf import get_sync_settings
 from zoho_sync.models import ErrorKind, SyncLog, SyncState, SyncStatus, ZohoSyncedModel, sync_state_of
 from zoho_sync.sync.errors import (
+    Busy,
     ClaimLost,
     DependencyBlocked,
     DependencyNotSynced,
@@ -117,7 +119,7 @@ class Engine:
     # --- the sequence -----------------------------------------------------------------------------------------
     def push(self, spec: EntitySpec, obj) -> Outcome:
         started = time.monotonic()
-        ctx = SyncContext(client=self.client, today=self.today, remember=self._remember)
+        ctx = SyncContext(client=self.client, today=self.today, remember=self._remember, lease=self._lease)
         payload: dict | None = None
         found_id = ""  # a Zoho id learnt before a failure is kept whatever the failure
         try:
@@ -314,6 +316,18 @@ class Engine:
         return True
 
     # --- bookkeeping ------------------------------------------------------------------------------------------
+    @staticmethod
+    @contextlib.contextmanager
+    def _lease(name: str):
+        from zoho_sync.shared_state import LeaseBusyError, shared_lease
+
+        try:
+            with shared_lease(name):
+                yield
+        except LeaseBusyError as error:
+            raise Busy(f"Another process has been creating the same Zoho {name.partition(':')[0]} for a minute; "
+                       "tried again later.") from error
+
     def _remember(self, obj, **fields) -> None:
         type(obj).objects.filter(pk=obj.pk).update(**fields)
 

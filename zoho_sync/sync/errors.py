@@ -39,3 +39,10 @@ class RemoteConflict(SyncError):
     """Zoho holds something that matches the record's key but is not clearly the same record."""
 
     kind = "validation"
+
+
+class Busy(SyncError):
+    """Another process holds what this push needs for longer than it waits (the lease on a shared product)."""
+
+    kind = "unknown"
+    retryable = True

@@ -6,12 +6,13 @@ survive a crash, like a product created before its plan). Each returns the Zoho 
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from zoho_sync.client.errors import ZohoError, ZohoNotFoundError
+from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.sync import payloads
 from zoho_sync.sync.errors import RemoteConflict
 
@@ -23,6 +24,8 @@ class SyncContext:
     client: Any
     today: date
     remember: Any = None  # callable(obj, **bookkeeping_fields)
+    # lease(name): a context manager holding `name` against every other process (creating a shared product)
+    lease: Any = contextlib.nullcontext
     notes: list[str] = field(default_factory=list)  # said in the sync log's message
     sent: Any = None  # the body actually sent, when it differs from the spec's payload (payments)
 
@@ -75,30 +78,39 @@ def customer_find(ctx: SyncContext, customer) -> dict | None:
 
 
 # --- service packages: product + plan ------------------------------------------------------------------------
-def _products(ctx: SyncContext, name: str) -> list[dict]:
-    """Zoho's products. Few and rarely changed: one cached list call serves a whole run, but only to find one. The
-    list may predate a product another process has created since (or one whose answer was lost), so before a
-    create is decided on its word, it is read afresh (found by bench/concurrency.py: a second product)."""
+def _product_named(products: list[dict], name: str) -> dict | None:
+    """The product of that name; should Zoho hold several (made before this rule), the oldest, every time."""
+    named = [p for p in products if str(p.get("name", "")).casefold() == name.casefold()]
+    return min(named, key=lambda p: (len(str(p["product_id"])), str(p["product_id"]))) if named else None
+
+
+def product_ensure(ctx: SyncContext, body: dict) -> str:
+    """The id of Zoho's product named body["name"], created once across every process.
+
+    Products are few and rarely change: one cached list serves a whole run, but only to find one. Before a
+    create is decided on, the list is read afresh under a lease every process shares, so a product another
+    process created meanwhile (or one whose answer was lost) is found, and two processes never create it at once
+    (both found by bench/concurrency.py: a second product)."""
     params = {"per_page": 200}
-    products = ctx.client.get_reference("/products", params=params).get("products") or []
-    if not any(str(p.get("name", "")).casefold() == name.casefold() for p in products):
+    found = _product_named(ctx.client.get_reference("/products", params=params).get("products") or [], body["name"])
+    if found:
+        return str(found["product_id"])
+    with ctx.lease(f"product:{body['name'].casefold()}"[:100]):
         ctx.client.forget_reference()
-        products = ctx.client.get_reference("/products", params=params).get("products") or []
-    return products
+        found = _product_named(ctx.client.get_reference("/products", params=params).get("products") or [],
+                               body["name"])
+        if found:
+            return str(found["product_id"])
+        try:
+            return str(ctx.client.post("/products", json=body)["product"]["product_id"])
+        finally:
+            ctx.client.forget_reference()  # the next lookup must see the new product (or one a lost answer made)
 
 
 def _product_id(ctx: SyncContext, package) -> str:
-    if package.zoho_product_id:
-        return package.zoho_product_id
-    existing = match_one(_products(ctx, package.name), "name", package.name, "products")
-    if existing is None:
-        try:
-            existing = ctx.client.post("/products", json=payloads.product_to_zoho(package))["product"]
-        except ZohoError:
-            ctx.client.forget_reference()  # the create may have landed: the next try must read the list afresh
-            raise
-    package.zoho_product_id = str(existing["product_id"])
-    ctx.remember(package, zoho_product_id=package.zoho_product_id)
+    if not package.zoho_product_id:
+        package.zoho_product_id = product_ensure(ctx, payloads.product_to_zoho(package))
+        ctx.remember(package, zoho_product_id=package.zoho_product_id)
     return package.zoho_product_id
 
 
@@ -117,22 +129,9 @@ def plan_update(ctx: SyncContext, package, payload: dict) -> str:
 
 
 def one_off_product_id(ctx: SyncContext) -> str:
-    """The Zoho product of invoice lines that sell no package of ours: found by name in the product list, created
-    the first time. Should two processes ever create it at the same moment (each read the list before the other's
-    create landed), the oldest is used from then on."""
-    products = _products(ctx, payloads.ONE_OFF_PRODUCT)
-    named = sorted((p for p in products if p.get("name") == payloads.ONE_OFF_PRODUCT),
-                   key=lambda p: (len(str(p["product_id"])), str(p["product_id"])))
-    if named:
-        return str(named[0]["product_id"])
-    try:
-        created = ctx.client.post("/products", json={
-            "name": payloads.ONE_OFF_PRODUCT,
-            "description": "One-off charges billed on invoices (installations, equipment, visits).",
-        })["product"]
-    finally:
-        ctx.client.forget_reference()  # the next lookup must see the new product (or one that a lost answer made)
-    return str(created["product_id"])
+    """The Zoho product of invoice lines that sell no package of ours, created the first time it is needed."""
+    return product_ensure(ctx, {"name": payloads.ONE_OFF_PRODUCT, "description": "One-off charges billed on "
+                                "invoices (installations, equipment, visits)."})
 
 
 def _invoice_body(ctx: SyncContext, invoice, payload: dict) -> dict:
