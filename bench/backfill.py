@@ -42,7 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 UNTHROTTLED = 10_000_000  # the client's per-minute budget when the sandbox has no limit
-SUMMARY_COLUMNS = ("created", "updated", "linked", "cancelled", "unchanged", "skipped", "failed")
+# The command's "This run" table (zoho_sync/management/commands/_sync_output.py RUN_COLUMNS).
+SUMMARY_COLUMNS = ("created", "updated", "linked", "cancelled", "unchanged", "needs_person", "retrying", "waiting",
+                   "blocked", "skipped", "pending")
 SEED_LINE = re.compile(r"^\s{2}(\w[\w ]*?)\s+([\d,]+)$")
 ROW_LINE = re.compile(r"^(\w+)" + r"\s+(\d+)" * len(SUMMARY_COLUMNS) + r"\s*$")
 TOTAL_LINE = re.compile(r"(\d+) records in ([\d.]+) s \(([\d.]+)/s\), (\d+) API calls")
@@ -254,7 +256,8 @@ def part_full(args, sandbox, tmp: Path, results: dict) -> None:
     print(f"   first run: exit {first.returncode}, wall {first.wall:.1f} s (CPU: backfill {first.cpu:.0f} s, sandbox "
           f"{first.sandbox_cpu:.0f} s), peak RSS {first.peak_rss_mb:.0f} MB; "
           f"{first.done} records examined, {landed} created or linked in Zoho, "
-          f"{first.total('failed')} failed, {first.total('skipped')} skipped")
+          f"{first.total('needs_person', 'retrying')} failed, {first.total('waiting', 'blocked')} waiting or "
+          f"blocked, {first.total('skipped')} skipped")
     print(f"   sandbox now holds: {', '.join(f'{n} {k}' for k, n in in_zoho.items() if n)}")
     print(f"   Zoho API calls the sandbox received: {calls} (the command counted {first.calls}); "
           f"by endpoint: {', '.join(f'{k} {v}' for k, v in after_first.most_common())}")
