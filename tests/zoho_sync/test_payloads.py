@@ -99,3 +99,21 @@ def test_payment_is_never_over_applied():
     assert body["invoices"] == [{"invoice_id": "5001", "amount_applied": 10.0}] and body["amount"] == 10.0
     with pytest.raises(InvalidLocalData, match="over-apply"):
         payloads.payment_to_zoho(payment, applications=[("5001", Decimal("6")), ("5002", Decimal("5"))])
+
+
+def test_the_invoice_lookup_accepts_either_name_zoho_gives_the_number():
+    """Zoho's list answer names it `number`, its other answers `invoice_number`: a lost answer must be found by
+    either, or it becomes a second invoice wherever Zoho does not refuse the number."""
+    from zoho_sync.sync.remote import match_one
+
+    keys = ("number", "invoice_number")
+    assert match_one([{"invoice_id": "1", "number": "INV-7"}], keys, "inv-7", "invoices")["invoice_id"] == "1"
+    assert match_one([{"invoice_id": "2", "invoice_number": "INV-7"}], keys, "INV-7", "invoices")["invoice_id"] == "2"
+    assert match_one([{"invoice_id": "3", "number": "", "invoice_number": "INV-7"}], keys, "INV-7", "invoices")
+    assert match_one([{"invoice_id": "4", "number": "INV-8"}], keys, "INV-7", "invoices") is None
+
+
+def test_the_customer_key_is_the_account_number_in_the_display_name():
+    assert payloads.account_number_of("Ava Smith (CT-2025-00002)") == "ct-2025-00002"
+    assert payloads.account_number_of("Acme (Europe) Ltd (CT-2025-00003) ") == "ct-2025-00003"
+    assert payloads.account_number_of("Someone else's customer") == ""
