@@ -36,6 +36,7 @@ from django.db.models import F
 
 from zoho_sync.client.auth import TokenState
 from zoho_sync.client.budget import BudgetState
+from zoho_sync.commits import relaxed_commit
 from zoho_sync.models import ApiUsage, SharedState
 
 logger = logging.getLogger(__name__)
@@ -117,9 +118,10 @@ class DatabaseStateBackend:
                     return result
                 known = None  # answer only from the row as it is now
                 continue
-            updated = SharedState.objects.filter(key=row_key, version=version).update(
-                data=self.codec.dump(new), version=version + 1
-            )
+            with relaxed_commit():  # a database-server crash may lose it: harmless for a budget or a lease
+                updated = SharedState.objects.filter(key=row_key, version=version).update(
+                    data=self.codec.dump(new), version=version + 1
+                )
             if updated:
                 self._remember(row_key, new, version + 1)
                 return result

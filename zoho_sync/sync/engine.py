@@ -24,12 +24,12 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from zoho_sync.client.budget import seconds_to_next_utc_midnight
 from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoError, ZohoOutcomeUnknownError
+from zoho_sync.commits import relaxed_commit
 from zoho_sync.conf import get_sync_settings
 from zoho_sync.models import ErrorKind, SyncLog, SyncState, SyncStatus, ZohoSyncedModel, sync_state_of
 from zoho_sync.sync.errors import (
@@ -181,7 +181,7 @@ class Engine:
         if not reasons:
             return {}
         model, taken = spec.model, [obj for group in reasons.values() for obj in group]
-        with transaction.atomic():
+        with relaxed_commit():
             for reason, group in reasons.items():
                 same = Q()
                 for obj in group:
@@ -396,7 +396,9 @@ class Engine:
         model = type(obj)
         if zoho_id:
             result.update(zoho_id=zoho_id, create_intent_at=None)
-        with transaction.atomic():
+        woken = outcome.status == SyncLog.Status.SUCCESS and outcome.action in (SyncLog.Action.CREATE,
+                                                                                SyncLog.Action.LINK)
+        with relaxed_commit():
             mine = model.objects.filter(pk=obj.pk, claimed_by=self.claimer)
             changed = not mine.filter(sync_version=obj.sync_version).update(**free, **result)
             if changed:
@@ -423,13 +425,12 @@ class Engine:
                 duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id,
             )
             log.save()
+            if woken:
+                self._wake_dependents(spec, obj)
         outcome.state = SyncState.PENDING if changed else sync_state_of(result["sync_status"],
                                                                          result.get("next_retry_at"))
         if changed and self.enqueue:
             self.enqueue(spec.name, obj.pk)
-        if outcome.status == SyncLog.Status.SUCCESS and outcome.action in (SyncLog.Action.CREATE,
-                                                                           SyncLog.Action.LINK):
-            self._wake_dependents(spec, obj)
         if isinstance(error, DependencyNotSynced) and not changed and self._dependencies_landed(spec, obj):
             # The dependency landed after it was judged missing, and its wake-up may have come before this wait
             # was written: wake the record now, or a blocked one would never be tried again.
