@@ -87,7 +87,8 @@ class DatabaseStateBackend:
     UPDATE on that version straight away: one statement when no other process wrote in between, and when one did,
     the UPDATE matches no row and the row is read again. A change that writes nothing is never answered from the
     remembered copy (it may be stale): the row is read and the change applied again. So `change` must be pure,
-    which the budget's changes are.
+    which the budget's changes are. This relies on a row's version only ever growing: nothing deletes or resets
+    SharedState rows while processes run.
     """
 
     def __init__(self, namespace: str, codec: StateCodec, *, remember: bool = False):
