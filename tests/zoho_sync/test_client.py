@@ -352,3 +352,62 @@ def test_every_call_carries_the_org_header_and_zoho_scheme(make_client, zoho_san
     assert {k.lower(): v for k, v in post["headers"].items()}["content-type"] == "application/json"
     token_call = zoho_sandbox.last_request("POST", "/oauth/v2/token")
     assert token_call["status"] == 200
+
+
+class _ForwardingProxy:
+    """A plain HTTP proxy on 127.0.0.1 that records each request line and forwards it to where it was going."""
+
+    def __init__(self):
+        import http.client
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        seen = self.seen = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self):
+                seen.append(f"{self.command} {self.path}")
+                target = urlsplit(self.path)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=5)
+                upstream.request(self.command, target.path + (f"?{target.query}" if target.query else ""), body,
+                                 {k: v for k, v in self.headers.items() if k.lower() != "proxy-connection"})
+                answer = upstream.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = _forward
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_proxy_settings_in_the_environment_are_honoured(make_client, zoho_sandbox, monkeypatch):
+    """Read once per host (not on every call), but read: a deployment behind a proxy reaches Zoho through it."""
+    proxy = _ForwardingProxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        client = make_client()
+        new_customer(client, "Via Proxy")
+        client.get("/customers")
+        assert [line.split("?")[0] for line in proxy.seen] == [
+            f"POST {zoho_sandbox.accounts_url}/oauth/v2/token", f"POST {zoho_sandbox.base_url}/customers",
+            f"GET {zoho_sandbox.base_url}/customers"]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        direct = make_client()
+        assert direct.get("/customers")["customers"][0]["display_name"] == "Via Proxy"
+        assert len(proxy.seen) == 3, "NO_PROXY sends the calls directly"
+    finally:
+        proxy.server.shutdown()
