@@ -19,7 +19,7 @@ SECRET_KEY_PATTERN = re.compile(
 )
 # Token shapes that must never be stored even if this process never saw the value (a header copied into text).
 SECRET_TEXT_PATTERNS = (
-    (re.compile(r"(Zoho-oauthtoken|Bearer)\s+[^\s\"',;]+", re.IGNORECASE), rf"\1 {MASK}"),
+    (re.compile(r"(Zoho-oauthtoken|Bearer)\s+[^\s\"',;\\]+", re.IGNORECASE), rf"\1 {MASK}"),
     (re.compile(r"\b1000\.[0-9a-f]{32}\.[0-9a-f]{32}\b"), MASK),
     (re.compile(r"((?:access|refresh)_token|client_secret)=([^&\s\"']+)", re.IGNORECASE), rf"\1={MASK}"),
 )
@@ -45,13 +45,16 @@ def _settings_secrets() -> tuple[str, ...]:
         return ()
 
 
-def redact_text(text: str) -> str:
-    """Return text with every known secret value and every token-shaped string masked."""
+def redact_text(text: str, *, json_text: bool = False) -> str:
+    """Return text with every known secret value and every token-shaped string masked. `json_text`: the text is
+    JSON, so each secret is also looked for as JSON writes it inside a string (quotes and backslashes escaped)."""
     if not text:
         return text
     with _lock:
         values = set(_known_secrets)
     values.update(v for v in _settings_secrets() if len(v) >= 6)
+    if json_text:
+        values.update([json.dumps(v, ensure_ascii=False)[1:-1] for v in values])
     for value in sorted(values, key=len, reverse=True):
         text = text.replace(value, MASK)
     for pattern, replacement in SECRET_TEXT_PATTERNS:
@@ -61,15 +64,22 @@ def redact_text(text: str) -> str:
 
 def redact_data(data: Any) -> Any:
     """Return a copy of a JSON-like structure with secret-named keys masked and secret values scrubbed."""
+    return _mask_keys(data, redact_text)
+
+
+def _mask_keys(data: Any, scrub=None) -> Any:
+    """A copy of a JSON-like structure with the values of secret-named keys masked, and `scrub` applied to every
+    other string."""
     if isinstance(data, dict):
         return {
-            k: (MASK if isinstance(k, str) and SECRET_KEY_PATTERN.search(k) and v not in (None, "") else redact_data(v))
+            k: (MASK if isinstance(k, str) and SECRET_KEY_PATTERN.search(k) and v not in (None, "")
+                else _mask_keys(v, scrub))
             for k, v in data.items()
         }
     if isinstance(data, (list, tuple)):
-        return [redact_data(v) for v in data]
-    if isinstance(data, str):
-        return redact_text(data)
+        return [_mask_keys(v, scrub) for v in data]
+    if isinstance(data, str) and scrub is not None:
+        return scrub(data)
     return data
 
 
@@ -92,4 +102,6 @@ def body_for_storage(body: Any, limit: int = DEFAULT_LIMIT) -> str:
             body = json.loads(body)
         except ValueError:
             return cap(redact_text(body), limit)
-    return cap(json.dumps(redact_data(body), default=str, ensure_ascii=False), limit)
+    # Secret-named keys masked in the structure, then the text scrubbed once (not every string on its own).
+    text = json.dumps(_mask_keys(body), default=str, ensure_ascii=False)
+    return cap(redact_text(text, json_text=True), limit)

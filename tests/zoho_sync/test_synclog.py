@@ -64,3 +64,17 @@ def test_bodies_are_size_capped():
     stored = SyncLog.objects.get(pk=entry.pk).response_body
     assert len(stored) < 9000
     assert stored.endswith("[truncated 41808 characters]")
+
+
+def test_bodies_are_scrubbed_as_json_text_and_stay_json(settings):
+    """Bodies are scrubbed once, as the JSON text they are stored as: a secret JSON writes differently (a quote,
+    a backslash) is still found, and a masked token leaves the body readable JSON."""
+    settings.ZOHO_CLIENT_SECRET = 'canary"secret\\with-quote'
+    entry = log(request_body={"customer": {"notes": ['first', {"deep": 'say canary"secret\\with-quote twice'}]},
+                              "header": 'Bearer abc123\\"tail'},
+                response_body={"message": f"Zoho-oauthtoken {CANARY_TOKEN}", "refresh_token": "r-123456"})
+    stored = SyncLog.objects.filter(pk=entry.pk).values("request_body", "response_body").get()
+    request, response = json.loads(stored["request_body"]), json.loads(stored["response_body"])
+    assert request["customer"]["notes"] == ["first", {"deep": "say [redacted] twice"}]
+    assert request["header"].startswith("Bearer [redacted]")
+    assert response == {"message": "Zoho-oauthtoken [redacted]", "refresh_token": "[redacted]"}
