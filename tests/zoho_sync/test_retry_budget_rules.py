@@ -248,3 +248,71 @@ def test_an_interrupted_wait_gives_the_slot_back():
     with pytest.raises(KeyboardInterrupt):
         budget.acquire()
     assert budget.snapshot().slots == {}
+
+
+class CountingBackend(MemoryBudgetBackend):
+    """Counts the writes a budget makes (each one a compare-and-set on the shared backends)."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+
+    def update(self, key, change):
+        self.writes += 1
+        return super().update(key, change)
+
+
+def test_a_sequential_caller_keeps_its_slot_between_calls_and_writes_once_a_call():
+    clock, backend = FakeTime(), CountingBackend()
+    policy = BudgetPolicy(per_minute=10**6, headroom=0, max_concurrency=2)
+    budget, other = (RateBudget(key="org:1", policy=policy, backend=backend, clock=lambda: clock.now,
+                                sleep=clock.sleep) for _ in range(2))
+    with budget.keeping_slot():
+        for _ in range(5):
+            holder = budget.acquire()
+            assert list(budget.snapshot().slots) == [holder], "never two slots for one caller"
+            budget.release(holder, endpoint="GET /customers")
+            assert list(budget.snapshot().slots) == [holder], "kept between calls"
+        writes = backend.writes - 10  # the snapshots read through update too
+        assert writes == 5, "one write a call: the next reservation gave the kept slot back"
+        # Another caller still gets the other slot; with both taken it would wait, never share.
+        other.release(other.acquire(max_wait=1))
+    assert budget.snapshot().slots == {}, "given back when the block ends"
+    assert budget.snapshot().day_count == 6
+
+
+def test_a_kept_slot_is_given_back_while_the_caller_waits_for_a_slot_or_is_refused():
+    clock, backend = FakeTime(), MemoryBudgetBackend()
+    policy = BudgetPolicy(per_minute=10**6, headroom=0, max_concurrency=2, daily_limit=4, daily_reserve=0)
+    budget = RateBudget(key="org:1", policy=policy, backend=backend, clock=lambda: clock.now, sleep=clock.sleep)
+    with budget.keeping_slot():
+        budget.release(budget.acquire())
+        kept = list(budget.snapshot().slots)
+        # Two other processes hold both slots (as when one came back from a pause): the caller must wait, and
+        # it does not keep its own slot while it waits.
+        others = {"other-1": clock.now + 60, "other-2": clock.now + 60}
+        backend._states["org:1"].slots.update(others)
+        with pytest.raises(ZohoRateLimitError, match="No free concurrency slot"):
+            budget.acquire(max_wait=0.2)
+        assert set(budget.snapshot().slots) == set(others) and kept[0] not in others
+        backend._states["org:1"].slots.clear()
+        budget.release(budget.acquire())
+        budget.release(budget.acquire())
+        budget.release(budget.acquire())
+        assert len(budget.snapshot().slots) == 1
+        # Refused (the day is full): the kept slot is given back all the same.
+        with pytest.raises(ZohoDailyQuotaError):
+            budget.acquire()
+        assert budget.snapshot().slots == {}
+
+
+def test_a_caller_gives_its_kept_slot_back_before_it_pauses():
+    clock, backend = FakeTime(), MemoryBudgetBackend()
+    budget = RateBudget(key="org:1", policy=BudgetPolicy(per_minute=10**6, headroom=0), backend=backend,
+                        clock=lambda: clock.now, sleep=clock.sleep)
+    with budget.keeping_slot():
+        budget.release(budget.acquire())
+        assert len(budget.snapshot().slots) == 1
+        budget.give_back_slot()
+        assert budget.snapshot().slots == {}
+        budget.give_back_slot()  # nothing kept: nothing written

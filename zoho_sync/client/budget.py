@@ -9,6 +9,7 @@ than the budget, whatever window Zoho counts in.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -128,14 +129,18 @@ def live_slots(state: BudgetState, *, now: float, is_dead: Callable[[str], bool]
 
 
 def reserve(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Priority, max_wait: float,
-            holder: str, is_dead: Callable[[str], bool] = lambda holder: False):
+            holder: str, is_dead: Callable[[str], bool] = lambda holder: False, drop: str = ""):
     """Reserve one call: its turn in the pace, its place in the day's count and a concurrency slot, all or nothing.
 
-    Pure. A refusal (`error`) or no free slot (`busy`) returns `state` unchanged: nothing is reserved, so a caller
-    waiting for a slot holds no turn in the pace and, when it asks again, gets a turn from then on. The slot is
-    held from now (the wait included: a slot counts from the moment it is promised) and its lease runs from the
-    send time. Expired leases and dead holders are dropped when the slot is taken.
+    Pure. A refusal (`error`) or no free slot (`busy`) reserves nothing, so a caller waiting for a slot holds no
+    turn in the pace and, when it asks again, gets a turn from then on. The slot is held from now (the wait
+    included: a slot counts from the moment it is promised) and its lease runs from the send time. Expired leases
+    and dead holders are dropped when the slot is taken. `drop` is the caller's own slot of its previous call
+    (kept between sequential calls, see RateBudget.keeping_slot): it is given back in the same change, whatever
+    the decision, so the caller never holds two slots, nor one while it waits for a slot.
     """
+    if drop in state.slots:
+        state, _ = drop_slot(state, holder=drop)
     new, decision = decide(state, policy, now=now, priority=priority, max_wait=max_wait)
     if decision.error is not None:
         return state, decision
@@ -240,18 +245,42 @@ class RateBudget:
         self.backend = backend or MemoryBudgetBackend()
         self.clock, self.sleep = clock, sleep
         self.stats = BudgetStats()
+        self._local = threading.local()  # per thread: keeping_slot depth, the slot kept after the last call
+
+    @contextlib.contextmanager
+    def keeping_slot(self) -> Iterator[None]:
+        """Within this block, a caller making one call after another (a backfill) keeps its concurrency slot from
+        one call to the next: the next reservation gives it back in the same write, so a call costs one write to
+        the shared budget instead of two. The slot is given back when the block ends; call `give_back_slot()`
+        before the caller pauses (a slot counts as a call in flight). A slot left by a killed process frees itself
+        as any other (its process is gone, or its lease runs out)."""
+        self._local.keep = getattr(self._local, "keep", 0) + 1
+        try:
+            yield
+        finally:
+            self._local.keep -= 1
+            if not self._local.keep:
+                self.give_back_slot()
+
+    def give_back_slot(self) -> None:
+        """Give back the slot this caller kept after its last call (keeping_slot), if any."""
+        if kept := getattr(self._local, "kept", ""):
+            self._local.kept = ""
+            self.backend.update(self.key, lambda s: drop_slot(s, holder=kept))
 
     def acquire(self, *, priority: Priority = Priority.NORMAL, max_wait: float = 600.0) -> str:
         """Wait for a call's turn and a concurrency slot, reserved together; return the holder id for release()."""
         holder, started = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}", self.clock()
+        kept, self._local.kept = getattr(self._local, "kept", ""), ""
 
         def change(state: BudgetState):
             now = self.clock()
             return reserve(state, self.policy, now=now, priority=priority, holder=holder, is_dead=holder_is_dead,
-                           max_wait=max(0.0, max_wait - (now - started)))
+                           max_wait=max(0.0, max_wait - (now - started)), drop=kept)
 
         while True:
             decision = self.backend.update(self.key, change)
+            kept = ""  # given back by that change, whatever it decided
             if decision.error is not None:
                 raise decision.error
             if not decision.busy:
@@ -269,8 +298,13 @@ class RateBudget:
         return holder
 
     def release(self, holder: str, *, endpoint: str = "") -> None:
-        """Give the concurrency slot back at once; count the call for `endpoint` (written in batches)."""
-        self.backend.update(self.key, lambda s: drop_slot(s, holder=holder))
+        """Give the concurrency slot back (at once, or with the next reservation within `keeping_slot`); count the
+        call for `endpoint` (written in batches)."""
+        if getattr(self._local, "keep", 0):
+            self.give_back_slot()  # a slot kept from an earlier call (an interrupted acquire) is not kept twice
+            self._local.kept = holder
+        else:
+            self.backend.update(self.key, lambda s: drop_slot(s, holder=holder))
         if endpoint:
             self.backend.record_usage(self.key, endpoint, utc_day(self.clock()))
 
