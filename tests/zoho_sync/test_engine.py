@@ -206,6 +206,36 @@ class TestFailures:
         assert invoice.sync_status == SyncStatus.SYNCED, "the trigger path pushes the customer first"
         assert len(zoho.records("invoices")) == 1
 
+    def test_a_dependent_woken_by_its_dependency_landing_is_pushed_in_the_same_run(self, zoho, zoho_settings):
+        """A backfill wakes the dependents of the records it pushed once per batch, not once per record."""
+        zoho_settings.SYNC_RETRY_WINDOW_SECONDS = 5
+        zoho_settings.SYNC_RETRY_BASE_SECONDS = 0.5  # the customer is tried again after its dependents
+        customer = make_customer()
+        invoice = make_invoice(customer=customer)
+        zoho.fail_next("POST", "/customers", status=500, code=codes.INTERNAL_ERROR)
+        report = backfill()
+        invoice.refresh_from_db()
+        assert invoice.sync_status == SyncStatus.SYNCED and report.entities["invoice"].last == {invoice.pk: "created"}
+        assert list(SyncLog.objects.filter(entity="invoice").order_by("id").values_list("status", flat=True)) == [
+            "waiting", "success"]
+
+    def test_a_backfill_wakes_records_whose_dependency_landed_without_waking_them(self, zoho):
+        """A process that dies between a dependency's push and its batch's end leaves the dependents blocked or
+        waiting while the dependency is in Zoho: the next backfill wakes and pushes them."""
+        customer = make_customer(email="broken")
+        invoice = make_invoice(customer=customer)
+        backfill()
+        customer.email = "fixed@example.com"
+        customer.save()
+        landed = get_zoho_client().post("/customers", json=payloads.customer_to_zoho(customer))["customer"]
+        Customer.objects.filter(pk=customer.pk).update(zoho_id=landed["customer_id"], sync_status=SyncStatus.SYNCED)
+        assert Invoice.objects.get(pk=invoice.pk).sync_status == SyncStatus.BLOCKED
+        plan = plan_backfill(specs=specs.SPECS)
+        assert [e.create for e in plan.entities if e.name == "invoice"] == [1], "the dry run says so too"
+        backfill()
+        invoice.refresh_from_db()
+        assert invoice.sync_status == SyncStatus.SYNCED and len(zoho.records("invoices")) == 1
+
     def test_a_sync_log_that_cannot_be_written_stops_the_run_and_loses_nothing(self, zoho, monkeypatch):
         customer = make_customer()
 

@@ -106,13 +106,16 @@ class Engine:
     """Pushes records for one run: one client, one run id, and (for a backfill) an index of Zoho's records.
 
     `enqueue(entity, pk)` queues a push of a record this run will not reach itself (a dependent it woke, a record
-    changed while it was pushed); a backfill passes none, since its own loop reaches them.
+    changed while it was pushed); a backfill passes none, since its own loop reaches them. With `defer_wakes` the
+    dependents of the records that land are woken by `wake_deferred()` (a backfill, after each batch), not at
+    once.
     """
 
     def __init__(self, *, client, run_id: str, claimer: str = "", use_index: bool = False,
-                 today: date | None = None, enqueue: Enqueue | None = None):
+                 today: date | None = None, enqueue: Enqueue | None = None, defer_wakes: bool = False):
         self.client, self.run_id, self.claimer, self.use_index = client, run_id, claimer, use_index
-        self.enqueue = enqueue
+        self.enqueue, self.defer_wakes = enqueue, defer_wakes
+        self._landed: dict[str, list] = {}  # entity -> records landed whose dependents are not woken yet
         self.today = today or timezone.localdate()
         self._indexes: dict[str, dict[str, list[str]]] = {}
 
@@ -130,27 +133,34 @@ class Engine:
             self._check_dependencies(spec, obj)
             payload = spec.payload(obj, today=self.today)
             fingerprint = fingerprint_of(spec.fingerprint(obj))
-            if not obj.zoho_id:
-                self._refresh_identity(obj)
-            if obj.zoho_id:
-                if fingerprint == obj.sync_fingerprint:
-                    outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.NONE, "Unchanged since the last push.")
-                else:
-                    self._hold(obj)
-                    action = spec.update(ctx, obj, payload)
-                    outcome = Outcome(SyncLog.Status.SUCCESS, action, f"{action.capitalize()}d in Zoho.")
-                return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint)
-            existing = self._existing(spec, obj, ctx)
-            if existing is None:
-                self._mark_intent(obj, fingerprint)
-                record = self._create(spec, obj, ctx, payload)
-                if isinstance(record, dict):
-                    zoho_id = str(record[spec.id_field])
-                    self._index_add(spec, obj, zoho_id)
-                    outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.CREATE, "Created in Zoho.")
-                    return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint,
-                                        zoho_id=zoho_id, response=record)
-                existing = (record, "")  # Zoho refused a duplicate of a record that is clearly this one
+            if not obj.zoho_id and obj.create_intent_at:
+                self._refresh_identity(obj)  # an earlier create may have landed since the batch was read
+            for _ in range(2):  # a second round only when the identity changed since the batch was read
+                if obj.zoho_id:
+                    if fingerprint == obj.sync_fingerprint:
+                        outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.NONE,
+                                          "Unchanged since the last push.")
+                    else:
+                        self._hold(obj)
+                        action = spec.update(ctx, obj, payload)
+                        outcome = Outcome(SyncLog.Status.SUCCESS, action, f"{action.capitalize()}d in Zoho.")
+                    return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint)
+                existing = self._existing(spec, obj, ctx)
+                if existing is not None:
+                    break
+                if self._mark_intent(obj, fingerprint):
+                    record = self._create(spec, obj, ctx, payload)
+                    if isinstance(record, dict):
+                        zoho_id = str(record[spec.id_field])
+                        self._index_add(spec, obj, zoho_id)
+                        outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.CREATE, "Created in Zoho.")
+                        return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint,
+                                            zoho_id=zoho_id, response=record)
+                    existing = (record, "")  # Zoho refused a duplicate of a record that is clearly this one
+                    break
+            else:
+                raise Busy("The record's Zoho id or create intent changed twice while it was pushed; tried again "
+                           "later.")
             found_id = existing[0]
             outcome = self._link(spec, obj, ctx, payload, fingerprint, *existing)
             return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint,
@@ -291,13 +301,41 @@ class Engine:
             why = f" ({error})" if state == SyncState.WAITING and error else ""
             raise DependencyNotSynced(f"Waiting for its {name} to reach Zoho{why}.")
 
-    def _wake_dependents(self, spec: EntitySpec, obj) -> None:
-        """Records that waited for (or were blocked by) this one are due again now; outside a backfill (which
+    def _wake_dependents(self, spec: EntitySpec, pks: list) -> None:
+        """Records that waited for (or were blocked by) these are due again now; outside a backfill (which
         reaches them itself) they are queued, since no other task may be left to push them."""
         for other in SPECS:
             for attribute, dependency in other.depends_on:
                 if dependency == spec.name:
-                    self._wake(other, other.model.objects.filter(**{attribute: obj.pk}))
+                    self._wake(other, other.model.objects.filter(**{f"{attribute}__in": pks}))
+
+    def wake_deferred(self) -> None:
+        """Wake the dependents of the records that landed since the last call (`defer_wakes`): a backfill calls
+        it after every batch, a few statements a batch instead of a few a record."""
+        landed, self._landed = self._landed, {}
+        if landed:
+            with relaxed_commit():
+                for name, pks in landed.items():
+                    self._wake_dependents(BY_NAME[name], pks)
+
+    @staticmethod
+    def landed_filter(spec: EntitySpec) -> Q | None:
+        """This entity's records that wait for (or are blocked by) dependencies that all have a Zoho id now."""
+        if not spec.depends_on:
+            return None
+        landed = Q(sync_status__in=(SyncStatus.WAITING, SyncStatus.BLOCKED))
+        for attribute, _dependency in spec.depends_on:
+            landed &= Q(**{f"{attribute}__isnull": True}) | Q(**{f"{attribute}__zoho_id__isnull": False})
+        return landed
+
+    @staticmethod
+    def wake_landed(spec: EntitySpec) -> int:
+        """Wake the records of `landed_filter`: a safety net run before a backfill reaches the entity, for a
+        wake-up lost to a crash between a dependency's push and its batch's end."""
+        landed = Engine.landed_filter(spec)
+        if landed is None:
+            return 0
+        return spec.model.objects.filter(landed).update(sync_status=SyncStatus.PENDING, next_retry_at=None)
 
     def _wake(self, spec: EntitySpec, rows) -> None:
         waiting = rows.filter(sync_status__in=(SyncStatus.WAITING, SyncStatus.BLOCKED))
@@ -348,11 +386,21 @@ class Engine:
         if not type(obj).objects.filter(pk=obj.pk, claimed_by=self.claimer).update(claimed_until=until, **fields):
             raise ClaimLost("Another worker took the record over (this worker's lease ran out); left to it.")
 
-    def _mark_intent(self, obj, fingerprint: str) -> None:
+    def _mark_intent(self, obj, fingerprint: str) -> bool:
         """Recorded (and committed) before the create is sent, with the fingerprint of what is sent, so a crash or
-        a lost answer is repaired by a lookup; refused when this worker no longer holds the record."""
-        obj.create_intent_at, obj.sync_fingerprint = timezone.now(), fingerprint
-        self._hold(obj, create_intent_at=obj.create_intent_at, sync_fingerprint=fingerprint)
+        a lost answer is repaired by a lookup. One conditional UPDATE: it renews this worker's lease and holds only
+        while the record's Zoho id and create intent are still what the batch read. Otherwise (a lapsed worker's
+        create landed meanwhile) they are read again into `obj` and False says to decide again; ClaimLost when this
+        worker no longer holds the record."""
+        now = timezone.now()
+        same = Q(create_intent_at=obj.create_intent_at) if obj.create_intent_at else Q(create_intent_at__isnull=True)
+        if type(obj).objects.filter(same, pk=obj.pk, claimed_by=self.claimer, zoho_id__isnull=True).update(
+                claimed_until=now + timedelta(seconds=get_sync_settings().claim_lease_seconds),
+                create_intent_at=now, sync_fingerprint=fingerprint):
+            obj.create_intent_at, obj.sync_fingerprint = now, fingerprint
+            return True
+        self._refresh_identity(obj)
+        return False
 
     def _release(self, obj) -> None:
         from zoho_sync.sync.claims import _unclaim
@@ -425,8 +473,10 @@ class Engine:
                 duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id,
             )
             log.save()
-            if woken:
-                self._wake_dependents(spec, obj)
+            if woken and self.defer_wakes:
+                self._landed.setdefault(spec.name, []).append(obj.pk)
+            elif woken:
+                self._wake_dependents(spec, [obj.pk])
         outcome.state = SyncState.PENDING if changed else sync_state_of(result["sync_status"],
                                                                          result.get("next_retry_at"))
         if changed and self.enqueue:

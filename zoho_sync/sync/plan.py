@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from zoho_sync.conf import ZohoLimits, get_zoho_limits
 from zoho_sync.sync import claims
-from zoho_sync.sync.engine import fingerprint_of, validate_for_push
+from zoho_sync.sync.engine import Engine, fingerprint_of, validate_for_push
 from zoho_sync.sync.errors import SyncError
 from zoho_sync.sync.specs import EntitySpec
 from zoho_sync.sync.tables import LEGEND, state_table
@@ -119,7 +119,10 @@ def plan_backfill(*, specs: tuple[EntitySpec, ...], since: datetime | None = Non
         if since:
             base = base.filter(updated_at__gte=since)
         has_creates = False
-        for obj in spec.prepare(base.filter(claims.due_filter(timezone.now()))).iterator(chunk_size=2000):
+        due = claims.due_filter(timezone.now())
+        if (landed := Engine.landed_filter(spec)) is not None:
+            due |= landed & claims.free_filter(timezone.now())  # a backfill wakes these first (wake_landed)
+        for obj in spec.prepare(base.filter(due)).iterator(chunk_size=2000):
             if reason := spec.skip_reason(obj):
                 plan.skipped[reason] += 1
                 continue
