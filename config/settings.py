@@ -208,6 +208,9 @@ SYNC_RETRY_BASE_SECONDS = env.float("SYNC_RETRY_BASE_SECONDS", default=30.0)
 SYNC_MAX_ATTEMPTS = env.int("SYNC_MAX_ATTEMPTS", default=8)
 # Seconds a worker's claim on a record lasts; a dead worker of this machine is detected sooner.
 SYNC_CLAIM_LEASE_SECONDS = env.float("SYNC_CLAIM_LEASE_SECONDS", default=900.0)
+# Worker processes of a backfill (zoho_backfill --workers): they overlap the waits for Zoho and the database.
+# 0 chooses: one on SQLite (one writer at a time), else as many as CPUs, at most 4 and ZOHO_MAX_CONCURRENCY.
+SYNC_BACKFILL_WORKERS = env.int("SYNC_BACKFILL_WORKERS", default=0)
 
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

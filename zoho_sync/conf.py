@@ -206,6 +206,7 @@ class SyncSettings:
     retry_base_seconds: float = 30.0
     max_attempts: int = 8
     claim_lease_seconds: float = 900.0
+    backfill_workers: int = 0  # 0: chosen for the database and the machine (services.backfill_workers)
 
 
 SYNC_SETTINGS = {
@@ -218,6 +219,7 @@ SYNC_SETTINGS = {
     "retry_base_seconds": "SYNC_RETRY_BASE_SECONDS",
     "max_attempts": "SYNC_MAX_ATTEMPTS",
     "claim_lease_seconds": "SYNC_CLAIM_LEASE_SECONDS",
+    "backfill_workers": "SYNC_BACKFILL_WORKERS",
 }
 
 

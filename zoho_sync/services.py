@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from zoho_sync import selectors
 from zoho_sync.client.budget import Priority
-from zoho_sync.conf import get_sync_settings
+from zoho_sync.conf import get_sync_settings, get_zoho_limits
 from zoho_sync.models import ErrorKind, SyncStatus
 from zoho_sync.queueing import task_enqueue_later
 from zoho_sync.sync import claims, specs
 from zoho_sync.sync.backfill import BackfillRun, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome
+from zoho_sync.sync.parallel import ParallelBackfill
 from zoho_sync.zoho import get_zoho_client
 
 logger = logging.getLogger(__name__)
@@ -35,19 +38,47 @@ def _enqueue_if_enabled():
 
 
 def _finish_report(report: SyncReport, *, specs_run: tuple, since: datetime | None, client) -> SyncReport:
-    flush = getattr(client.budget, "flush_usage", None)
+    flush = getattr(client.budget, "flush_usage", None) if client is not None else None
     if flush:
         flush()
     report.scope = selectors.sync_state_counts(specs=specs_run, since=since)
     return report
 
 
+AUTO_WORKERS_MAX = 4
+
+
+def backfill_workers(requested: int | None = None) -> int:
+    """The worker processes a backfill uses: `requested`, else SYNC_BACKFILL_WORKERS, where 0 chooses one on SQLite
+    (one writer at a time: more only queue) and otherwise one per CPU, at most AUTO_WORKERS_MAX and
+    ZOHO_MAX_CONCURRENCY (each worker has a call in flight)."""
+    workers = get_sync_settings().backfill_workers if requested is None else requested
+    if workers:
+        return workers
+    if connection.vendor == "sqlite":
+        return 1
+    return max(1, min(os.cpu_count() or 1, AUTO_WORKERS_MAX, get_zoho_limits().max_concurrency))
+
+
 def sync_pending(*, entity: str = "all", limit: int | None = None, batch_size: int = 100,
                  since: datetime | None = None, on_progress=None, retry_window: float | None = None,
-                 client=None) -> SyncReport:
-    """Push every due record of the entities, in dependency order (a backfill); see BackfillRun."""
-    window = get_sync_settings().retry_window_seconds if retry_window is None else retry_window
+                 client=None, workers: int = 1) -> SyncReport:
+    """Push every due record of the entities, in dependency order (a backfill); see BackfillRun. With more than
+    one worker (zoho_backfill takes backfill_workers()), worker processes share the run (parallel.py); each
+    builds its own client from the settings, so passing a `client` means one process."""
+    sync = get_sync_settings()
+    window = sync.retry_window_seconds if retry_window is None else retry_window
     chosen = specs.specs_for(entity)
+    if workers > 1 and connection.in_atomic_block:
+        # Worker processes have their own connections: they would not see what this transaction has not committed.
+        logger.info("Backfill inside a transaction: one process instead of %d workers", workers)
+        workers = 1
+    if workers > 1 and client is None:
+        run = ParallelBackfill(specs=chosen, workers=workers, client_factory=get_zoho_client,
+                               batch_size=batch_size, limit=limit, since=since, retry_window=window,
+                               on_progress=on_progress)
+        report = run.run()
+        return _finish_report(report, specs_run=chosen, since=since, client=None)
     client = client or get_zoho_client()
     run = BackfillRun(specs=chosen, client=client, batch_size=batch_size, limit=limit, since=since,
                       retry_window=window, on_progress=on_progress)

@@ -54,9 +54,10 @@ def get_zoho_client() -> ZohoClient:
         return client
 
 
-def forget_clients() -> None:
-    """Drop this process's clients (and the tokens they hold): the next get_zoho_client() builds afresh."""
+def forget_clients(*, close: bool = True) -> None:
+    """Drop this process's clients (and the tokens they hold): the next get_zoho_client() builds afresh. A forked
+    child passes close=False: the connections it inherited are its parent's to close."""
     with _lock:
-        for client in _clients.values():
+        for client in _clients.values() if close else ():
             client.close()
         _clients.clear()

@@ -76,3 +76,13 @@ def zoho(zoho_settings, zoho_sandbox):
     zoho_settings.SYNC_TRIGGERS_ENABLED = False
     zoho_sandbox.configure(per_minute=0, daily=0)
     return zoho_sandbox
+
+
+@pytest.fixture
+def crash_zoho():
+    """A system-clock sandbox that stores a second customer of the same name, with no limits, slow enough (40 ms a
+    call) that a backfill is still running when it is killed."""
+    sandbox = ZohoSandbox(check_duplicate_display_name=False, per_minute=0, daily=0, concurrency=0, latency=0.04,
+                          seed=7).start()
+    yield sandbox
+    sandbox.stop()

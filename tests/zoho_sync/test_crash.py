@@ -39,7 +39,6 @@ CUSTOMERS = 100  # with their services, invoices and payments: about 280 calls t
 DEMO_SEED = 2
 KILLS = 20
 KILL_AFTER = (0.05, 0.8)  # seconds after the run's first call to Zoho
-LATENCY = 0.04  # per call, so a whole backfill outlasts the kills (about 12 s of work)
 CRASH_ENV = {
     "LOG_LEVEL": "WARNING",
     "SYNC_OUTCOME_RECHECK_SECONDS": "0.5",
@@ -143,16 +142,6 @@ PATHS = {"customer": "/customers", "service_package": "/plans", "customer_servic
 
 
 # --- running and killing backfills ---------------------------------------------------------------------------
-@pytest.fixture
-def crash_zoho():
-    """A system-clock sandbox that stores a second customer of the same name, with no limits, slow enough that a
-    backfill is still running when it is killed."""
-    sandbox = ZohoSandbox(check_duplicate_display_name=False, per_minute=0, daily=0, concurrency=0, latency=LATENCY,
-                          seed=7).start()
-    yield sandbox
-    sandbox.stop()
-
-
 @pytest.fixture
 def demo_data():
     call_command("zoho_seed_demo", customers=CUSTOMERS, seed=DEMO_SEED, reset=True, stdout=io.StringIO())

@@ -39,14 +39,20 @@ class EntityReport:
     kinds: dict[int, str] = field(default_factory=dict)  # pk -> error kind of its last failure in this run
     failed: int = 0  # records whose last outcome in this run is a failure (kept current: read after every push)
 
-    def count(self, pk: int, outcome: Outcome) -> None:
+    def count(self, pk: int, outcome: Outcome) -> tuple[str, str] | None:
+        """Count what a push left; return it as (key, error kind or "") for `record`, None for a busy record."""
         if outcome.state == BUSY:
-            return
+            return None
         key = SYNCED_KEYS.get(outcome.action, "unchanged") if outcome.state == SyncState.SYNCED else outcome.state
+        kind = getattr(outcome.error, "kind", "unknown") if outcome.status == SyncLog.Status.FAILED else ""
+        self.record(pk, key, kind)
+        return key, kind
+
+    def record(self, pk: int, key: str, kind: str = "") -> None:
         self.failed += (key in FAILED_KEYS) - (self.last.get(pk) in FAILED_KEYS)
         self.last[pk] = key
-        if outcome.status == SyncLog.Status.FAILED:
-            self.kinds[pk] = getattr(outcome.error, "kind", "unknown")
+        if kind:
+            self.kinds[pk] = kind
 
     @property
     def errors(self) -> Counter:
@@ -115,17 +121,25 @@ def adapt_batch(size: int, error_rate: float) -> int:
 
 
 class BackfillRun:
+    """One process's run. Several processes can run one backfill together (parallel.py): they share the run id,
+    each reports every record's result through `on_outcome(entity, pk, key, error kind)`, and `between_entities
+    (entity)` is called when this run has nothing left to claim of an entity in its first pass (the workers wait
+    for each other there, so no record waits for a dependency another worker is still pushing)."""
+
     def __init__(self, *, specs: tuple[EntitySpec, ...], client, batch_size: int = 100, limit: int | None = None,
                  since: datetime | None = None, retry_window: float = 300.0,
                  on_progress: Callable[[Progress], None] | None = None, use_index: bool = True,
-                 sleep: Callable[[float], None] = time.sleep, enqueue: Enqueue | None = None):
+                 sleep: Callable[[float], None] = time.sleep, enqueue: Enqueue | None = None,
+                 run_id: str | None = None, on_outcome: Callable[[str, int, str, str], None] | None = None,
+                 between_entities: Callable[[str], None] | None = None, max_batch: int = MAX_BATCH):
         self.specs, self.client, self.batch_size, self.limit = specs, client, batch_size, limit
         self.since, self.retry_window, self.on_progress, self.sleep = since, retry_window, on_progress, sleep
-        self.run_id = uuid.uuid4().hex
+        self.on_outcome, self.between_entities, self.max_batch = on_outcome, between_entities, max_batch
+        self.run_id = run_id or uuid.uuid4().hex
         self.claimer = claims.claimer_name(self.run_id)
         # The run reaches records its pushes wake by itself: nothing is queued for them.
         self.engine = Engine(client=client, run_id=self.run_id, claimer=self.claimer, use_index=use_index,
-                             enqueue=enqueue)
+                             enqueue=enqueue, defer_wakes=True)
         self.report = SyncReport(run_id=self.run_id, started=timezone.now())
         self._started = time.monotonic()
         self._pushes: Counter = Counter()  # (entity, pk) -> pushes in this run
@@ -137,15 +151,21 @@ class BackfillRun:
             qs = qs.exclude(pk__in=self._set_aside[spec.name])
         return qs.filter(updated_at__gte=self.since) if self.since else qs
 
+    def prepare(self, spec: EntitySpec) -> int:
+        """Before the entity's first pass: free the claims of dead workers, wake the records whose dependencies
+        landed meanwhile (wake_landed); return how many of its records are due."""
+        claims.reclaim_dead(spec)
+        Engine.wake_landed(spec)
+        return self.base(spec).filter(claims.due_filter(timezone.now())).count()
+
     def run(self) -> SyncReport:
         calls_before = self.client.budget.stats.calls
         try:
-            with self.client.priority(Priority.BULK):
+            # One caller making one call after another: its concurrency slot is kept from a call to the next.
+            with self.client.priority(Priority.BULK), self.client.budget.keeping_slot():
                 for spec in self.specs:
-                    claims.reclaim_dead(spec)
-                    self.report.entities[spec.name] = EntityReport(
-                        spec.name, due=self.base(spec).filter(claims.due_filter(timezone.now())).count())
-                self._pass()
+                    self.report.entities[spec.name] = EntityReport(spec.name, due=self.prepare(spec))
+                self._pass(first=True)
                 self._retry_soon()
         except QuotaExhausted as stop:
             self.report.resume_at = stop.resume_at
@@ -155,6 +175,7 @@ class BackfillRun:
             )
             logger.warning("%s", self.report.stopped)
         finally:
+            self.engine.wake_deferred()
             for spec in self.specs:
                 claims.release(spec, claimer=self.claimer)
             self.report.calls = self.client.budget.stats.calls - calls_before
@@ -164,33 +185,44 @@ class BackfillRun:
     def _remaining(self) -> int | None:
         return None if self.limit is None else max(0, self.limit - self.report.done)
 
-    def _pass(self) -> None:
+    def _pass(self, *, first: bool = False) -> None:
         for spec in self.specs:
-            entity, size = self.report.entities[spec.name], self.batch_size
-            while True:
-                remaining = self._remaining()
-                if remaining == 0:
-                    return
-                pks = claims.claim(self.base(spec), claimer=self.claimer,
-                                   limit=min(size, remaining) if remaining else size)
-                if not pks:
-                    break
-                batch_failed = 0
-                objs = claims.claimed_objects(spec, pks, self.claimer)
-                skipped = self.engine.skip_many(spec, objs)
-                for pk, outcome in skipped.items():
-                    entity.count(pk, outcome)
-                if skipped:
-                    self._progress(spec, entity, size)
-                for obj in objs:
-                    if obj.pk in skipped or self._pushed_too_often(spec, obj):
-                        continue
-                    outcome = self.engine.push(spec, obj)
-                    entity.count(obj.pk, outcome)
-                    batch_failed += outcome.status == SyncLog.Status.FAILED
-                    self._progress(spec, entity, size)
-                claims.release(spec, claimer=self.claimer)  # anything set aside goes back
-                size = adapt_batch(size, batch_failed / len(pks))
+            self._pass_entity(spec)
+            if first and self.between_entities:
+                self.between_entities(spec.name)
+
+    def _count(self, spec: EntitySpec, entity: EntityReport, pk: int, outcome: Outcome) -> None:
+        result = entity.count(pk, outcome)
+        if result and self.on_outcome:
+            self.on_outcome(spec.name, pk, *result)
+
+    def _pass_entity(self, spec: EntitySpec) -> None:
+        entity, size = self.report.entities[spec.name], self.batch_size
+        while True:
+            remaining = self._remaining()
+            if remaining == 0:
+                return
+            pks = claims.claim(self.base(spec), claimer=self.claimer,
+                               limit=min(size, remaining) if remaining else size)
+            if not pks:
+                break
+            batch_failed = 0
+            objs = claims.claimed_objects(spec, pks, self.claimer)
+            skipped = self.engine.skip_many(spec, objs)
+            for pk, outcome in skipped.items():
+                self._count(spec, entity, pk, outcome)
+            if skipped:
+                self._progress(spec, entity, size)
+            for obj in objs:
+                if obj.pk in skipped or self._pushed_too_often(spec, obj):
+                    continue
+                outcome = self.engine.push(spec, obj)
+                self._count(spec, entity, obj.pk, outcome)
+                batch_failed += outcome.status == SyncLog.Status.FAILED
+                self._progress(spec, entity, size)
+            self.engine.wake_deferred()
+            claims.release(spec, claimer=self.claimer)  # anything set aside goes back
+            size = min(self.max_batch, adapt_batch(size, batch_failed / len(pks)))
 
     def _pushed_too_often(self, spec: EntitySpec, obj) -> bool:
         """A safety net: every outcome leaves a record not due until its retry time, a change or a wake-up, so a
@@ -219,6 +251,7 @@ class BackfillRun:
             wait = (soonest - timezone.now()).total_seconds()
             if wait > 0:
                 logger.info("Waiting %.0f s for records due for another try", wait)
+                self.client.budget.give_back_slot()  # no call is in flight while it waits
                 self.sleep(wait)
             self._pass()
 
