@@ -23,6 +23,7 @@ from zoho_sync.models import (
     Payment,
     ServicePackage,
     SyncLog,
+    SyncRun,
     SyncState,
     ZohoSyncedModel,
 )
@@ -233,3 +234,32 @@ class SyncLogAdmin(admin.ModelAdmin):
 @admin.register(FailedSyncLog)
 class FailedSyncLogAdmin(SyncLogAdmin):
     list_filter = ("entity", "error_kind", "action")
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    """Read-only: every backfill, retry and triggered push as it ran (or runs); a silent one shows as dead."""
+
+    list_display = ("started_at", "kind", "state", "entities", "records", "api_calls", "rate_limited",
+                    "exit_code", "finished_at", "host", "pid", "short_run_id")
+    list_filter = ("kind", "status")
+    search_fields = ("=run_id", "host", "stop_reason", "error")
+    list_per_page = 100
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="State", ordering="status")
+    def state(self, obj):
+        return obj.state_label
+
+    @admin.display(description="Run", ordering="run_id")
+    def short_run_id(self, obj):
+        return obj.run_id[:12]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
+import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -12,14 +15,15 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from zoho_sync import selectors
-from zoho_sync.client.budget import Priority
+from zoho_sync.client.budget import BudgetStats, Priority
 from zoho_sync.conf import get_sync_settings, get_zoho_limits
-from zoho_sync.models import ErrorKind, SyncStatus
+from zoho_sync.models import ErrorKind, SyncRun, SyncStatus
 from zoho_sync.queueing import task_enqueue_later
 from zoho_sync.sync import claims, specs
-from zoho_sync.sync.backfill import BackfillRun, SyncReport
+from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome
 from zoho_sync.sync.parallel import ParallelBackfill
+from zoho_sync.sync_runs import sync_run_finish, sync_run_heartbeat, sync_run_start
 from zoho_sync.zoho import get_zoho_client
 
 logger = logging.getLogger(__name__)
@@ -73,16 +77,48 @@ def sync_pending(*, entity: str = "all", limit: int | None = None, batch_size: i
         # Worker processes have their own connections: they would not see what this transaction has not committed.
         logger.info("Backfill inside a transaction: one process instead of %d workers", workers)
         workers = 1
-    if workers > 1 and client is None:
-        run = ParallelBackfill(specs=chosen, workers=workers, client_factory=get_zoho_client,
-                               batch_size=batch_size, limit=limit, since=since, retry_window=window,
-                               on_progress=on_progress)
-        report = run.run()
-        return _finish_report(report, specs_run=chosen, since=since, client=None)
-    client = client or get_zoho_client()
-    run = BackfillRun(specs=chosen, client=client, batch_size=batch_size, limit=limit, since=since,
-                      retry_window=window, on_progress=on_progress)
-    return _finish_report(run.run(), specs_run=chosen, since=since, client=client)
+    parallel = workers > 1 and client is None
+    run_id = uuid.uuid4().hex
+    with _recorded(run_id=run_id, kind=SyncRun.Kind.BACKFILL, chosen=chosen, since=since,
+                   workers=workers if parallel else 1) as record:
+        if parallel:
+            run = ParallelBackfill(specs=chosen, workers=workers, client_factory=get_zoho_client,
+                                   batch_size=batch_size, limit=limit, since=since, retry_window=window,
+                                   on_progress=on_progress, run_id=run_id)
+            report = _finish_report(run.run(), specs_run=chosen, since=since, client=None)
+            return record(report, run.stats)
+        client = client or get_zoho_client()
+        before = dataclasses.replace(client.budget.stats)
+        run = BackfillRun(specs=chosen, client=client, batch_size=batch_size, limit=limit, since=since,
+                          retry_window=window, on_progress=on_progress, run_id=run_id)
+        report = _finish_report(run.run(), specs_run=chosen, since=since, client=client)
+        return record(report, _stats_since(client, before))
+
+
+def _stats_since(client, before: BudgetStats) -> BudgetStats:
+    """The client's budget figures since `before` (a client lives as long as its process)."""
+    now = client.budget.stats
+    return BudgetStats(rate_limited=now.rate_limited - before.rate_limited,
+                       wait_seconds=now.wait_seconds - before.wait_seconds)
+
+
+@contextlib.contextmanager
+def _recorded(*, run_id: str, kind: str, chosen: tuple, since, workers: int):
+    """A SyncRun for the block: started and beating while it runs; the block hands its report over with
+    `record(report, budget_stats)`, and an exception that leaves it ends the run as crashed."""
+    run = sync_run_start(run_id=run_id, kind=kind, entities=[spec.name for spec in chosen], since=since,
+                         workers=workers)
+
+    def record(report: SyncReport, stats: BudgetStats) -> SyncReport:
+        sync_run_finish(run, report, stats=stats)
+        return report
+
+    try:
+        with sync_run_heartbeat(run):
+            yield record
+    except BaseException as error:
+        sync_run_finish(run, None, error=error)
+        raise
 
 
 def sync_retry_failed(*, entity: str = "all", include_validation: bool = False, on_progress=None,
@@ -100,8 +136,13 @@ def sync_retry_failed(*, entity: str = "all", include_validation: bool = False, 
             due = due.exclude(sync_status=SyncStatus.FAILED, last_error_kind__in=PERMANENT_KINDS)
         due.update(next_retry_at=now)
     client = client or get_zoho_client()
-    run = BackfillRun(specs=chosen, client=client, use_index=False, retry_window=0, on_progress=on_progress)
-    return _finish_report(run.run(), specs_run=chosen, since=None, client=client)
+    run_id = uuid.uuid4().hex
+    with _recorded(run_id=run_id, kind=SyncRun.Kind.RETRY, chosen=chosen, since=None, workers=1) as record:
+        before = dataclasses.replace(client.budget.stats)
+        run = BackfillRun(specs=chosen, client=client, use_index=False, retry_window=0, on_progress=on_progress,
+                          run_id=run_id)
+        report = _finish_report(run.run(), specs_run=chosen, since=None, client=client)
+        return record(report, _stats_since(client, before))
 
 
 def sync_object(*, entity: str, pk: int, client=None, run_id: str = "") -> Outcome | None:
@@ -114,6 +155,26 @@ def sync_object(*, entity: str, pk: int, client=None, run_id: str = "") -> Outco
     engine = Engine(client=client, run_id=run_id or run.run_id, claimer=run.claimer, enqueue=_enqueue_if_enabled())
     with client.priority(Priority.HIGH):
         return _push_with_dependencies(engine, spec, pk, seen=set())
+
+
+def sync_trigger(*, entity: str, pk: int) -> Outcome | None:
+    """A triggered push (the django-q2 task): sync_object, written down as a run of its own."""
+    client = get_zoho_client()
+    run_id = uuid.uuid4().hex
+    run = sync_run_start(run_id=run_id, kind=SyncRun.Kind.TRIGGER, entities=[entity])
+    before = dataclasses.replace(client.budget.stats)
+    try:
+        outcome = sync_object(entity=entity, pk=pk, client=client, run_id=run_id)
+    except BaseException as error:
+        sync_run_finish(run, None, error=error)
+        raise
+    report = SyncReport(run_id=run_id, started=run.started_at, calls=client.budget.stats.calls - before.calls)
+    report.entities[entity] = EntityReport(entity, due=1)
+    if outcome is not None:
+        report.entities[entity].count(pk, outcome)
+        report.scope = {entity: {str(outcome.state): 1}}
+    sync_run_finish(run, report, stats=_stats_since(client, before))
+    return outcome
 
 
 def _push_with_dependencies(engine: Engine, spec, pk: int, *, seen: set) -> Outcome | None:

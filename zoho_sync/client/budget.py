@@ -234,6 +234,7 @@ class BudgetStats:
     waits: int = 0
     wait_seconds: float = 0.0
     slot_waits: int = 0
+    rate_limited: int = 0  # answers of HTTP 429 (counted by the client)
 
 
 class RateBudget:

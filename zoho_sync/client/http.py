@@ -188,6 +188,8 @@ class ZohoClient:
                 attempt -= 1  # one refresh and one replay, outside the retry count
                 self.tokens.invalidate(rejected.token)
             except ZohoError as error:
+                if isinstance(error, ZohoRateLimitError) and error.status_code == 429:
+                    self.budget.stats.rate_limited += 1
                 delay = self._retry_delay(error, attempt, idempotent)
                 if delay is None or attempt >= self.retry.max_attempts or self.clock() + delay > deadline:
                     raise

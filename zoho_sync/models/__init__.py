@@ -9,6 +9,7 @@ from zoho_sync.models.base import (
     sync_state_of,
 )
 from zoho_sync.models.billing import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
+from zoho_sync.models.runs import SyncRun
 from zoho_sync.models.state import ApiUsage, SharedState
 from zoho_sync.models.synclog import FailedSyncLog, SyncLog
 
@@ -25,6 +26,7 @@ __all__ = [
     "ServicePackage",
     "SharedState",
     "SyncLog",
+    "SyncRun",
     "SyncState",
     "SyncStatus",
     "ZohoSyncedModel",

@@ -28,6 +28,7 @@ from datetime import datetime
 from django.db import connections
 from django.utils import timezone
 
+from zoho_sync.client.budget import BudgetStats
 from zoho_sync.sync import claims
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, Progress, SyncReport
 from zoho_sync.sync.specs import BY_NAME, EntitySpec
@@ -58,12 +59,13 @@ class ParallelBackfill:
     def __init__(self, *, specs: tuple[EntitySpec, ...], workers: int, client_factory: Callable[[], object],
                  batch_size: int = 100, limit: int | None = None, since: datetime | None = None,
                  retry_window: float = 300.0, on_progress: Callable[[Progress], None] | None = None,
-                 barrier_timeout: float = 900.0):
+                 barrier_timeout: float = 900.0, run_id: str | None = None):
         self.specs, self.workers, self.client_factory = specs, workers, client_factory
         self.batch_size, self.limit, self.since, self.retry_window = batch_size, limit, since, retry_window
         self.on_progress, self.barrier_timeout = on_progress, barrier_timeout
-        self.run_id = uuid.uuid4().hex
+        self.run_id = run_id or uuid.uuid4().hex
         self.report = SyncReport(run_id=self.run_id, started=timezone.now())
+        self.stats = BudgetStats()  # the workers' budget figures, added up
         self.processes: list = []
 
     def run(self) -> SyncReport:
@@ -147,6 +149,8 @@ class ParallelBackfill:
         stops = []
         for index, end in sorted(ended.items()):
             self.report.calls += end.get("calls", 0)
+            self.stats.rate_limited += end.get("rate_limited", 0)
+            self.stats.wait_seconds += end.get("wait_seconds", 0.0)
             if "died" in end:
                 stops.append(f"Worker {index + 1} of {self.workers} ended unexpectedly (exit code {end['died']}); "
                              "what it held is due again: run the backfill again.")
@@ -209,7 +213,8 @@ def _work(index: int, conn, others: list, options: dict, barrier_timeout: float)
                           on_progress=lambda p: sizes.__setitem__("batch", p.batch_size))
         report = run.run()
         client.budget.flush_usage()
-        end = {"calls": report.calls, "stopped": report.stopped, "resume_at": report.resume_at}
+        end = {"calls": report.calls, "stopped": report.stopped, "resume_at": report.resume_at,
+               "rate_limited": client.budget.stats.rate_limited, "wait_seconds": client.budget.stats.wait_seconds}
     except ParentGone:
         if client is not None:
             client.budget.flush_usage()
