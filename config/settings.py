@@ -212,6 +212,18 @@ SYNC_CLAIM_LEASE_SECONDS = env.float("SYNC_CLAIM_LEASE_SECONDS", default=900.0)
 # 0 chooses: one on SQLite (one writer at a time), else as many as CPUs, at most 4 and ZOHO_MAX_CONCURRENCY.
 SYNC_BACKFILL_WORKERS = env.int("SYNC_BACKFILL_WORKERS", default=0)
 
+# --- Monitoring -------------------------------------------------------------------------------------------
+# KPI targets: the 24-hour success rate per entity and the average seconds per sync attempt.
+MONITORING_SUCCESS_RATE_TARGET = env.float("MONITORING_SUCCESS_RATE_TARGET", default=0.98)
+MONITORING_SYNC_SECONDS_TARGET = env.float("MONITORING_SYNC_SECONDS_TARGET", default=5.0)
+# A record changed this many minutes ago and still not in Zoho is reported; so is a failure older than N days.
+MONITORING_MAX_PENDING_MINUTES = env.int("MONITORING_MAX_PENDING_MINUTES", default=60)
+MONITORING_FAILURE_AGE_DAYS = env.int("MONITORING_FAILURE_AGE_DAYS", default=7)
+# Share of the daily API quota that raises a warning.
+MONITORING_BUDGET_WARN_SHARE = env.float("MONITORING_BUDGET_WARN_SHARE", default=0.8)
+# A django-q2 cluster whose heartbeat schedule has not run for this many minutes is reported as down.
+MONITORING_CLUSTER_SILENT_MINUTES = env.int("MONITORING_CLUSTER_SILENT_MINUTES", default=5)
+
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -44,3 +44,11 @@ def zoho_settings(settings: Any, zoho_sandbox: ZohoSandbox) -> Any:
     settings.ZOHO_RATE_LIMIT_PER_MINUTE = 1_000_000
     settings.REDIS_URL = ""
     return settings
+
+
+@pytest.fixture
+def live_sandbox() -> Iterator[ZohoSandbox]:
+    """A sandbox on the system clock (other processes cannot move a manual one), limits off."""
+    sandbox = ZohoSandbox(per_minute=0, daily=0).start()
+    yield sandbox
+    sandbox.stop()

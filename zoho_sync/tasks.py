@@ -10,7 +10,7 @@ from zoho_sync.sync import specs
 def push_record(entity: str, pk: int) -> str:
     """Push one record (queued on commit, due after the debounce window: edits made inside it ride along)."""
     specs.BY_NAME[entity].model.objects.filter(pk=pk).update(push_queued_at=None)
-    outcome = services.sync_object(entity=entity, pk=pk)
+    outcome = services.sync_trigger(entity=entity, pk=pk)
     if outcome is None:
         return f"{entity} {pk}: nothing due, or another worker is pushing it"
     return f"{entity} {pk}: {outcome.action} {outcome.status}, now {outcome.state}"
@@ -21,4 +21,10 @@ def backfill(entity: str = "all") -> str:
     report = services.sync_pending(entity=entity)
     if report.resume_at:
         return f"{report.stopped} {services.backfill_schedule_continuation(entity=entity, resume_at=report.resume_at)}"
+    return f"{report.done} records, {report.failed} failed, {report.calls} calls"
+
+
+def retry_failed(entity: str = "all") -> str:
+    """Push again the failures a retry can fix, and the records waiting for a dependency (the hourly schedule)."""
+    report = services.sync_retry_failed(entity=entity)
     return f"{report.done} records, {report.failed} failed, {report.calls} calls"

@@ -60,14 +60,6 @@ def token_requests(sandbox) -> int:
 
 
 @pytest.fixture
-def live_sandbox():
-    """A sandbox on the system clock (other processes cannot move a manual one), limits off."""
-    sandbox = ZohoSandbox(per_minute=0, daily=0).start()
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
 def zoho(zoho_settings, zoho_sandbox):
     """The sandbox for engine tests: no limits; failures and lost answers due again at once, so one run shows the
     whole story; no queued pushes (commands and services are called directly)."""

@@ -106,6 +106,8 @@ def test_demo_runs_the_main_job_against_a_local_sandbox(settings, tmp_path):
     health = re.search(r"\n  customer\s+(2[0-9])\s+(\d+)\s+0\s+0\s+0\s+(\d+)\s+0\n", text)
     assert health and health.groups() == scope.groups(), "the health lines tell the summary's story"
     assert int(run[1]) == int(scope[1]) and int(run[2]) == int(scope[2]) and int(run[3]) == int(scope[3])
+    assert "Zoho sync health: DEGRADED" in text and "WARNING records by state" in text, "zoho_health_check's report"
+    assert "ok      token, organization, one read" in text, "Zoho was reachable when the health check ran"
     assert "http://127.0.0.1:8000/admin/" in text and "log in as 'admin' with password" in text
     assert (tmp_path / "var" / "sandbox-state.json").exists()
     assert Customer.objects.filter(sync_status="synced").count() >= 25

@@ -7,7 +7,7 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from zoho_sync import selectors
 from zoho_sync.demo_sandbox import DEMO_PER_MINUTE, demo_zoho
@@ -35,9 +35,14 @@ class Command(BaseCommand):
             call_command("zoho_check_connection", stdout=self.stdout)
             self.stdout.write(heading("\n3. Backfill: every due record to Zoho, in dependency order"))
             call_command("zoho_backfill", stdout=self.stdout, stderr=self.stdout)
-        self.stdout.write(heading("\n4. Health of the run"))
-        self._health()
-        self.stdout.write(heading("\n5. Open the admin"))
+            self.stdout.write(heading("\n4. Health of the run"))
+            self._health()
+            self.stdout.write(heading("\n5. The health check (`manage.py zoho_health_check`)"))
+            try:
+                call_command("zoho_health_check", stdout=self.stdout)
+            except CommandError as unhealthy:  # the report says why; the demo itself still ran to the end
+                self.stdout.write(self.style.ERROR(str(unhealthy)))
+        self.stdout.write(heading("\n6. Open the admin, and start the workers"))
         self._instructions(port, sandbox_port)
 
     def _health(self) -> None:
@@ -74,6 +79,9 @@ class Command(BaseCommand):
                           f"`.venv/bin/python manage.py zoho_sandbox --port {sandbox_port} --per-minute "
                           f"{DEMO_PER_MINUTE} --state-file var/sandbox-state.json` (./bin/demo wrote its settings "
                           "to .env).")
+        self.stdout.write("  Triggers (a saved record pushed within seconds) and the health check's queue check need "
+                          "the django-q2 cluster: `.venv/bin/python manage.py zoho_schedules` once, then "
+                          "`.venv/bin/python manage.py qcluster` beside the server.")
 
     def _admin_login(self) -> tuple[str, str | None]:
         user_model = get_user_model()

@@ -1,0 +1,320 @@
+"""The health checks: named checks in the categories operations knows, each ok, a warning or a failure.
+
+Shaped like django-health-check's plugins (a Check with `check()` raising a warning or a failure), without its
+two-level status: here a warning, or the failure of a check that is not critical, makes the whole DEGRADED, and a
+critical failure makes it UNHEALTHY. `CHECKS` is the explicit list; `cheap` ones (no call to Zoho, indexed
+queries) are what `/health/` runs on every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+
+from django.db import connection
+from django.db.models import Avg, Count, Q
+from django.utils import timezone
+
+from monitoring.conf import get_monitoring_settings
+from zoho_sync import selectors
+from zoho_sync.conf import get_zoho_limits
+from zoho_sync.models import SyncLog, SyncRun, SyncState, SyncStatus
+from zoho_sync.models.runs import DEAD_AFTER
+from zoho_sync.sync.specs import BY_NAME, SPECS
+
+logger = logging.getLogger(__name__)
+
+HEALTHY, DEGRADED, UNHEALTHY = "HEALTHY", "DEGRADED", "UNHEALTHY"
+OK, WARNING, FAILED = "ok", "warning", "failed"
+
+
+class CheckWarning(Exception):
+    """Something an operator should look at today; the sync still works."""
+
+
+class CheckFailed(Exception):
+    """The check's subject is broken."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    category: str
+    name: str
+    status: str  # ok, warning, failed
+    summary: str
+    critical: bool
+    milliseconds: float
+    details: tuple[str, ...] = ()
+
+
+class Check:
+    category = ""
+    name = ""
+    critical = True  # a failure makes the whole UNHEALTHY (else DEGRADED)
+    cheap = True  # safe to run on every /health/ request
+
+    def check(self) -> tuple[str, list[str]]:
+        """Return a one-line summary and detail lines, or raise CheckWarning / CheckFailed (with the summary)."""
+        raise NotImplementedError
+
+    def run(self) -> CheckResult:
+        started = time.perf_counter()
+        details: list[str] = []
+        try:
+            summary, details = self.check()
+            status = OK
+        except CheckWarning as warning:
+            status, summary = WARNING, str(warning)
+            details = list(getattr(warning, "details", []))
+        except CheckFailed as failure:
+            status, summary = FAILED, str(failure)
+            details = list(getattr(failure, "details", []))
+        except Exception as error:  # a check that breaks is a failed check, never a crashed health check
+            logger.exception("Health check %r raised", self.name)
+            status, summary = FAILED, f"The check itself failed: {type(error).__name__}: {error}"
+        return CheckResult(self.category, self.name, status, summary, self.critical,
+                           round((time.perf_counter() - started) * 1000, 1), tuple(details))
+
+
+def raise_with(kind: type[Exception], summary: str, details: list[str]) -> None:
+    error = kind(summary)
+    error.details = details
+    raise error
+
+
+# --- 1. database sync status -------------------------------------------------------------------------------------
+class SyncStatusCheck(Check):
+    """Records per state, per entity: failures that need a person or block others are today's work."""
+
+    category, name = "Database sync status", "records by state"
+
+    def check(self):
+        counts = selectors.sync_state_counts()
+        details = [f"{name}: " + ", ".join(f"{state} {n}" for state, n in states.items() if n)
+                   for name, states in counts.items()]
+        stuck = sum(states[SyncState.NEEDS_PERSON] + states[SyncState.BLOCKED] for states in counts.values())
+        retrying = sum(states[SyncState.RETRYING] for states in counts.values())
+        if stuck:
+            raise_with(CheckWarning, f"{stuck} records need a person (failed, or blocked by one that failed); "
+                                     f"{retrying} retrying", details)
+        return f"nothing needs a person; {retrying} retrying", details
+
+
+# --- 2. recent sync activity -------------------------------------------------------------------------------------
+class RecentActivityCheck(Check):
+    """The 24-hour success rate per entity against its target, and the average sync time."""
+
+    category, name = "Recent sync activity", "success rate and sync time, 24 h"
+
+    def check(self):
+        conf = get_monitoring_settings()
+        since = timezone.now() - timedelta(hours=24)
+        rows = (SyncLog.objects.filter(created_at__gte=since, status__in=(SyncLog.Status.SUCCESS,
+                                                                          SyncLog.Status.FAILED))
+                .values("entity").order_by()
+                .annotate(done=Count("pk"), ok=Count("pk", filter=Q(status=SyncLog.Status.SUCCESS)),
+                          ms=Avg("duration_ms")))
+        details, low, slow = [], [], []
+        for row in sorted(rows, key=lambda r: [s.name for s in SPECS].index(r["entity"])
+                          if r["entity"] in BY_NAME else 99):
+            rate, seconds = row["ok"] / row["done"], (row["ms"] or 0) / 1000
+            details.append(f"{row['entity']}: {rate:.1%} of {row['done']} attempts succeeded, "
+                           f"{seconds:.2f} s on average")
+            if rate < conf.success_rate_target:
+                low.append(f"{row['entity']} {rate:.1%}")
+            if seconds > conf.sync_seconds_target:
+                slow.append(f"{row['entity']} {seconds:.1f} s")
+        if not details:
+            return "no sync attempts in the last 24 hours", details
+        problems = ([f"success rate below {conf.success_rate_target:.0%}: {', '.join(low)}"] if low else []) + (
+            [f"average sync time above {conf.sync_seconds_target:g} s: {', '.join(slow)}"] if slow else [])
+        if problems:
+            raise_with(CheckWarning, "; ".join(problems), details)
+        return (f"every entity at or above {conf.success_rate_target:.0%} success, under "
+                f"{conf.sync_seconds_target:g} s on average"), details
+
+
+# --- 3. Zoho API connectivity ------------------------------------------------------------------------------------
+class ZohoConnectivityCheck(Check):
+    """The token refreshes (or a valid one is reused), the organization is reachable, a read succeeds."""
+
+    category, name, cheap = "Zoho API connectivity", "token, organization, one read", False
+
+    def check(self):
+        from zoho_sync.connectivity import connectivity_check
+
+        steps = connectivity_check()
+        details = [f"{'ok' if step.ok else 'FAILED'} {step.name}: {step.detail}" for step in steps]
+        failed = next((step for step in steps if not step.ok), None)
+        if failed:
+            raise_with(CheckFailed, f"{failed.name}: {failed.detail}", details)
+        return "token, organization and a read all answered", details
+
+
+# --- 4. data integrity -------------------------------------------------------------------------------------------
+class UnsyncedTooLongCheck(Check):
+    category, name = "Data integrity", "records unsynced for too long"
+
+    def check(self):
+        conf = get_monitoring_settings()
+        cutoff = timezone.now() - timedelta(minutes=conf.max_pending_minutes)
+        old = {spec.name: n for spec in SPECS if (n := spec.model.objects.filter(
+            sync_status__in=(SyncStatus.PENDING, SyncStatus.SYNCING, SyncStatus.WAITING),
+            updated_at__lt=cutoff).count())}
+        if old:
+            raise_with(CheckWarning, f"{sum(old.values())} records changed more than {conf.max_pending_minutes} "
+                                     "minutes ago are still not in Zoho (is the django-q2 cluster running?)",
+                       [f"{name}: {n}" for name, n in old.items()])
+        return f"none older than {conf.max_pending_minutes} minutes", []
+
+
+class OrphanedSubscriptionsCheck(Check):
+    category, name = "Data integrity", "orphaned subscriptions"
+
+    def check(self):
+        orphans = list(BY_NAME["customer_service"].model.objects.filter(
+            zoho_id__isnull=False, customer__zoho_id__isnull=True).values_list("pk", "zoho_id")[:20])
+        if orphans:
+            raise_with(CheckFailed, f"{len(orphans)} services are in Zoho while their customer is not (or lost "
+                                    "its Zoho id)", [f"customer service {pk}: subscription {zid}"
+                                                     for pk, zid in orphans])
+        return "every subscription's customer is in Zoho", []
+
+
+class OldFailuresCheck(Check):
+    category, name = "Data integrity", "failures older than a week"
+
+    def check(self):
+        conf = get_monitoring_settings()
+        cutoff = timezone.now() - timedelta(days=conf.failure_age_days)
+        old = {spec.name: n for spec in SPECS if (n := spec.model.objects.filter(
+            sync_status=SyncStatus.FAILED, updated_at__lt=cutoff).count())}
+        if old:
+            raise_with(CheckWarning, f"{sum(old.values())} records have failed for more than "
+                                     f"{conf.failure_age_days} days", [f"{name}: {n}" for name, n in old.items()])
+        return f"no failure older than {conf.failure_age_days} days", []
+
+
+class DeadRunsCheck(Check):
+    category, name = "Data integrity", "dead runs"
+    critical = False
+
+    def check(self):
+        dead = list(SyncRun.objects.filter(status=SyncRun.Status.RUNNING,
+                                           heartbeat_at__lt=timezone.now() - DEAD_AFTER)[:10])
+        if dead:
+            raise_with(CheckFailed, f"{len(dead)} runs stopped beating without finishing (their process died); "
+                                    "their records are due again",
+                       [f"{run.kind} {run.run_id[:12]} on {run.host} pid {run.pid}, started "
+                        f"{timezone.localtime(run.started_at):%Y-%m-%d %H:%M}" for run in dead])
+        return "no run died while running", []
+
+
+# --- queue and API budget ----------------------------------------------------------------------------------------
+class QueueCheck(Check):
+    """A django-q2 cluster ran its heartbeat recently; failed tasks today; the oldest queued task."""
+
+    category, name = "Queue", "django-q2 cluster and tasks"
+    critical = False  # pushes still work by command; the triggers and schedules wait
+
+    def check(self):
+        from django_q.models import Failure, OrmQ
+
+        from monitoring.heartbeat import cluster_last_seen
+
+        conf = get_monitoring_settings()
+        now = timezone.now()
+        seen = cluster_last_seen()
+        failures = Failure.objects.filter(stopped__gte=now - timedelta(hours=24)).count()
+        oldest = OrmQ.objects.filter(lock__lte=now).order_by("lock").values_list("lock", flat=True).first()
+        waited = (now - oldest).total_seconds() / 60 if oldest else 0.0
+        details = [f"cluster last seen: {timezone.localtime(seen):%Y-%m-%d %H:%M:%S}" if seen else
+                   "cluster never seen", f"failed tasks in 24 h: {failures}",
+                   f"oldest due task waiting: {waited:.0f} min"]
+        if seen is None or now - seen > timedelta(minutes=conf.cluster_silent_minutes):
+            raise_with(CheckFailed, "no django-q2 cluster is running: triggers and schedules wait (start one with "
+                                    "`manage.py qcluster`)", details)
+        if failures or waited > conf.max_pending_minutes:
+            raise_with(CheckWarning, f"{failures} tasks failed in 24 h; the oldest due task has waited "
+                                     f"{waited:.0f} min", details)
+        return "a cluster is running and the queue moves", details
+
+
+class ApiBudgetCheck(Check):
+    category, name = "API budget", "daily quota and 429s"
+
+    def check(self):
+        conf, limits = get_monitoring_settings(), get_zoho_limits()
+        used = selectors.api_calls_today()
+        share = used / max(1, limits.daily_limit)
+        start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        throttled = sum(SyncRun.objects.filter(started_at__gte=start).values_list("rate_limited", flat=True))
+        details = [f"{used} of {limits.daily_limit} calls today ({share:.0%})", f"429 answers today: {throttled}"]
+        if share >= 1:
+            raise_with(CheckFailed, f"today's quota is used up ({used} of {limits.daily_limit} calls)", details)
+        if share >= conf.budget_warn_share or throttled:
+            raise_with(CheckWarning, f"{share:.0%} of today's quota used, {throttled} answers of 429", details)
+        return f"{share:.0%} of today's quota used, no 429", details
+
+
+class DatabaseCheck(Check):
+    category, name = "Database sync status", "database round trip"
+
+    def check(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return f"{connection.vendor} answers", []
+
+
+CHECKS: tuple[type[Check], ...] = (
+    DatabaseCheck, SyncStatusCheck, RecentActivityCheck, ZohoConnectivityCheck, UnsyncedTooLongCheck,
+    OrphanedSubscriptionsCheck, OldFailuresCheck, DeadRunsCheck, QueueCheck, ApiBudgetCheck,
+)
+
+
+@dataclass
+class HealthReport:
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if any(r.status == FAILED and r.critical for r in self.results):
+            return UNHEALTHY
+        if any(r.status != OK for r in self.results):
+            return DEGRADED
+        return HEALTHY
+
+    def as_dict(self, *, details: bool = True) -> dict:
+        checks = []
+        for result in self.results:
+            row = asdict(result) | {"details": list(result.details)}
+            if not details:
+                del row["details"]
+            checks.append(row)
+        return {"status": self.status, "checked_at": timezone.now().isoformat(), "checks": checks}
+
+    def as_text(self, *, detailed: bool = False, email: bool = False) -> str:
+        """The standard report (a line a check, by category), with each check's details, or for an email."""
+        when = timezone.localtime()
+        counts = {s: sum(r.status == s for r in self.results) for s in (OK, WARNING, FAILED)}
+        head = (f"Zoho sync health: {self.status} at {when:%Y-%m-%d %H:%M %Z} ({counts[OK]} ok, "
+                f"{counts[WARNING]} warnings, {counts[FAILED]} failed)")
+        lines = [f"Subject: [Zoho sync] {self.status}", "", head] if email else [head]
+        category = None
+        for result in self.results:
+            if result.category != category:
+                category = result.category
+                lines += ["", category] if email else [category]
+            mark = {OK: "ok     ", WARNING: "WARNING", FAILED: "FAILED "}[result.status]
+            lines.append(f"  {mark} {result.name}: {result.summary}"
+                         + ("" if email else f" ({result.milliseconds:.0f} ms)"))
+            if detailed or (email and result.status != OK):
+                lines += [f"            {line}" for line in result.details]
+        return "\n".join(lines)
+
+
+def health_run(*, cheap_only: bool = False, checks: tuple[type[Check], ...] = CHECKS) -> HealthReport:
+    return HealthReport([check().run() for check in checks if check.cheap or not cheap_only])

@@ -1,0 +1,31 @@
+"""The MONITORING_* settings, read when asked for (never at import), defaults where unset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zoho_sync.conf import _settings_object
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    success_rate_target: float = 0.98  # KPI: share of sync attempts that succeed, per entity, over 24 h
+    sync_seconds_target: float = 5.0  # KPI: average seconds per sync attempt
+    max_pending_minutes: int = 60  # a record changed longer ago and still not in Zoho is reported
+    failure_age_days: int = 7  # a failure older than this is reported
+    budget_warn_share: float = 0.8  # share of the daily quota that raises a warning
+    cluster_silent_minutes: int = 5  # a django-q2 cluster not seen for this long is reported as down
+
+
+MONITORING_SETTINGS = {
+    "success_rate_target": "MONITORING_SUCCESS_RATE_TARGET",
+    "sync_seconds_target": "MONITORING_SYNC_SECONDS_TARGET",
+    "max_pending_minutes": "MONITORING_MAX_PENDING_MINUTES",
+    "failure_age_days": "MONITORING_FAILURE_AGE_DAYS",
+    "budget_warn_share": "MONITORING_BUDGET_WARN_SHARE",
+    "cluster_silent_minutes": "MONITORING_CLUSTER_SILENT_MINUTES",
+}
+
+
+def get_monitoring_settings() -> MonitoringSettings:
+    return _settings_object(MonitoringSettings, MONITORING_SETTINGS)

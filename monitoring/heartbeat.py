@@ -1,0 +1,25 @@
+"""The django-q2 cluster's heartbeat: a schedule runs `cluster_heartbeat` every minute, and the queue check reads
+when it last ran (the cluster's own statistics live in a per-process cache, invisible to other processes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from zoho_sync.models import SharedState
+
+KEY = "monitoring:cluster-heartbeat"
+
+
+def cluster_heartbeat() -> str:
+    """The task the heartbeat schedule runs (keep the dotted path stable: schedules store it)."""
+    now = timezone.now()
+    SharedState.objects.update_or_create(key=KEY, defaults={"data": now.isoformat()})
+    return f"cluster alive at {now.isoformat()}"
+
+
+def cluster_last_seen() -> datetime | None:
+    raw = SharedState.objects.filter(key=KEY).values_list("data", flat=True).first()
+    return parse_datetime(raw) if raw and raw != "{}" else None

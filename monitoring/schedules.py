@@ -1,0 +1,46 @@
+"""The django-q2 schedules operations relies on, installed idempotently by `manage.py zoho_schedules`.
+
+The cluster setting `catch_up: False` (config/settings.py) means a cluster back from downtime runs each missed
+schedule once, not once per missed interval: no catch-up storm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+
+@dataclass(frozen=True)
+class Planned:
+    name: str  # stable: renaming one leaves the old row behind
+    func: str  # a task's dotted path, stable for the same reason
+    minutes: int
+    args: str = ""
+    why: str = ""
+
+
+SCHEDULES = (
+    Planned("monitoring: cluster heartbeat", "monitoring.heartbeat.cluster_heartbeat", 1,
+            why="the health check's proof that a cluster runs"),
+    Planned("zoho: push pending", "zoho_sync.tasks.backfill", 15, args="'all'",
+            why="whatever a trigger missed (a record saved with triggers off, a lost task) reaches Zoho"),
+    Planned("zoho: retry failed", "zoho_sync.tasks.retry_failed", 60,
+            why="failures that a retry can fix, and records waiting for a dependency"),
+)
+
+
+def schedules_install() -> list[tuple[Planned, bool]]:
+    """Create or update every planned schedule; return each with whether it was new. Running it twice changes
+    nothing; a schedule's next run is kept when it already exists."""
+    from django_q.models import Schedule
+
+    done = []
+    for planned in SCHEDULES:
+        _, created = Schedule.objects.update_or_create(name=planned.name, defaults={
+            "func": planned.func, "args": planned.args or None, "schedule_type": Schedule.MINUTES,
+            "minutes": planned.minutes, "repeats": -1})
+        if created:
+            Schedule.objects.filter(name=planned.name).update(next_run=timezone.now())
+        done.append((planned, created))
+    return done
