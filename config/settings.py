@@ -223,6 +223,14 @@ MONITORING_FAILURE_AGE_DAYS = env.int("MONITORING_FAILURE_AGE_DAYS", default=7)
 MONITORING_BUDGET_WARN_SHARE = env.float("MONITORING_BUDGET_WARN_SHARE", default=0.8)
 # A django-q2 cluster whose heartbeat schedule has not run for this many minutes is reported as down.
 MONITORING_CLUSTER_SILENT_MINUTES = env.int("MONITORING_CLUSTER_SILENT_MINUTES", default=5)
+# Failure alerts (zoho_alert_failed): where the admin is served (the links), who gets the email, chat webhooks.
+MONITORING_BASE_URL = env.str("MONITORING_BASE_URL", default="http://127.0.0.1:8000")
+MONITORING_ALERT_EMAILS = env.list("MONITORING_ALERT_EMAILS", default=[])
+MONITORING_SLACK_WEBHOOK_URL = env.str("MONITORING_SLACK_WEBHOOK_URL", default="")
+MONITORING_DISCORD_WEBHOOK_URL = env.str("MONITORING_DISCORD_WEBHOOK_URL", default="")
+MONITORING_WEBHOOK_URL = env.str("MONITORING_WEBHOOK_URL", default="")
+# The same set of failures is sent again (a reminder) after this many minutes; a new set goes out at once.
+MONITORING_ALERT_COOLDOWN_MINUTES = env.int("MONITORING_ALERT_COOLDOWN_MINUTES", default=360)
 
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -15,6 +15,12 @@ class MonitoringSettings:
     failure_age_days: int = 7  # a failure older than this is reported
     budget_warn_share: float = 0.8  # share of the daily quota that raises a warning
     cluster_silent_minutes: int = 5  # a django-q2 cluster not seen for this long is reported as down
+    base_url: str = "http://127.0.0.1:8000"  # where the admin is served: the links in alerts
+    alert_emails: tuple[str, ...] = ()
+    slack_webhook_url: str = ""
+    discord_webhook_url: str = ""
+    webhook_url: str = ""  # any receiver of a generic JSON message
+    alert_cooldown_minutes: int = 360  # the same failures are sent again (a reminder) after this long
 
 
 MONITORING_SETTINGS = {
@@ -24,6 +30,12 @@ MONITORING_SETTINGS = {
     "failure_age_days": "MONITORING_FAILURE_AGE_DAYS",
     "budget_warn_share": "MONITORING_BUDGET_WARN_SHARE",
     "cluster_silent_minutes": "MONITORING_CLUSTER_SILENT_MINUTES",
+    "base_url": "MONITORING_BASE_URL",
+    "alert_emails": "MONITORING_ALERT_EMAILS",
+    "slack_webhook_url": "MONITORING_SLACK_WEBHOOK_URL",
+    "discord_webhook_url": "MONITORING_DISCORD_WEBHOOK_URL",
+    "webhook_url": "MONITORING_WEBHOOK_URL",
+    "alert_cooldown_minutes": "MONITORING_ALERT_COOLDOWN_MINUTES",
 }
 
 

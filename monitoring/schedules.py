@@ -27,6 +27,10 @@ SCHEDULES = (
             why="whatever a trigger missed (a record saved with triggers off, a lost task) reaches Zoho"),
     Planned("zoho: retry failed", "zoho_sync.tasks.retry_failed", 60,
             why="failures that a retry can fix, and records waiting for a dependency"),
+    Planned("monitoring: alert failed syncs", "monitoring.tasks.alert_failed", 60,
+            why="failed syncs by email and chat webhook, once per outage, and resolved"),
+    Planned("monitoring: daily health report", "monitoring.tasks.health_report_email", 24 * 60,
+            why="zoho_health_check's report by email to MONITORING_ALERT_EMAILS"),
 )
 
 

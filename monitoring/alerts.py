@@ -1,0 +1,199 @@
+"""Failure alerts: the failed records of every entity, by email (HTML and plain text, through Django's mail API and
+whatever anymail provider the settings choose) and by chat webhook (Slack's format, Discord's, or generic JSON).
+
+One outage is one alert: the alert is keyed on the set of failing records. The same set is not sent again until
+the cooldown has passed (a reminder); a different set is news and goes out at once; when the failures clear, a
+"resolved" message follows once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urljoin
+
+import requests
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from monitoring.conf import get_monitoring_settings
+from zoho_sync.models import SharedState, SyncLog, SyncStatus
+from zoho_sync.redaction import redact_text
+from zoho_sync.sync.specs import BY_NAME, SPECS
+
+logger = logging.getLogger(__name__)
+STATE_KEY = "monitoring:alert:failed"
+MAX_LISTED = 50  # records listed in one message; the count and the dashboard link say the rest
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    entity: str
+    pk: int
+    label: str
+    error: str
+    kind: str
+    attempts: int
+    retrying_at: datetime | None
+    url: str
+
+
+@dataclass
+class Alert:
+    kind: str  # "failing" or "resolved"
+    failures: list[FailedRecord]
+    hours: int
+    dashboard_url: str
+    sent_to: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        if self.kind == "resolved":
+            return "[Zoho sync] Resolved: no failed syncs"
+        return f"[Zoho sync] {len(self.failures)} failed syncs"
+
+
+@dataclass
+class Decision:
+    action: str  # "send", "cooldown", "nothing"
+    alert: Alert | None
+    reason: str
+
+
+def failures_gather(*, hours: int = 24) -> list[FailedRecord]:
+    """Records that are failed now and whose failure was logged within `hours`, every entity, newest first."""
+    since = timezone.now() - timedelta(hours=hours)
+    recent = SyncLog.objects.filter(status=SyncLog.Status.FAILED, created_at__gte=since)
+    base = get_monitoring_settings().base_url
+    found: list[FailedRecord] = []
+    for spec in SPECS:
+        pks = recent.filter(entity=spec.name).values_list("object_pk", flat=True).distinct()
+        rows = spec.model.objects.filter(sync_status=SyncStatus.FAILED,
+                                         pk__in=[int(pk) for pk in pks if str(pk).isdigit()])
+        opts = spec.model._meta
+        for obj in rows.order_by("-pk"):
+            path = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+            found.append(FailedRecord(spec.name, obj.pk, spec.label(obj), redact_text(obj.last_sync_error),
+                                      obj.last_error_kind or "unknown", obj.sync_attempts, obj.next_retry_at,
+                                      urljoin(base, path)))
+    return found
+
+
+def _fingerprint(failures: list[FailedRecord]) -> str:
+    return hashlib.sha256(",".join(sorted(f"{f.entity}:{f.pk}" for f in failures)).encode()).hexdigest()
+
+
+def _state() -> dict:
+    raw = SharedState.objects.filter(key=STATE_KEY).values_list("data", flat=True).first()
+    return json.loads(raw) if raw else {}
+
+
+def alert_evaluate(*, hours: int = 24, now: datetime | None = None) -> Decision:
+    """Decide what to send now: the failures (new set, or the same set after the cooldown), "resolved", or
+    nothing. Reads only; alert_send() records what was sent."""
+    now = now or timezone.now()
+    conf = get_monitoring_settings()
+    failures = failures_gather(hours=hours)
+    state = _state()
+    dashboard = urljoin(conf.base_url, reverse("admin:index"))
+    if not failures:
+        if state.get("open"):
+            return Decision("send", Alert("resolved", [], hours, dashboard), "the failures cleared")
+        return Decision("nothing", None, "no failed syncs")
+    alert = Alert("failing", failures, hours, dashboard)
+    sent_at = parse_datetime(state["sent_at"]) if state.get("sent_at") else None
+    if state.get("open") and state.get("fingerprint") == _fingerprint(failures) and sent_at and \
+            now - sent_at < timedelta(minutes=conf.alert_cooldown_minutes):
+        return Decision("cooldown", alert, f"the same {len(failures)} failures were sent at "
+                                           f"{timezone.localtime(sent_at):%Y-%m-%d %H:%M}; next reminder after "
+                                           f"{conf.alert_cooldown_minutes} minutes")
+    return Decision("send", alert, "new failures" if state.get("fingerprint") != _fingerprint(failures)
+                    else "a reminder: the same failures, after the cooldown")
+
+
+def alert_send(alert: Alert, *, email: bool = True, webhooks: bool = True) -> Alert:
+    """Send by every configured channel (or those asked for); remember the alert so it is not repeated."""
+    conf = get_monitoring_settings()
+    if email and conf.alert_emails:
+        try:
+            _send_email(alert, conf.alert_emails)
+            alert.sent_to.append(f"email to {', '.join(conf.alert_emails)}")
+        except Exception as error:  # the other channels still go out; the exit code says it failed
+            alert.errors.append(f"email: {type(error).__name__}: {redact_text(str(error))}")
+    if webhooks:
+        for name, url, body in _webhooks(alert, conf):
+            try:
+                response = requests.post(url, json=body, timeout=10)
+                response.raise_for_status()
+                alert.sent_to.append(f"{name} webhook")
+            except requests.RequestException as error:
+                alert.errors.append(f"{name} webhook: {type(error).__name__}")  # the URL is a secret
+    if alert.sent_to:
+        data = {"open": alert.kind == "failing", "fingerprint": _fingerprint(alert.failures),
+                "sent_at": timezone.now().isoformat(), "count": len(alert.failures)}
+        SharedState.objects.update_or_create(key=STATE_KEY, defaults={"data": json.dumps(data)})
+    return alert
+
+
+def _send_email(alert: Alert, recipients: list[str]) -> None:
+    context = {"alert": alert, "listed": alert.failures[:MAX_LISTED],
+               "more": max(0, len(alert.failures) - MAX_LISTED), "by_entity": _by_entity(alert.failures)}
+    text = render_to_string("monitoring/alert_email.txt", context)
+    html = render_to_string("monitoring/alert_email.html", context)
+    message = EmailMultiAlternatives(alert.subject, text, to=recipients)
+    message.attach_alternative(html, "text/html")
+    message.send()
+
+
+def _by_entity(failures: list[FailedRecord]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for failure in failures:
+        counts[failure.entity] = counts.get(failure.entity, 0) + 1
+    return counts
+
+
+def _summary_lines(alert: Alert) -> list[str]:
+    if alert.kind == "resolved":
+        return ["Resolved: no failed syncs any more."]
+    counts = ", ".join(f"{BY_NAME[e].name} {n}" for e, n in _by_entity(alert.failures).items())
+    lines = [f"{len(alert.failures)} failed syncs in the last {alert.hours} h ({counts})."]
+    lines += [f"- {f.entity} {f.label}: {f.error} ({f.kind}, {f.attempts} attempts) {f.url}"
+              for f in alert.failures[:10]]
+    if len(alert.failures) > 10:
+        lines.append(f"... and {len(alert.failures) - 10} more")
+    return lines
+
+
+def _webhooks(alert: Alert, conf) -> list[tuple[str, str, dict]]:
+    lines, title = _summary_lines(alert), alert.subject
+    text = "\n".join(lines)
+    link = f"Dashboard: {alert.dashboard_url}"
+    hooks = []
+    if conf.slack_webhook_url:
+        hooks.append(("Slack", conf.slack_webhook_url, {
+            "text": f"{title}\n{text}\n{link}",
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": f"<{alert.dashboard_url}|Open the dashboard>"}},
+            ]}))
+    if conf.discord_webhook_url:
+        color = 0x2EB67D if alert.kind == "resolved" else 0xE01E5A
+        hooks.append(("Discord", conf.discord_webhook_url, {
+            "content": title[:2000],
+            "embeds": [{"title": title[:256], "description": text[:4000], "url": alert.dashboard_url,
+                        "color": color}]}))
+    if conf.webhook_url:
+        hooks.append(("generic", conf.webhook_url, {
+            "event": f"zoho_sync.failures.{alert.kind}", "subject": title, "dashboard_url": alert.dashboard_url,
+            "hours": alert.hours, "count": len(alert.failures),
+            "failures": [{"entity": f.entity, "id": f.pk, "record": f.label, "error": f.error, "kind": f.kind,
+                          "attempts": f.attempts, "url": f.url} for f in alert.failures[:MAX_LISTED]]}))
+    return hooks

@@ -1,0 +1,48 @@
+"""Send the failed syncs by email and chat webhook, once per outage (a cooldown keyed on the failing records)."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from monitoring.alerts import alert_evaluate, alert_send
+from monitoring.conf import get_monitoring_settings
+
+EXIT_HELP = ("Exit 0: no failed syncs (a resolved message may have gone out); 2: there are failed syncs (sent now, "
+             "or held back by the cooldown); 1: no channel is configured, or sending failed.")
+
+
+class Command(BaseCommand):
+    help = "Alert on the failed syncs of every entity by email and Slack/Discord/JSON webhook. " + EXIT_HELP
+
+    def add_arguments(self, parser):
+        parser.add_argument("--hours", type=int, default=24, help="Failures logged within this many hours.")
+        parser.add_argument("--dry-run", action="store_true", help="Say what would be sent; send nothing.")
+        only = parser.add_mutually_exclusive_group()
+        only.add_argument("--email-only", action="store_true")
+        only.add_argument("--webhook-only", action="store_true")
+
+    def handle(self, *args, hours, dry_run, email_only, webhook_only, **options):
+        if hours < 1:
+            raise CommandError("--hours must be at least 1.", returncode=1)
+        conf = get_monitoring_settings()
+        email, webhooks = not webhook_only, not email_only
+        channels = (email and conf.alert_emails) or (webhooks and (
+            conf.slack_webhook_url or conf.discord_webhook_url or conf.webhook_url))
+        decision = alert_evaluate(hours=hours)
+        alert = decision.alert
+        count = len(alert.failures) if alert else 0
+        self.stdout.write(f"{count} failed syncs in the last {hours} h: {decision.reason}.")
+        if alert and decision.action == "send" and dry_run:
+            self.stdout.write(f"Would send {alert.subject!r}.")
+        elif alert and decision.action == "send":
+            if not channels:
+                raise CommandError("No alert channel is configured: set MONITORING_ALERT_EMAILS, "
+                                   "MONITORING_SLACK_WEBHOOK_URL, MONITORING_DISCORD_WEBHOOK_URL or "
+                                   "MONITORING_WEBHOOK_URL.", returncode=1)
+            alert_send(alert, email=email, webhooks=webhooks)
+            for where in alert.sent_to:
+                self.stdout.write(f"Sent {alert.subject!r}: {where}.")
+            if alert.errors:
+                raise CommandError("Sending failed: " + "; ".join(alert.errors), returncode=1)
+        if count:
+            raise CommandError(f"{count} failed syncs.", returncode=2)

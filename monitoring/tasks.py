@@ -1,0 +1,32 @@
+"""django-q2 task functions for the monitoring schedules (dotted paths are stored in schedules: keep them)."""
+
+from __future__ import annotations
+
+from django.core.mail import send_mail
+
+from monitoring.alerts import alert_evaluate, alert_send
+from monitoring.checks import health_run
+from monitoring.conf import get_monitoring_settings
+
+
+def alert_failed(hours: int = 24) -> str:
+    """The hourly alert: send the failed syncs (or "resolved") unless the cooldown holds them back."""
+    decision = alert_evaluate(hours=hours)
+    if decision.action != "send" or decision.alert is None:
+        return decision.reason
+    alert = alert_send(decision.alert)
+    if alert.errors:  # django-q2 records the task as failed, and the queue check reports it
+        raise RuntimeError("Sending the alert failed: " + "; ".join(alert.errors))
+    return f"{alert.subject}: {', '.join(alert.sent_to) or 'no channel configured'}"
+
+
+def health_report_email() -> str:
+    """The daily health report, by email to MONITORING_ALERT_EMAILS."""
+    recipients = list(get_monitoring_settings().alert_emails)
+    report = health_run()
+    if not recipients:
+        return f"{report.status}; no MONITORING_ALERT_EMAILS to send it to"
+    text = report.as_text(email=True)
+    subject, _, body = text.partition("\n\n")
+    send_mail(subject.removeprefix("Subject: "), body, None, recipients)
+    return f"{report.status}, sent to {', '.join(recipients)}"
