@@ -201,16 +201,8 @@ class PaymentAdmin(ZohoSyncedAdmin):
     autocomplete_fields = ("customer", "invoice")
 
 
-@admin.register(SyncLog)
-class SyncLogAdmin(admin.ModelAdmin):
-    """Read-only: the log is append-only, written by the sync engine alone."""
-
-    list_display = ("created_at", "entity", "record", "action", "status", "short_message", "error_kind",
-                    "http_status", "zoho_code")
-    list_filter = ("status", "entity", "action", "error_kind", "direction")
-    search_fields = ("=object_pk", "object_repr", "=zoho_id", "=run_id", "message", "zoho_message")
-    list_per_page = 100
-    show_full_result_count = False
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by the sync alone: shown, never added, changed or deleted here."""
 
     def has_add_permission(self, request):
         return False
@@ -220,6 +212,19 @@ class SyncLogAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(SyncLog)
+class SyncLogAdmin(ReadOnlyAdmin):
+    """Read-only: the log is append-only, written by the sync engine alone."""
+
+    list_display = ("created_at", "entity", "record", "action", "status", "short_message", "error_kind",
+                    "http_status", "zoho_code")
+    list_filter = ("status", "entity", "action", "error_kind", "direction")
+    search_fields = ("=object_pk", "object_repr", "=zoho_id", "=run_id", "message", "zoho_message")
+    list_per_page = 100
+    show_full_result_count = False
+
 
     @admin.display(description="Record", ordering="object_pk")
     def record(self, obj):
@@ -237,7 +242,7 @@ class FailedSyncLogAdmin(SyncLogAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(admin.ModelAdmin):
+class SyncRunAdmin(ReadOnlyAdmin):
     """Read-only: every backfill, retry and triggered push as it ran (or runs); a silent one shows as dead."""
 
     list_display = ("started_at", "kind", "state", "entities", "records", "api_calls", "rate_limited",
@@ -247,14 +252,6 @@ class SyncRunAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="State", ordering="status")
     def state(self, obj):
