@@ -46,12 +46,13 @@ class FailedRecord:
 
 @dataclass
 class Alert:
-    kind: str  # "failing" or "resolved"
+    kind: str  # "failing", "resolved" or "budget"
     failures: list[FailedRecord]
     hours: int
     dashboard_url: str
     sent_to: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    budget: tuple[int, int, int] | None = None  # calls used today, the daily limit, the reserve (kind "budget")
 
     @property
     def subject(self) -> str:
@@ -197,3 +198,55 @@ def _webhooks(alert: Alert, conf) -> list[tuple[str, str, dict]]:
             "failures": [{"entity": f.entity, "id": f.pk, "record": f.label, "error": f.error, "kind": f.kind,
                           "attempts": f.attempts, "url": f.url} for f in alert.failures[:MAX_LISTED]]}))
     return hooks
+
+
+BUDGET_KEY = "monitoring:alert:budget"
+
+
+def budget_alert_evaluate() -> Alert | None:
+    """Today's API usage at or past MONITORING_BUDGET_WARN_SHARE of the daily quota, not yet alerted today (UTC):
+    the alert to send, else None."""
+    from zoho_sync import selectors
+    from zoho_sync.conf import get_zoho_limits
+
+    conf, limits = get_monitoring_settings(), get_zoho_limits()
+    used = selectors.api_calls_today()
+    if used < conf.budget_warn_share * limits.daily_limit:
+        return None
+    today = timezone.now().date().isoformat()
+    raw = SharedState.objects.filter(key=BUDGET_KEY).values_list("data", flat=True).first()
+    if raw and json.loads(raw).get("day") == today:
+        return None
+    return Alert("budget", [], 24, urljoin(conf.base_url, reverse("admin:zoho_sync_apiusage_changelist")),
+                 budget=(used, limits.daily_limit, limits.daily_reserve))
+
+
+def budget_alert_send(alert: Alert) -> Alert:
+    """Send the budget alert by every configured channel; remember the day so it goes out once a day."""
+    conf = get_monitoring_settings()
+    used, limit, reserve = alert.budget
+    subject = f"[Zoho sync] API usage at {used / limit:.0%} of today's quota"
+    text = (f"{used} of {limit} Zoho API calls used today (UTC); backfills stop at {limit - reserve}, the rest is "
+            f"kept for live triggers. Calls resume after 00:00 UTC.\nUsage by endpoint: {alert.dashboard_url}")
+    if conf.alert_emails:
+        try:
+            EmailMultiAlternatives(subject, text, to=list(conf.alert_emails)).send()
+            alert.sent_to.append(f"email to {', '.join(conf.alert_emails)}")
+        except Exception as error:
+            alert.errors.append(f"email: {type(error).__name__}: {redact_text(str(error))}")
+    bodies = {"Slack": {"text": f"{subject}\n{text}"}, "Discord": {"content": f"{subject}\n{text}"[:2000]},
+              "generic": {"event": "zoho_sync.api_budget", "subject": subject, "used": used, "daily_limit": limit,
+                          "daily_reserve": reserve, "usage_url": alert.dashboard_url}}
+    for name, url in (("Slack", conf.slack_webhook_url), ("Discord", conf.discord_webhook_url),
+                      ("generic", conf.webhook_url)):
+        if not url:
+            continue
+        try:
+            requests.post(url, json=bodies[name], timeout=10).raise_for_status()
+            alert.sent_to.append(f"{name} webhook")
+        except requests.RequestException as error:
+            alert.errors.append(f"{name} webhook: {type(error).__name__}")
+    if alert.sent_to:
+        SharedState.objects.update_or_create(key=BUDGET_KEY, defaults={
+            "data": json.dumps({"day": timezone.now().date().isoformat(), "used": used})})
+    return alert

@@ -29,6 +29,8 @@ SCHEDULES = (
             why="failures that a retry can fix, and records waiting for a dependency"),
     Planned("monitoring: alert failed syncs", "monitoring.tasks.alert_failed", 60,
             why="failed syncs by email and chat webhook, once per outage, and resolved"),
+    Planned("monitoring: API budget alert", "monitoring.tasks.budget_alert", 15,
+            why="once a day, when API usage passes MONITORING_BUDGET_WARN_SHARE of the daily quota"),
     Planned("monitoring: daily health report", "monitoring.tasks.health_report_email", 24 * 60,
             why="zoho_health_check's report by email to MONITORING_ALERT_EMAILS"),
 )

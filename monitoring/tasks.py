@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.mail import send_mail
 
-from monitoring.alerts import alert_evaluate, alert_send
+from monitoring.alerts import alert_evaluate, alert_send, budget_alert_evaluate, budget_alert_send
 from monitoring.checks import health_run
 from monitoring.conf import get_monitoring_settings
 
@@ -30,3 +30,14 @@ def health_report_email() -> str:
     subject, _, body = text.partition("\n\n")
     send_mail(subject.removeprefix("Subject: "), body, None, recipients)
     return f"{report.status}, sent to {', '.join(recipients)}"
+
+
+def budget_alert() -> str:
+    """Every 15 minutes: once a day, say so when API usage passes MONITORING_BUDGET_WARN_SHARE of the quota."""
+    alert = budget_alert_evaluate()
+    if alert is None:
+        return "below the warning share, or already sent today"
+    alert = budget_alert_send(alert)
+    if alert.errors:
+        raise RuntimeError("Sending the budget alert failed: " + "; ".join(alert.errors))
+    return f"sent: {', '.join(alert.sent_to) or 'no channel configured'}"

@@ -15,6 +15,7 @@ from django.utils.text import Truncator
 from zoho_sync import services, validation
 from zoho_sync.conf import ZohoConfigurationError
 from zoho_sync.models import (
+    ApiUsage,
     Customer,
     CustomerService,
     FailedSyncLog,
@@ -260,3 +261,14 @@ class SyncRunAdmin(ReadOnlyAdmin):
     @admin.display(description="Run", ordering="run_id")
     def short_run_id(self, obj):
         return obj.run_id[:12]
+
+
+@admin.register(ApiUsage)
+class ApiUsageAdmin(ReadOnlyAdmin):
+    """Calls made to Zoho per UTC day and endpoint (ids left out), counted by every process."""
+
+    list_display = ("day", "endpoint", "calls", "organization_id")
+    list_filter = ("day",)
+    search_fields = ("endpoint",)
+    date_hierarchy = "day"
+    show_full_result_count = False

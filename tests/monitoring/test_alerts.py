@@ -183,3 +183,31 @@ def test_the_scheduled_tasks_send_the_alert_and_the_daily_report(receiver):
     assert tasks.alert_failed().startswith("the same 1 failures were sent")
     assert tasks.health_report_email().endswith("sent to ops@example.com")
     assert mail.outbox[-1].subject.startswith("[Zoho sync] ") and "Database sync status" in mail.outbox[-1].body
+
+
+def test_the_budget_alert_goes_out_once_a_day_past_80_percent(receiver, settings):
+    from monitoring import tasks
+    from zoho_sync.models import ApiUsage
+
+    settings.ZOHO_DAILY_LIMIT, settings.ZOHO_DAILY_RESERVE = 1000, 100
+    usage = ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="POST /customers",
+                                    calls=799)
+    assert tasks.budget_alert() == "below the warning share, or already sent today"
+    ApiUsage.objects.filter(pk=usage.pk).update(calls=850)
+    assert tasks.budget_alert().startswith("sent: email to ops@example.com")
+    assert mail.outbox[-1].subject == "[Zoho sync] API usage at 85% of today's quota"
+    assert "backfills stop at 900" in mail.outbox[-1].body
+    assert "https://sync.example.com/admin/zoho_sync/apiusage/" in mail.outbox[-1].body
+    generic = receiver.bodies("/generic")[-1]
+    assert generic["event"] == "zoho_sync.api_budget" and generic["used"] == 850
+    ApiUsage.objects.filter(pk=usage.pk).update(calls=950)
+    assert tasks.budget_alert() == "below the warning share, or already sent today", "once a day"
+    assert len(mail.outbox) == 1
+
+
+def test_api_usage_is_readable_in_the_admin(admin_client):
+    from zoho_sync.models import ApiUsage
+
+    ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=12)
+    page = admin_client.get("/admin/zoho_sync/apiusage/")
+    assert page.status_code == 200 and b"GET /customers" in page.content

@@ -12,11 +12,11 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from tests.builders import make_customer, make_invoice, make_package, make_payment, make_service
-from zoho_sync.models import Customer, FailedSyncLog, Invoice, SyncLog, SyncRun, SyncStatus
+from zoho_sync.models import ApiUsage, Customer, FailedSyncLog, Invoice, SyncLog, SyncRun, SyncStatus
 
 pytestmark = pytest.mark.django_db
 
-READ_ONLY = {SyncLog, FailedSyncLog, SyncRun}
+READ_ONLY = {SyncLog, FailedSyncLog, SyncRun, ApiUsage}
 
 
 @pytest.fixture
@@ -25,6 +25,7 @@ def one_of_each():
     make_payment(invoice=invoice, amount=Decimal("5.00"))
     SyncLog.objects.create(entity="customer", object_pk=str(invoice.customer_id), action="create", status="failed",
                            message="Email address 'x' is not valid.", error_kind="invalid_data")
+    ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=3)
     SyncRun.objects.create(run_id="b" * 32, kind="backfill", entities="customer", counts={"customer": {"created": 1}})
     # Other apps' admin pages are part of the dashboard too (django-q2's schedules and task results).
     Group.objects.create(name="operations")
