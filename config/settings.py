@@ -231,6 +231,8 @@ MONITORING_DISCORD_WEBHOOK_URL = env.str("MONITORING_DISCORD_WEBHOOK_URL", defau
 MONITORING_WEBHOOK_URL = env.str("MONITORING_WEBHOOK_URL", default="")
 # The same set of failures is sent again (a reminder) after this many minutes; a new set goes out at once.
 MONITORING_ALERT_COOLDOWN_MINUTES = env.int("MONITORING_ALERT_COOLDOWN_MINUTES", default=360)
+# Days of sync log the weekly pruning keeps (the daily metrics keep every day).
+MONITORING_LOG_RETENTION_DAYS = env.int("MONITORING_LOG_RETENTION_DAYS", default=90)
 
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -193,7 +193,7 @@ class OldFailuresCheck(Check):
     def check(self):
         conf = get_monitoring_settings()
         cutoff = timezone.now() - timedelta(days=conf.failure_age_days)
-        old = _counts(sync_status=SyncStatus.FAILED, updated_at__lt=cutoff)
+        old = _counts(sync_status=SyncStatus.FAILED, failing_since__lt=cutoff)
         if old:
             raise_with(CheckWarning, f"{sum(old.values())} records have failed for more than "
                                      f"{conf.failure_age_days} days", [f"{name}: {n}" for name, n in old.items()])

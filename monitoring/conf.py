@@ -21,6 +21,7 @@ class MonitoringSettings:
     discord_webhook_url: str = ""
     webhook_url: str = ""  # any receiver of a generic JSON message
     alert_cooldown_minutes: int = 360  # the same failures are sent again (a reminder) after this long
+    log_retention_days: int = 90  # the weekly pruning keeps this many days of sync log (the metrics keep all)
 
 
 MONITORING_SETTINGS = {
@@ -36,6 +37,7 @@ MONITORING_SETTINGS = {
     "discord_webhook_url": "MONITORING_DISCORD_WEBHOOK_URL",
     "webhook_url": "MONITORING_WEBHOOK_URL",
     "alert_cooldown_minutes": "MONITORING_ALERT_COOLDOWN_MINUTES",
+    "log_retention_days": "MONITORING_LOG_RETENTION_DAYS",
 }
 
 

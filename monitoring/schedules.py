@@ -31,6 +31,10 @@ SCHEDULES = (
             why="failed syncs by email and chat webhook, once per outage, and resolved"),
     Planned("monitoring: API budget alert", "monitoring.tasks.budget_alert", 15,
             why="once a day, when API usage passes MONITORING_BUDGET_WARN_SHARE of the daily quota"),
+    Planned("monitoring: daily metrics", "monitoring.tasks.metrics_rollup_daily", 24 * 60,
+            why="the sync log rolled up per day and entity (zoho_metrics reads it)"),
+    Planned("monitoring: weekly log pruning", "monitoring.tasks.prune_logs_weekly", 7 * 24 * 60,
+            why="sync-log rows older than MONITORING_LOG_RETENTION_DAYS, after their days are rolled up"),
     Planned("monitoring: daily health report", "monitoring.tasks.health_report_email", 24 * 60,
             why="zoho_health_check's report by email to MONITORING_ALERT_EMAILS"),
 )

@@ -41,3 +41,21 @@ def budget_alert() -> str:
     if alert.errors:
         raise RuntimeError("Sending the budget alert failed: " + "; ".join(alert.errors))
     return f"sent: {', '.join(alert.sent_to) or 'no channel configured'}"
+
+
+def metrics_rollup_daily() -> str:
+    """Every day: roll up the days not complete yet (yesterday becomes complete, today so far)."""
+    from monitoring.metrics import metrics_rollup
+
+    return f"rolled up {metrics_rollup(days=14)} days"
+
+
+def prune_logs_weekly() -> str:
+    """Every week: delete sync-log rows older than MONITORING_LOG_RETENTION_DAYS, after their days are rolled up."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("zoho_prune_logs", older_than=get_monitoring_settings().log_retention_days, stdout=out)
+    return out.getvalue().strip()

@@ -102,9 +102,10 @@ def test_an_orphaned_subscription_is_unhealthy(healthy):
 
 def test_failures_older_than_a_week(healthy):
     make_customer()
-    Customer.objects.update(sync_status=SyncStatus.FAILED, updated_at=timezone.now() - timedelta(days=6))
-    assert result(checks.OldFailuresCheck).status == OK
-    Customer.objects.update(updated_at=timezone.now() - timedelta(days=8))
+    Customer.objects.update(sync_status=SyncStatus.FAILED, failing_since=timezone.now() - timedelta(days=6),
+                            updated_at=timezone.now() - timedelta(days=400))
+    assert result(checks.OldFailuresCheck).status == OK, "how long it has failed counts, not its age"
+    Customer.objects.update(failing_since=timezone.now() - timedelta(days=8))
     assert result(checks.OldFailuresCheck).status == WARNING
 
 

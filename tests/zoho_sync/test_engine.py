@@ -206,6 +206,20 @@ class TestFailures:
         assert invoice.sync_status == SyncStatus.SYNCED, "the trigger path pushes the customer first"
         assert len(zoho.records("invoices")) == 1
 
+    def test_failing_since_is_kept_through_retries_and_cleared_by_a_success(self, zoho):
+        customer = make_customer()
+        zoho.fail_next("POST", "/customers", status=500, code=codes.INTERNAL_ERROR, times=2)
+        backfill()
+        first = Customer.objects.get(pk=customer.pk).failing_since
+        assert first is not None
+        Customer.objects.filter(pk=customer.pk).update(next_retry_at=timezone.now())
+        backfill()
+        again = Customer.objects.get(pk=customer.pk)
+        assert again.sync_attempts == 2 and again.failing_since == first, "the first failure's time is kept"
+        services.sync_retry_failed()
+        done = Customer.objects.get(pk=customer.pk)
+        assert done.sync_status == SyncStatus.SYNCED and done.failing_since is None
+
     def test_a_dependent_woken_by_its_dependency_landing_is_pushed_in_the_same_run(self, zoho, zoho_settings):
         """A backfill wakes the dependents of the records it pushed once per batch, not once per record."""
         zoho_settings.SYNC_RETRY_WINDOW_SECONDS = 5

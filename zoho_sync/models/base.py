@@ -88,6 +88,7 @@ class ZohoSyncedModel(models.Model):
         "claimed_by",
         "claimed_until",
         "push_queued_at",
+        "failing_since",
     )
     BOOKKEEPING_FIELDS = frozenset(BOOKKEEPING)
 
@@ -125,6 +126,10 @@ class ZohoSyncedModel(models.Model):
     )
     push_queued_at = models.DateTimeField(
         null=True, blank=True, help_text="A triggered push is queued; later saves join it instead of adding one."
+    )
+    failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="When its pushes started failing (kept through retries and changes, "
+        "cleared by a success): how long the record has been out of step with Zoho."
     )
 
     class Meta:

@@ -24,7 +24,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from zoho_sync.client.budget import seconds_to_next_utc_midnight
@@ -413,7 +414,7 @@ class Engine:
         if outcome.status == SyncLog.Status.SUCCESS:
             return {"sync_status": SyncStatus.SYNCED, "zoho_id": zoho_id or obj.zoho_id, "last_synced_at": now,
                     "last_sync_error": "", "last_error_kind": "", "sync_attempts": 0, "next_retry_at": None,
-                    "create_intent_at": None, "sync_fingerprint": fingerprint}
+                    "create_intent_at": None, "sync_fingerprint": fingerprint, "failing_since": None}
         if outcome.status == SyncLog.Status.SKIPPED:
             return {"sync_status": SyncStatus.SKIPPED, "last_sync_error": outcome.message, "last_error_kind": "",
                     "next_retry_at": None, "sync_attempts": 0}
@@ -433,7 +434,7 @@ class Engine:
                                 "`manage.py zoho_retry_failed` or push it from the admin.")
         return {"sync_status": SyncStatus.FAILED, "last_sync_error": outcome.message,
                 "last_error_kind": getattr(error, "kind", ErrorKind.UNKNOWN), "sync_attempts": attempt,
-                "next_retry_at": next_retry}
+                "next_retry_at": next_retry, "failing_since": Coalesce(F("failing_since"), Value(now))}
 
     def _finish(self, spec, obj, ctx, started, outcome: Outcome, payload, *, fingerprint: str = "",
                 zoho_id: str = "", response: Any = None) -> Outcome:

@@ -1,0 +1,86 @@
+"""The daily rollup of the sync log (DailyMetric) and the views that read it."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime, time, timedelta
+
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from monitoring.models import ALL, DailyMetric
+from zoho_sync.models import ApiUsage, SyncLog, SyncRun
+from zoho_sync.sync.specs import SPECS
+
+# The Zoho resource path an ApiUsage endpoint starts with, and the entity it belongs to.
+ENDPOINT_ENTITY = {"customers": "customer", "products": "service_package", "plans": "service_package",
+                   "subscriptions": "customer_service", "invoices": "invoice", "payments": "payment"}
+
+
+def _p95(durations: list[int]) -> int | None:
+    if not durations:
+        return None
+    ordered = sorted(durations)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def metrics_rollup_day(day: date) -> list[DailyMetric]:
+    """(Re)compute one UTC day's rows from the sync log, API usage and runs; idempotent."""
+    from datetime import UTC
+
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    logs = SyncLog.objects.filter(created_at__gte=start, created_at__lt=end,
+                                  status__in=(SyncLog.Status.SUCCESS, SyncLog.Status.FAILED))
+    counts = {row["entity"]: row for row in logs.values("entity").order_by().annotate(
+        attempts=Count("pk"), successes=Count("pk", filter=Q(status=SyncLog.Status.SUCCESS)),
+        failures=Count("pk", filter=Q(status=SyncLog.Status.FAILED)))}
+    calls: dict[str, int] = {}
+    for endpoint, n in ApiUsage.objects.filter(day=day).values_list("endpoint").annotate(n=Sum("calls")):
+        resource = endpoint.split(" ", 1)[-1].strip("/").split("/")[0]
+        entity = ENDPOINT_ENTITY.get(resource)
+        if entity:
+            calls[entity] = calls.get(entity, 0) + n
+        calls[ALL] = calls.get(ALL, 0) + n
+    runs = SyncRun.objects.filter(started_at__gte=start, started_at__lt=end).aggregate(
+        throttled=Sum("rate_limited"), waited=Sum("budget_wait_seconds"))
+    complete = end <= timezone.now()
+    rows = []
+    for entity in [spec.name for spec in SPECS] + [ALL]:
+        row = counts.get(entity, {}) if entity != ALL else {
+            key: sum(r[key] for r in counts.values()) for key in ("attempts", "successes", "failures")}
+        durations = list((logs if entity == ALL else logs.filter(entity=entity))
+                         .exclude(duration_ms__isnull=True).values_list("duration_ms", flat=True))
+        values = {"attempts": row.get("attempts", 0), "successes": row.get("successes", 0),
+                  "failures": row.get("failures", 0),
+                  "avg_ms": round(sum(durations) / len(durations)) if durations else None,
+                  "p95_ms": _p95(durations), "api_calls": calls.get(entity, 0), "complete": complete,
+                  "rate_limited": (runs["throttled"] or 0) if entity == ALL else 0,
+                  "budget_wait_seconds": round(runs["waited"] or 0.0, 3) if entity == ALL else 0.0}
+        metric, _ = DailyMetric.objects.update_or_create(day=day, entity=entity, defaults=values)
+        rows.append(metric)
+    return rows
+
+
+def metrics_rollup(*, days: int = 14, today: date | None = None) -> int:
+    """Roll up the last `days` UTC days that are not complete yet (today is always recomputed); return how many."""
+    from datetime import UTC
+
+    today = today or timezone.now().astimezone(UTC).date()
+    done = set(DailyMetric.objects.filter(complete=True, entity=ALL, day__gt=today - timedelta(days=days))
+               .values_list("day", flat=True))
+    rolled = 0
+    for offset in range(days):
+        day = today - timedelta(days=offset)
+        if day not in done:
+            metrics_rollup_day(day)
+            rolled += 1
+    return rolled
+
+
+def metrics_days(*, days: int = 14, entity: str = ALL) -> list[DailyMetric]:
+    """The rolled-up rows of the last `days` days for one entity (or all), newest first: no raw log is read."""
+    from datetime import UTC
+
+    today = timezone.now().astimezone(UTC).date()
+    return list(DailyMetric.objects.filter(entity=entity, day__gt=today - timedelta(days=days)).order_by("-day"))
