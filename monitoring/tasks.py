@@ -7,8 +7,10 @@ from django.core.mail import send_mail
 from monitoring.alerts import alert_evaluate, alert_send, budget_alert_evaluate, budget_alert_send
 from monitoring.checks import health_run
 from monitoring.conf import get_monitoring_settings
+from zoho_sync.shared_state import single_run
 
 
+@single_run("monitoring: alert failed syncs")
 def alert_failed(hours: int = 24) -> str:
     """The hourly alert: send the failed syncs (or "resolved") unless the cooldown holds them back."""
     decision = alert_evaluate(hours=hours)
@@ -20,6 +22,7 @@ def alert_failed(hours: int = 24) -> str:
     return f"{alert.subject}: {', '.join(alert.sent_to) or 'no channel configured'}"
 
 
+@single_run("monitoring: daily health report")
 def health_report_email() -> str:
     """The daily health report, by email to MONITORING_ALERT_EMAILS."""
     recipients = list(get_monitoring_settings().alert_emails)
@@ -32,6 +35,7 @@ def health_report_email() -> str:
     return f"{report.status}, sent to {', '.join(recipients)}"
 
 
+@single_run("monitoring: API budget alert")
 def budget_alert() -> str:
     """Every 15 minutes: once a day, say so when API usage passes MONITORING_BUDGET_WARN_SHARE of the quota."""
     alert = budget_alert_evaluate()
@@ -43,6 +47,7 @@ def budget_alert() -> str:
     return f"sent: {', '.join(alert.sent_to) or 'no channel configured'}"
 
 
+@single_run("monitoring: daily metrics")
 def metrics_rollup_daily() -> str:
     """Every day: roll up the days not complete yet (yesterday becomes complete, today so far)."""
     from monitoring.metrics import metrics_rollup
@@ -50,6 +55,7 @@ def metrics_rollup_daily() -> str:
     return f"rolled up {metrics_rollup(days=14)} days"
 
 
+@single_run("monitoring: weekly log pruning")
 def prune_logs_weekly() -> str:
     """Every week: delete sync-log rows older than MONITORING_LOG_RETENTION_DAYS, after their days are rolled up."""
     from io import StringIO

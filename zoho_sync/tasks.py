@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from zoho_sync import services
 from zoho_sync.services import CONTINUE_SCHEDULE  # noqa: F401 - the schedule's name, where tasks look for it
+from zoho_sync.shared_state import single_run
 from zoho_sync.sync import specs
 
 
@@ -16,6 +17,7 @@ def push_record(entity: str, pk: int) -> str:
     return f"{entity} {pk}: {outcome.action} {outcome.status}, now {outcome.state}"
 
 
+@single_run("zoho: backfill")
 def backfill(entity: str = "all") -> str:
     """Push everything due. Stopped by the daily quota, it schedules itself for just after the reset."""
     report = services.sync_pending(entity=entity)
@@ -24,6 +26,7 @@ def backfill(entity: str = "all") -> str:
     return f"{report.done} records, {report.failed} failed, {report.calls} calls"
 
 
+@single_run("zoho: retry failed")
 def retry_failed(entity: str = "all") -> str:
     """Push again the failures a retry can fix, and the records waiting for a dependency (the hourly schedule)."""
     report = services.sync_retry_failed(entity=entity)

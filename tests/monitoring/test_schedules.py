@@ -33,3 +33,36 @@ def test_a_real_cluster_runs_the_heartbeat_and_the_queue_check_sees_it(start_clu
     # django-q2's scheduler looks at the schedules every 30 s.
     cluster.wait_for("the heartbeat schedule to run", cluster_last_seen, timeout=75)
     assert checks.QueueCheck().run().status == checks.OK
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_never_runs_twice_at_once_and_a_dead_holder_frees_it():
+    import subprocess
+    import time
+
+    from zoho_sync.client.budget import HOST
+    from zoho_sync.shared_state import LEASES, LeaseState, job_lock, single_run
+
+    with job_lock("demo", seconds=0.4) as first:
+        with job_lock("demo") as second:
+            assert first and not second
+        time.sleep(1.0)  # past its 0.4 s: the holder's thread renewed it
+        with job_lock("demo") as third:
+            assert not third, "a long run keeps its lock"
+    with job_lock("demo") as after:
+        assert after, "released at the end"
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    LEASES.update("job:demo", lambda s: (LeaseState(f"{HOST}:{gone.pid}:dead", time.time() + 3600), None))
+    with job_lock("demo") as taken:
+        assert taken, "the holder's process is gone: free at once"
+
+    @single_run("demo")
+    def job():
+        with job_lock("demo") as inner:
+            return "inner ran" if inner else "held"
+
+    assert job() == "held"
+    with job_lock("demo"):
+        assert job() == "skipped: another run of 'demo' is in progress"
