@@ -233,6 +233,10 @@ MONITORING_WEBHOOK_URL = env.str("MONITORING_WEBHOOK_URL", default="")
 MONITORING_ALERT_COOLDOWN_MINUTES = env.int("MONITORING_ALERT_COOLDOWN_MINUTES", default=360)
 # Days of sync log the weekly pruning keeps (the daily metrics keep every day).
 MONITORING_LOG_RETENTION_DAYS = env.int("MONITORING_LOG_RETENTION_DAYS", default=90)
+# /metrics in Prometheus' text format: off unless enabled; with a username it asks for HTTP basic credentials.
+MONITORING_PROMETHEUS_ENABLED = env.bool("MONITORING_PROMETHEUS_ENABLED", default=False)
+MONITORING_PROMETHEUS_USERNAME = env.str("MONITORING_PROMETHEUS_USERNAME", default="")
+MONITORING_PROMETHEUS_PASSWORD = env.str("MONITORING_PROMETHEUS_PASSWORD", default="")
 
 # --- Logging ----------------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

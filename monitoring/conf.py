@@ -22,6 +22,9 @@ class MonitoringSettings:
     webhook_url: str = ""  # any receiver of a generic JSON message
     alert_cooldown_minutes: int = 360  # the same failures are sent again (a reminder) after this long
     log_retention_days: int = 90  # the weekly pruning keeps this many days of sync log (the metrics keep all)
+    prometheus_enabled: bool = False  # serve /metrics
+    prometheus_username: str = ""  # with a username, /metrics asks for HTTP basic credentials
+    prometheus_password: str = ""
 
 
 MONITORING_SETTINGS = {
@@ -38,6 +41,9 @@ MONITORING_SETTINGS = {
     "webhook_url": "MONITORING_WEBHOOK_URL",
     "alert_cooldown_minutes": "MONITORING_ALERT_COOLDOWN_MINUTES",
     "log_retention_days": "MONITORING_LOG_RETENTION_DAYS",
+    "prometheus_enabled": "MONITORING_PROMETHEUS_ENABLED",
+    "prometheus_username": "MONITORING_PROMETHEUS_USERNAME",
+    "prometheus_password": "MONITORING_PROMETHEUS_PASSWORD",
 }
 
 

@@ -4,4 +4,5 @@ from monitoring import views
 
 urlpatterns = [
     path("health/", views.health, name="health"),
+    path("metrics", views.metrics, name="metrics"),
 ]
