@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
 from django.utils import timezone
 
-from zoho_sync.models import ApiUsage, SyncLog, SyncState, SyncStatus, sync_state_of
+from zoho_sync.models import UNSETTLED_STATES, ApiUsage, SyncLog, SyncState, SyncStatus, sync_state_of
 from zoho_sync.sync.specs import SPECS, EntitySpec
 
 STATUSES = tuple(SyncStatus.values)
@@ -29,6 +29,22 @@ def sync_state_counts(*, specs: tuple[EntitySpec, ...] = SPECS, since: datetime 
                 .annotate(retrying=ExpressionWrapper(Q(next_retry_at__isnull=False), output_field=BooleanField()))
                 .values_list("sync_status", "retrying").annotate(n=Count("pk")))
         states = dict.fromkeys(STATES, 0)
+        for status, retrying, n in rows:
+            states[sync_state_of(status, retrying)] += n
+        counts[spec.name] = states
+    return counts
+
+
+def sync_unsettled_counts(*, specs: tuple[EntitySpec, ...] = SPECS) -> dict[str, dict[str, int]]:
+    """Records left failed, waiting or blocked, by state, per entity: only those rows are read (the sync-queue
+    index on status and retry time), so it stays fast however many records are synced."""
+    counts = {}
+    for spec in specs:
+        rows = (spec.model.objects.filter(sync_status__in=(SyncStatus.FAILED, SyncStatus.WAITING, SyncStatus.BLOCKED))
+                .order_by()
+                .annotate(retrying=ExpressionWrapper(Q(next_retry_at__isnull=False), output_field=BooleanField()))
+                .values_list("sync_status", "retrying").annotate(n=Count("pk")))
+        states = dict.fromkeys(UNSETTLED_STATES, 0)
         for status, retrying, n in rows:
             states[sync_state_of(status, retrying)] += n
         counts[spec.name] = states
