@@ -216,6 +216,8 @@ SYNC_BACKFILL_WORKERS = env.int("SYNC_BACKFILL_WORKERS", default=0)
 # KPI targets: the 24-hour success rate per entity and the average seconds per sync attempt.
 MONITORING_SUCCESS_RATE_TARGET = env.float("MONITORING_SUCCESS_RATE_TARGET", default=0.98)
 MONITORING_SYNC_SECONDS_TARGET = env.float("MONITORING_SYNC_SECONDS_TARGET", default=5.0)
+# Below this 24-hour success rate most pushes fail: the health check says UNHEALTHY.
+MONITORING_SUCCESS_RATE_CRITICAL = env.float("MONITORING_SUCCESS_RATE_CRITICAL", default=0.5)
 # A record changed this many minutes ago and still not in Zoho is reported; so is a failure older than N days.
 MONITORING_MAX_PENDING_MINUTES = env.int("MONITORING_MAX_PENDING_MINUTES", default=60)
 MONITORING_FAILURE_AGE_DAYS = env.int("MONITORING_FAILURE_AGE_DAYS", default=7)

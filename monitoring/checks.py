@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
 from monitoring.conf import get_monitoring_settings
@@ -112,7 +113,7 @@ class RecentActivityCheck(Check):
     def check(self):
         conf = get_monitoring_settings()
         since = timezone.now() - timedelta(hours=24)
-        details, low, slow = [], [], []
+        details, low, slow, broken = [], [], [], []
         for spec in SPECS:
             # One range of the (entity, status, created_at) index per count: no log row is read.
             recent = SyncLog.objects.filter(entity=spec.name, created_at__gte=since)
@@ -126,12 +127,17 @@ class RecentActivityCheck(Check):
             rate, seconds = ok / (ok + failed), (sum(durations) / len(durations) / 1000) if durations else 0.0
             details.append(f"{spec.name}: {rate:.1%} of {ok + failed} attempts succeeded, {seconds:.2f} s on average "
                            f"(the last {len(durations)})")
-            if rate < conf.success_rate_target:
+            if rate < conf.success_rate_critical:
+                broken.append(f"{spec.name} {rate:.1%}")
+            elif rate < conf.success_rate_target:
                 low.append(f"{spec.name} {rate:.1%}")
             if seconds > conf.sync_seconds_target:
                 slow.append(f"{spec.name} {seconds:.1f} s")
         if not details:
             return "no sync attempts in the last 24 hours", details
+        if broken:
+            raise_with(CheckFailed, f"most pushes fail: success rate below {conf.success_rate_critical:.0%}: "
+                                    f"{', '.join(broken)}", details)
         problems = ([f"success rate below {conf.success_rate_target:.0%}: {', '.join(low)}"] if low else []) + (
             [f"average sync time above {conf.sync_seconds_target:g} s: {', '.join(slow)}"] if slow else [])
         if problems:
@@ -209,6 +215,29 @@ class OldFailuresCheck(Check):
         return f"no failure older than {conf.failure_age_days} days", []
 
 
+class DuplicateZohoIdsCheck(Check):
+    """Two local records mapped to one Zoho id: the database refuses it (a unique constraint on every entity's
+    zoho_id); this checks the constraint is really there (a database restored without its constraints), and
+    looks for duplicates where it is not."""
+
+    category, name, cheap = "Data integrity", "one Zoho id, one record", False
+
+    def check(self):
+        problems = []
+        with connection.cursor() as cursor:
+            for spec in SPECS:
+                table = spec.model._meta.db_table
+                constraints = connection.introspection.get_constraints(cursor, table)
+                if any(c["unique"] and c["columns"] == ["zoho_id"] for c in constraints.values()):
+                    continue
+                shared = (spec.model.objects.filter(zoho_id__isnull=False).values("zoho_id").order_by()
+                          .annotate(n=Count("pk")).filter(n__gt=1).count())
+                problems.append(f"{spec.name}: no unique constraint on zoho_id; {shared} Zoho ids shared")
+        if problems:
+            raise_with(CheckFailed, "the database does not hold every record to its own Zoho id", problems)
+        return "every entity's Zoho id is unique, by database constraint", []
+
+
 class DeadRunsCheck(Check):
     category, name = "Data integrity", "dead runs"
     critical = False
@@ -283,7 +312,7 @@ class DatabaseCheck(Check):
 
 CHECKS: tuple[type[Check], ...] = (
     DatabaseCheck, SyncStatusCheck, RecentActivityCheck, ZohoConnectivityCheck, UnsyncedTooLongCheck,
-    OrphanedSubscriptionsCheck, OldFailuresCheck, DeadRunsCheck, QueueCheck, ApiBudgetCheck,
+    OrphanedSubscriptionsCheck, DuplicateZohoIdsCheck, OldFailuresCheck, DeadRunsCheck, QueueCheck, ApiBudgetCheck,
 )
 
 

@@ -10,6 +10,7 @@ from zoho_sync.conf import _settings_object
 @dataclass(frozen=True)
 class MonitoringSettings:
     success_rate_target: float = 0.98  # KPI: share of sync attempts that succeed, per entity, over 24 h
+    success_rate_critical: float = 0.5  # below it most pushes fail: unhealthy
     sync_seconds_target: float = 5.0  # KPI: average seconds per sync attempt
     max_pending_minutes: int = 60  # a record changed longer ago and still not in Zoho is reported
     failure_age_days: int = 7  # a failure older than this is reported
@@ -29,6 +30,7 @@ class MonitoringSettings:
 
 MONITORING_SETTINGS = {
     "success_rate_target": "MONITORING_SUCCESS_RATE_TARGET",
+    "success_rate_critical": "MONITORING_SUCCESS_RATE_CRITICAL",
     "sync_seconds_target": "MONITORING_SYNC_SECONDS_TARGET",
     "max_pending_minutes": "MONITORING_MAX_PENDING_MINUTES",
     "failure_age_days": "MONITORING_FAILURE_AGE_DAYS",

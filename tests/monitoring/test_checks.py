@@ -63,6 +63,11 @@ def test_recent_activity_against_the_success_rate_and_time_targets(healthy, sett
     settings.MONITORING_SUCCESS_RATE_TARGET = 0.9
     settings.MONITORING_SYNC_SECONDS_TARGET = 10
     assert result(checks.RecentActivityCheck).status == OK, "the targets are settings"
+    log("failed", entity="payment", n=6)
+    log("success", entity="payment", n=4)
+    broken = result(checks.RecentActivityCheck)
+    assert broken.status == FAILED and "most pushes fail" in broken.summary and "payment 40.0%" in broken.summary
+    assert health_run(cheap_only=True).status == UNHEALTHY
     SyncLog.objects.update(created_at=timezone.now() - timedelta(hours=25))
     assert result(checks.RecentActivityCheck).summary == "no sync attempts in the last 24 hours"
 
@@ -181,3 +186,20 @@ def test_the_command_prints_standard_detailed_email_and_json(healthy):
     assert email.startswith("Subject: [Zoho sync] DEGRADED") and "customer: needs_person 1" in email
     data = json.loads(run("--json"))
     assert data["status"] == DEGRADED and {c["status"] for c in data["checks"]} == {OK, WARNING}
+
+
+def test_one_zoho_id_one_record_is_held_by_the_database(healthy, monkeypatch):
+    assert result(checks.DuplicateZohoIdsCheck).status == OK
+    from django.db import connection
+
+    real = connection.introspection.get_constraints
+
+    def without_unique(cursor, table):
+        found = real(cursor, table)
+        return {k: v for k, v in found.items() if not (v["unique"] and v["columns"] == ["zoho_id"])} \
+            if table == "zoho_sync_customer" else found
+
+    monkeypatch.setattr(connection.introspection, "get_constraints", without_unique)
+    outcome = result(checks.DuplicateZohoIdsCheck)
+    assert outcome.status == FAILED and outcome.details == (
+        "customer: no unique constraint on zoho_id; 0 Zoho ids shared",)
