@@ -86,14 +86,14 @@ def raise_with(kind: type[Exception], summary: str, details: list[str]) -> None:
 
 # --- 1. database sync status -------------------------------------------------------------------------------------
 class SyncStatusCheck(Check):
-    """Records left failed, waiting or blocked, per entity: failures that need a person or block others are today's
-    work (the full table of every state is in the dry run and every run's summary)."""
+    """Records left failed, waiting or blocked, and pending, per entity: failures that need a person or block others
+    are today's work. `zoho_health_check --detailed` adds the table of every state (synced and skipped too)."""
 
     category, name = "Database sync status", "records by state"
 
     def check(self):
-        counts = selectors.sync_unsettled_counts()  # only the unsettled rows are read: fast at any size
-        details = [f"{name}: " + (", ".join(f"{state} {n}" for state, n in states.items() if n) or "none unsettled")
+        counts = selectors.sync_open_counts()  # only the open rows are read: fast at any size
+        details = [f"{name}: " + (", ".join(f"{state} {n}" for state, n in states.items() if n) or "all settled")
                    for name, states in counts.items()]
         stuck = sum(states[SyncState.NEEDS_PERSON] + states[SyncState.BLOCKED] for states in counts.values())
         retrying = sum(states[SyncState.RETRYING] for states in counts.values())

@@ -35,16 +35,17 @@ def sync_state_counts(*, specs: tuple[EntitySpec, ...] = SPECS, since: datetime 
     return counts
 
 
-def sync_unsettled_counts(*, specs: tuple[EntitySpec, ...] = SPECS) -> dict[str, dict[str, int]]:
-    """Records left failed, waiting or blocked, by state, per entity: only those rows are read (the sync-queue
-    index on status and retry time), so it stays fast however many records are synced."""
+def sync_open_counts(*, specs: tuple[EntitySpec, ...] = SPECS) -> dict[str, dict[str, int]]:
+    """Records left failed, waiting or blocked, and those pending, by state, per entity: only those rows are read
+    (the sync-queue index on status and retry time), so it stays fast however many records are synced or skipped."""
     counts = {}
+    open_statuses = (SyncStatus.FAILED, SyncStatus.WAITING, SyncStatus.BLOCKED, SyncStatus.PENDING, SyncStatus.SYNCING)
     for spec in specs:
-        rows = (spec.model.objects.filter(sync_status__in=(SyncStatus.FAILED, SyncStatus.WAITING, SyncStatus.BLOCKED))
+        rows = (spec.model.objects.filter(sync_status__in=open_statuses)
                 .order_by()
                 .annotate(retrying=ExpressionWrapper(Q(next_retry_at__isnull=False), output_field=BooleanField()))
                 .values_list("sync_status", "retrying").annotate(n=Count("pk")))
-        states = dict.fromkeys(UNSETTLED_STATES, 0)
+        states = dict.fromkeys((*UNSETTLED_STATES, SyncState.PENDING), 0)
         for status, retrying, n in rows:
             states[sync_state_of(status, retrying)] += n
         counts[spec.name] = states

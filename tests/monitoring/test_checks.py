@@ -4,6 +4,7 @@ codes."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from io import StringIO
 
@@ -181,7 +182,9 @@ def test_the_command_prints_standard_detailed_email_and_json(healthy):
 
     standard = run()
     assert standard.startswith("Zoho sync health: DEGRADED") and "WARNING records by state" in standard
-    assert "customer: needs_person 1" not in standard and "customer: needs_person 1" in run("--detailed")
+    detailed = run("--detailed")
+    assert "customer: needs_person 1" not in standard and "customer: needs_person 1" in detailed
+    assert "Every record by state" in detailed and re.search(r"\ncustomer\s+0\s+1\s", detailed), "the full table"
     email = run("--email")
     assert email.startswith("Subject: [Zoho sync] DEGRADED") and "customer: needs_person 1" in email
     data = json.loads(run("--json"))

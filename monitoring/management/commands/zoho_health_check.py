@@ -26,6 +26,13 @@ class Command(BaseCommand):
             self.stdout.write(_json(report.as_dict()))
         else:
             self.stdout.write(report.as_text(detailed=detailed, email=email))
+            if detailed:
+                from zoho_sync.selectors import sync_state_counts
+                from zoho_sync.sync.tables import LEGEND, state_table
+
+                self.stdout.write(f"\nEvery record by state ({LEGEND}):")
+                for line in state_table(sync_state_counts()):
+                    self.stdout.write(line)
         if report.status == UNHEALTHY:
             raise CommandError("Unhealthy: a critical check failed (see above).", returncode=1)
 
