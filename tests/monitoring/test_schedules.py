@@ -22,6 +22,16 @@ def test_installing_twice_leaves_one_row_each(db):
     assert dict(Schedule.objects.values_list("name", "next_run")) == first, "nothing moved"
     assert set(first) == {planned.name for planned in SCHEDULES}
     assert out.getvalue().count("up to date") == len(SCHEDULES)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from zoho_sync.services import backfill_schedule_continuation
+
+    backfill_schedule_continuation(entity="all", resume_at=timezone.now() + timedelta(hours=3))
+    out = StringIO()
+    call_command("zoho_schedules", stdout=out)
+    assert "pending     'zoho: continue backfill after the daily quota'" in out.getvalue()
 
 
 @pytest.mark.slow

@@ -15,4 +15,13 @@ class Command(BaseCommand):
             state = "installed" if created else "up to date"
             self.stdout.write(f"{state:<11} {planned.name!r}: every {planned.minutes} min, {planned.func}: "
                               f"{planned.why}")
+        from django.utils import timezone
+        from django_q.models import Schedule
+
+        from zoho_sync.services import CONTINUE_SCHEDULE
+
+        waiting = Schedule.objects.filter(name=CONTINUE_SCHEDULE).values_list("next_run", flat=True).first()
+        if waiting:
+            self.stdout.write(f"pending     {CONTINUE_SCHEDULE!r}: a backfill the daily quota stopped goes on at "
+                              f"{timezone.localtime(waiting):%Y-%m-%d %H:%M %Z} (installed by the stop itself)")
         self.stdout.write("A running cluster (`manage.py qcluster`) executes them.")
