@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.contrib import admin, messages
@@ -149,6 +150,13 @@ class CustomerServiceAdmin(ZohoSyncedAdmin):
     list_select_related = ("customer", "package")
     search_fields = ("customer__account_number", "customer__email", "package__plan_code", "zoho_id")
     autocomplete_fields = ("customer", "package")
+
+    def get_search_results(self, request, queryset, search_term):
+        """A service is also found by the label every message and Zoho use for it: CS-<id>."""
+        term = search_term.strip()
+        if re.fullmatch(r"(?i)cs-\d+", term):
+            return queryset.filter(pk=int(term[3:])), False
+        return super().get_search_results(request, queryset, search_term)
 
 
 class InvoiceLineFormSet(BaseInlineFormSet):

@@ -70,6 +70,18 @@ def test_search_by_account_number_email_and_zoho_id(admin_client):
         assert list(response.context["cl"].result_list.values_list("account_number", flat=True)) == ["CT-2025-00002"]
 
 
+def test_a_service_is_found_by_the_label_messages_use(admin_client):
+    """Failure messages and Zoho's reference_id name a service CS-<id>; the search finds it by that name."""
+    from zoho_sync.models import CustomerService
+
+    wanted, other = make_service(), make_service()
+    for term in (f"CS-{wanted.pk}", f"cs-{wanted.pk}", f" CS-{wanted.pk} "):
+        response = admin_client.get(admin_url(CustomerService, "changelist"), {"q": term})
+        assert [s.pk for s in response.context["cl"].result_list] == [wanted.pk], term
+    response = admin_client.get(admin_url(CustomerService, "changelist"), {"q": other.customer.account_number})
+    assert [s.pk for s in response.context["cl"].result_list] == [other.pk], "the other searches still work"
+
+
 def test_filters_by_sync_status_and_account_type(admin_client):
     make_customer(account_number="CT-2025-00010", account_type="internal_test")
     failed = make_customer(account_number="CT-2025-00011")
