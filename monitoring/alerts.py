@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import urljoin
@@ -25,7 +26,7 @@ from django.utils.dateparse import parse_datetime
 from monitoring.conf import get_monitoring_settings
 from zoho_sync.models import SharedState, SyncLog, SyncStatus
 from zoho_sync.redaction import redact_text
-from zoho_sync.sync.specs import BY_NAME, SPECS
+from zoho_sync.sync.specs import SPECS
 
 logger = logging.getLogger(__name__)
 STATE_KEY = "monitoring:alert:failed"
@@ -122,25 +123,30 @@ def alert_evaluate(*, hours: int = 24, now: datetime | None = None) -> Decision:
 def alert_send(alert: Alert, *, email: bool = True, webhooks: bool = True) -> Alert:
     """Send by every configured channel (or those asked for); remember the alert so it is not repeated."""
     conf = get_monitoring_settings()
-    if email and conf.alert_emails:
-        try:
-            _send_email(alert, conf.alert_emails)
-            alert.sent_to.append(f"email to {', '.join(conf.alert_emails)}")
-        except Exception as error:  # the other channels still go out; the exit code says it failed
-            alert.errors.append(f"email: {type(error).__name__}: {redact_text(str(error))}")
-    if webhooks:
-        for name, url, body in _webhooks(alert, conf):
-            try:
-                response = requests.post(url, json=body, timeout=10)
-                response.raise_for_status()
-                alert.sent_to.append(f"{name} webhook")
-            except requests.RequestException as error:
-                alert.errors.append(f"{name} webhook: {type(error).__name__}")  # the URL is a secret
+    _deliver(alert, conf, email=(lambda: _send_email(alert, conf.alert_emails)) if email else None,
+             hooks=_webhooks(alert, conf) if webhooks else [])
     if alert.sent_to:
         data = {"open": alert.kind == "failing", "fingerprint": _fingerprint(alert.failures),
                 "sent_at": timezone.now().isoformat(), "count": len(alert.failures)}
         SharedState.objects.update_or_create(key=STATE_KEY, defaults={"data": json.dumps(data)})
     return alert
+
+
+def _deliver(alert: Alert, conf, *, email, hooks: list[tuple[str, str, dict]]) -> None:
+    """Send by email (when `email` is given and there are recipients) and to each webhook; a failing channel is
+    noted in `alert.errors` and the others still go out. A webhook URL is a secret: only its name is written."""
+    if email is not None and conf.alert_emails:
+        try:
+            email()
+            alert.sent_to.append(f"email to {', '.join(conf.alert_emails)}")
+        except Exception as error:
+            alert.errors.append(f"email: {type(error).__name__}: {redact_text(str(error))}")
+    for name, url, body in hooks:
+        try:
+            requests.post(url, json=body, timeout=10).raise_for_status()
+            alert.sent_to.append(f"{name} webhook")
+        except requests.RequestException as error:
+            alert.errors.append(f"{name} webhook: {type(error).__name__}")
 
 
 def _send_email(alert: Alert, recipients: list[str]) -> None:
@@ -154,16 +160,13 @@ def _send_email(alert: Alert, recipients: list[str]) -> None:
 
 
 def _by_entity(failures: list[FailedRecord]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for failure in failures:
-        counts[failure.entity] = counts.get(failure.entity, 0) + 1
-    return counts
+    return dict(Counter(failure.entity for failure in failures))
 
 
 def _summary_lines(alert: Alert) -> list[str]:
     if alert.kind == "resolved":
         return ["Resolved: no failed syncs any more."]
-    counts = ", ".join(f"{BY_NAME[e].name} {n}" for e, n in _by_entity(alert.failures).items())
+    counts = ", ".join(f"{entity} {n}" for entity, n in _by_entity(alert.failures).items())
     lines = [f"{len(alert.failures)} failed syncs in the last {alert.hours} h ({counts})."]
     lines += [f"- {f.entity} {f.label}: {f.error} ({f.kind}, {f.attempts} attempts) {f.url}"
               for f in alert.failures[:10]]
@@ -228,24 +231,14 @@ def budget_alert_send(alert: Alert) -> Alert:
     subject = f"[Zoho sync] API usage at {used / limit:.0%} of today's quota"
     text = (f"{used} of {limit} Zoho API calls used today (UTC); backfills stop at {limit - reserve}, the rest is "
             f"kept for live triggers. Calls resume after 00:00 UTC.\nUsage by endpoint: {alert.dashboard_url}")
-    if conf.alert_emails:
-        try:
-            EmailMultiAlternatives(subject, text, to=list(conf.alert_emails)).send()
-            alert.sent_to.append(f"email to {', '.join(conf.alert_emails)}")
-        except Exception as error:
-            alert.errors.append(f"email: {type(error).__name__}: {redact_text(str(error))}")
     bodies = {"Slack": {"text": f"{subject}\n{text}"}, "Discord": {"content": f"{subject}\n{text}"[:2000]},
               "generic": {"event": "zoho_sync.api_budget", "subject": subject, "used": used, "daily_limit": limit,
                           "daily_reserve": reserve, "usage_url": alert.dashboard_url}}
-    for name, url in (("Slack", conf.slack_webhook_url), ("Discord", conf.discord_webhook_url),
-                      ("generic", conf.webhook_url)):
-        if not url:
-            continue
-        try:
-            requests.post(url, json=bodies[name], timeout=10).raise_for_status()
-            alert.sent_to.append(f"{name} webhook")
-        except requests.RequestException as error:
-            alert.errors.append(f"{name} webhook: {type(error).__name__}")
+    hooks = [(name, url, bodies[name]) for name, url in (("Slack", conf.slack_webhook_url),
+                                                          ("Discord", conf.discord_webhook_url),
+                                                          ("generic", conf.webhook_url)) if url]
+    _deliver(alert, conf, email=lambda: EmailMultiAlternatives(subject, text, to=list(conf.alert_emails)).send(),
+             hooks=hooks)
     if alert.sent_to:
         SharedState.objects.update_or_create(key=BUDGET_KEY, defaults={
             "data": json.dumps({"day": timezone.now().date().isoformat(), "used": used})})

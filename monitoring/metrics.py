@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
@@ -26,8 +26,6 @@ def _p95(durations: list[int]) -> int | None:
 
 def metrics_rollup_day(day: date) -> list[DailyMetric]:
     """(Re)compute one UTC day's rows from the sync log, API usage and runs; idempotent."""
-    from datetime import UTC
-
     start = datetime.combine(day, time.min, tzinfo=UTC)
     end = start + timedelta(days=1)
     logs = SyncLog.objects.filter(created_at__gte=start, created_at__lt=end,
@@ -64,8 +62,6 @@ def metrics_rollup_day(day: date) -> list[DailyMetric]:
 
 def metrics_rollup(*, days: int = 14, today: date | None = None) -> int:
     """Roll up the last `days` UTC days that are not complete yet (today is always recomputed); return how many."""
-    from datetime import UTC
-
     today = today or timezone.now().astimezone(UTC).date()
     done = set(DailyMetric.objects.filter(complete=True, entity=ALL, day__gt=today - timedelta(days=days))
                .values_list("day", flat=True))
@@ -80,7 +76,5 @@ def metrics_rollup(*, days: int = 14, today: date | None = None) -> int:
 
 def metrics_days(*, days: int = 14, entity: str = ALL) -> list[DailyMetric]:
     """The rolled-up rows of the last `days` days for one entity (or all), newest first: no raw log is read."""
-    from datetime import UTC
-
     today = timezone.now().astimezone(UTC).date()
     return list(DailyMetric.objects.filter(entity=entity, day__gt=today - timedelta(days=days)).order_by("-day"))
