@@ -78,3 +78,24 @@ def metrics_days(*, days: int = 14, entity: str = ALL) -> list[DailyMetric]:
     """The rolled-up rows of the last `days` days for one entity (or all), newest first: no raw log is read."""
     today = timezone.now().astimezone(UTC).date()
     return list(DailyMetric.objects.filter(entity=entity, day__gt=today - timedelta(days=days)).order_by("-day"))
+
+
+def sync_log_prune(*, older_than_days: int, batch_size: int = 5000, dry_run: bool = False) -> tuple[int, datetime, int]:
+    """Delete sync-log rows older than `older_than_days` (whole UTC days), in batches, after rolling up every day it
+    deletes so the metrics keep what the log loses. Returns (rows deleted, or that would be; the cutoff; days)."""
+    cutoff = (timezone.now().astimezone(UTC) - timedelta(days=older_than_days)).replace(
+        hour=0, minute=0, second=0, microsecond=0)
+    old = SyncLog.objects.filter(created_at__lt=cutoff)
+    if dry_run:
+        return old.count(), cutoff, 0
+    oldest = old.order_by("created_at").values_list("created_at", flat=True).first()
+    first = oldest.astimezone(UTC).date() if oldest else cutoff.date()
+    days = [first + timedelta(days=n) for n in range((cutoff.date() - first).days)]
+    rolled = set(DailyMetric.objects.filter(entity=ALL, complete=True, day__in=days).values_list("day", flat=True))
+    for day in days:
+        if day not in rolled:
+            metrics_rollup_day(day)
+    deleted = 0
+    while pks := list(old.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+        deleted += SyncLog.objects.filter(pk__in=pks)._raw_delete(SyncLog.objects.db)
+    return deleted, cutoff, len(days)

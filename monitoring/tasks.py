@@ -58,10 +58,7 @@ def metrics_rollup_daily() -> str:
 @single_run("monitoring: weekly log pruning")
 def prune_logs_weekly() -> str:
     """Every week: delete sync-log rows older than MONITORING_LOG_RETENTION_DAYS, after their days are rolled up."""
-    from io import StringIO
+    from monitoring.metrics import sync_log_prune
 
-    from django.core.management import call_command
-
-    out = StringIO()
-    call_command("zoho_prune_logs", older_than=get_monitoring_settings().log_retention_days, stdout=out)
-    return out.getvalue().strip()
+    deleted, cutoff, days = sync_log_prune(older_than_days=get_monitoring_settings().log_retention_days)
+    return f"Deleted {deleted} sync-log rows older than {cutoff:%Y-%m-%d} (UTC); the daily metrics keep {days} days."
