@@ -61,7 +61,7 @@ if _proxy_ssl_header and (len(_proxy_ssl_header) != 2 or not all(_proxy_ssl_head
 SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if _proxy_ssl_header else None
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.SyncAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -171,6 +171,8 @@ ZOHO_REFRESH_TOKEN = env.str("ZOHO_REFRESH_TOKEN", default="")
 ZOHO_ORGANIZATION_ID = env.str("ZOHO_ORGANIZATION_ID", default="")
 ZOHO_DATA_CENTER = env.str("ZOHO_DATA_CENTER", default="com")
 ZOHO_API_BASE_URL = env.str("ZOHO_API_BASE_URL", default="")
+# Where the admin links a record in Zoho's web app; empty: the data center's Zoho Billing app.
+ZOHO_WEB_APP_URL = env.str("ZOHO_WEB_APP_URL", default="")
 ZOHO_ACCOUNTS_URL = env.str("ZOHO_ACCOUNTS_URL", default="")
 # The rate budget every process shares (§12.1): Zoho's per-minute limit, the share of it never used, the plan's
 # daily quota, the calls a backfill may never take (kept for live triggers), the backfill's share of the

@@ -34,6 +34,26 @@ DATA_CENTERS: dict[str, DataCenter] = {
     "sa": DataCenter("https://www.zohoapis.sa/billing/v1", "https://accounts.zoho.sa"),
 }
 
+# The Zoho Billing web app per data center, where the admin links a synced record (Zoho documents no deep links;
+# these are the app's own addresses, `<host>/app/<organization id>#/<resource>/<id>`). ZOHO_WEB_APP_URL overrides.
+WEB_APP_HOSTS = {"com": "https://billing.zoho.com", "eu": "https://billing.zoho.eu", "in": "https://billing.zoho.in",
+                 "com.au": "https://billing.zoho.com.au", "jp": "https://billing.zoho.jp",
+                 "ca": "https://billing.zohocloud.ca", "com.cn": "https://billing.zoho.com.cn",
+                 "sa": "https://billing.zoho.sa"}
+WEB_APP_PATHS = {"customer": "customers", "plan": "plans", "subscription": "subscriptions", "invoice": "invoices",
+                 "payment": "payments"}
+
+
+def zoho_web_url(zoho_entity: str, zoho_id: str) -> str:
+    """The record's page in Zoho's web app for the configured data center and organization; "" when unknown."""
+    organization = _str_setting("ZOHO_ORGANIZATION_ID")
+    base = _str_setting("ZOHO_WEB_APP_URL") or WEB_APP_HOSTS.get(_str_setting("ZOHO_DATA_CENTER") or "com", "")
+    path = WEB_APP_PATHS.get(zoho_entity)
+    if not (zoho_id and organization and base and path):
+        return ""
+    return f"{base.rstrip('/')}/app/{organization}#/{path}/{zoho_id}"
+
+
 CREDENTIAL_SETTINGS = ("ZOHO_CLIENT_ID", "ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_ORGANIZATION_ID")
 
 

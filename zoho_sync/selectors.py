@@ -79,3 +79,32 @@ def sync_failures_recent(*, limit: int = 10) -> list[SyncLog]:
 
 def api_calls_today() -> int:
     return ApiUsage.objects.filter(day=timezone.now().date()).aggregate(n=Sum("calls"))["n"] or 0
+
+
+def sync_blocked_by(entity: str, pks: list[int]) -> dict[int, dict[str, int]]:
+    """For records of one entity, the records waiting for them or blocked by them, per dependent entity: what a
+    failure holds up. One grouped query per dependent relation, whatever the number of records."""
+    blocked: dict[int, dict[str, int]] = {}
+    if not pks:
+        return blocked
+    for spec in SPECS:
+        for attribute, dependency in spec.depends_on:
+            if dependency != entity:
+                continue
+            rows = (spec.model.objects.filter(**{f"{attribute}_id__in": pks},
+                                              sync_status__in=(SyncStatus.WAITING, SyncStatus.BLOCKED))
+                    .order_by().values_list(f"{attribute}_id").annotate(n=Count("pk")))
+            for pk, n in rows:
+                per = blocked.setdefault(pk, {})
+                per[spec.name] = per.get(spec.name, 0) + n
+    return blocked
+
+
+def sync_log_of(entity: str, pk, *, limit: int = 10) -> list[SyncLog]:
+    """A record's latest sync-log rows, newest first (the (entity, object_pk, created_at) index)."""
+    return list(SyncLog.objects.filter(entity=entity, object_pk=str(pk)).order_by("-created_at", "-id")[:limit])
+
+
+def sync_state_counts_of(status: str) -> dict[str, int]:
+    """Records in one sync status per entity (the sync-queue index answers; meant for the small ones)."""
+    return {spec.name: spec.model.objects.filter(sync_status=status).count() for spec in SPECS}

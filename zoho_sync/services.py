@@ -17,7 +17,8 @@ from django.utils import timezone
 from zoho_sync import selectors
 from zoho_sync.client.budget import BudgetStats, Priority
 from zoho_sync.conf import get_sync_settings, get_zoho_limits
-from zoho_sync.models import ErrorKind, SyncRun, SyncStatus
+from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncStatus
+from zoho_sync.models.base import FAILURE_STATUSES
 from zoho_sync.queueing import task_enqueue_later
 from zoho_sync.sync import claims, specs
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
@@ -261,3 +262,59 @@ def backfill_schedule_continuation(*, entity: str, resume_at: datetime) -> str:
     return (f"Installed the django-q2 schedule {CONTINUE_SCHEDULE!r} to continue it at {local:%Y-%m-%d %H:%M %Z}; "
             "a running cluster (`manage.py qcluster`) starts it. Without one, run `manage.py zoho_backfill` "
             "again after that time.")
+
+
+def sync_selection(selection: dict[str, list[int]]) -> dict[str, int]:
+    """Push records of several entities chosen in the admin (spec name -> primary keys), dependencies first: now
+    when they are PUSH_NOW_LIMIT or fewer in all, else queued for the cluster. Counts as `sync_queryset` returns."""
+    total = sum(len(pks) for pks in selection.values())
+    counts: dict[str, int] = {}
+    for spec in specs.SPECS:  # dependency order: a customer lands before its failed service is pushed
+        pks = selection.get(spec.name)
+        if not pks:
+            continue
+        queryset = spec.model.objects.filter(pk__in=pks)
+        if total > PUSH_NOW_LIMIT:
+            sync_mark_pending(queryset=queryset)
+            for pk in pks:
+                sync_enqueue(entity=spec.name, pk=pk, delay=0)
+            counts["queued"] = counts.get("queued", 0) + len(pks)
+            continue
+        for key, n in sync_queryset(queryset=queryset).items():
+            counts[key] = counts.get(key, 0) + n
+    return counts
+
+
+def sync_retry_queue(*, entity: str, include_validation: bool = False) -> str:
+    """Queue a retry of every failure (and wait) of one entity for the cluster: what the admin's "retry all" runs.
+    Returns the django-q2 task's name."""
+    name = f"zoho retry {entity}" + (" incl. validation" if include_validation else "")
+    task_enqueue_later("zoho_sync.tasks.retry_entity", entity, include_validation, delay=0, task_name=name,
+                       group="zoho retry")
+    return name
+
+
+SKIPPED_BY = "Skipped by {who} on {when:%Y-%m-%d %H:%M %Z}: not pushed to Zoho until it changes"
+
+
+def sync_skip(*, entity: str, pks: list[int], by: str) -> int:
+    """Stop pushing records that failed, wait or are blocked: they become skipped, with who and when on the record
+    and in the sync log, until a local change queues them again. A record a worker holds right now is left as it is.
+    Returns how many were skipped."""
+    spec = specs.BY_NAME[entity]
+    now = timezone.now()
+    reason = SKIPPED_BY.format(who=by, when=timezone.localtime(now))
+    candidates = spec.model.objects.filter(pk__in=pks, sync_status__in=FAILURE_STATUSES).filter(
+        claims.free_filter(now))
+    skipped = list(candidates.values_list("pk", flat=True))
+    if not skipped:
+        return 0
+    changed = spec.model.objects.filter(pk__in=skipped, sync_status__in=FAILURE_STATUSES).update(
+        sync_status=SyncStatus.SKIPPED, next_retry_at=None, last_sync_error=reason, last_error_kind="")
+    objects = spec.model.objects.filter(pk__in=skipped, sync_status=SyncStatus.SKIPPED)
+    SyncLog.objects.bulk_create([
+        SyncLog(entity=spec.name, object_pk=str(obj.pk), object_repr=str(spec.label(obj))[:200],
+                zoho_entity=spec.zoho_entity, zoho_id=obj.zoho_id or "", action=SyncLog.Action.NONE,
+                status=SyncLog.Status.SKIPPED, message=reason)
+        for obj in objects])
+    return changed

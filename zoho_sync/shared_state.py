@@ -375,3 +375,9 @@ def single_run(name: str):
                 return task(*args, **kwargs)
         return wrapper
     return decorate
+
+
+def budget_peek(organization_id: str, redis_url: str = ""):
+    """The organization's shared rate budget as it stands (read only: an unchanged state is never written back)."""
+    _, backend = state_backends(redis_url)
+    return backend.update(f"org:{organization_id}", lambda state: (state, state))

@@ -31,3 +31,10 @@ def retry_failed(entity: str = "all") -> str:
     """Push again the failures a retry can fix, and the records waiting for a dependency (the hourly schedule)."""
     report = services.sync_retry_failed(entity=entity)
     return f"{report.done} records, {report.failed} failed, {report.calls} calls"
+
+
+def retry_entity(entity: str, include_validation: bool = False) -> str:
+    """Push again every failure and wait of one entity: queued by the admin's "retry all" (safe beside the hourly
+    retry: each record is claimed by one worker)."""
+    report = services.sync_retry_failed(entity=entity, include_validation=include_validation)
+    return f"{report.done} records, {report.failed} failed, {report.calls} calls"

@@ -12,11 +12,11 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from tests.builders import make_customer, make_invoice, make_package, make_payment, make_service
-from zoho_sync.models import ApiUsage, Customer, FailedSyncLog, Invoice, SyncLog, SyncRun, SyncStatus
+from zoho_sync.models import ApiUsage, Customer, FailedSyncLog, Invoice, SyncFailure, SyncLog, SyncRun, SyncStatus
 
 pytestmark = pytest.mark.django_db
 
-READ_ONLY = {SyncLog, FailedSyncLog, SyncRun, ApiUsage}
+READ_ONLY = {SyncLog, FailedSyncLog, SyncRun, ApiUsage, SyncFailure}
 
 
 @pytest.fixture
@@ -25,6 +25,9 @@ def one_of_each():
     make_payment(invoice=invoice, amount=Decimal("5.00"))
     SyncLog.objects.create(entity="customer", object_pk=str(invoice.customer_id), action="create", status="failed",
                            message="Email address 'x' is not valid.", error_kind="invalid_data")
+    Customer.objects.filter(pk=invoice.customer_id).update(
+        sync_status=SyncStatus.FAILED, last_sync_error="Email address 'x' is not valid.",
+        last_error_kind="invalid_data")
     ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=3)
     SyncRun.objects.create(run_id="b" * 32, kind="backfill", entities="customer", counts={"customer": {"created": 1}})
     # Other apps' admin pages are part of the dashboard too (django-q2's schedules and task results).
@@ -46,7 +49,11 @@ def test_every_admin_page_renders(admin_client, admin_user, rf, one_of_each, mod
     assert admin_client.get(admin_url(model, "changelist")).status_code == 200
     obj = model._default_manager.first()
     assert obj is not None, f"no {model._meta.label} row to open"
-    assert admin_client.get(admin_url(model, "change", obj.pk)).status_code == 200
+    change = admin_client.get(admin_url(model, "change", obj.pk))
+    if model is SyncFailure:  # a failed record's page is the record's own page
+        assert change.status_code == 302 and change.url == admin_url(Customer, "change", obj.record_id)
+    else:
+        assert change.status_code == 200
     request = rf.get("/")
     request.user = admin_user
     can_add = admin.site._registry[model].has_add_permission(request)
@@ -109,7 +116,7 @@ def test_queue_for_sync_action(admin_client):
         {"action": "mark_for_sync", admin.helpers.ACTION_CHECKBOX_NAME: [customer.pk]},
         follow=True,
     )
-    assert "1 record(s) queued for sync with Zoho." in [m.message for m in response.context["messages"]]
+    assert any(m.message.startswith("1 record(s) queued for sync with Zoho:") for m in response.context["messages"])
     customer.refresh_from_db()
     assert (customer.sync_status, customer.sync_attempts) == (SyncStatus.PENDING, 0)
 
@@ -175,6 +182,6 @@ def test_push_now_action_pushes_and_reports(admin_client, zoho_settings, zoho_sa
     )
     texts = [str(m.message) for m in response.context["messages"]]
     assert "1 record(s) pushed to Zoho." in texts
-    assert any("1 record(s) failed" in t and "failedsynclog" in t for t in texts)
+    assert any("1 record(s) failed" in t and "syncfailure" in t for t in texts)
     good.refresh_from_db()
     assert good.sync_status == SyncStatus.SYNCED and len(zoho_sandbox.records("customers")) == 1

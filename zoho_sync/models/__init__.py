@@ -9,11 +9,13 @@ from zoho_sync.models.base import (
     sync_state_of,
 )
 from zoho_sync.models.billing import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
+from zoho_sync.models.failures import SYNC_PERMISSION, SyncFailure
 from zoho_sync.models.runs import SyncRun
 from zoho_sync.models.state import ApiUsage, SharedState
 from zoho_sync.models.synclog import FailedSyncLog, SyncLog
 
 __all__ = [
+    "SYNC_PERMISSION",
     "UNSETTLED_STATES",
     "ApiUsage",
     "Customer",
@@ -25,6 +27,7 @@ __all__ = [
     "Payment",
     "ServicePackage",
     "SharedState",
+    "SyncFailure",
     "SyncLog",
     "SyncRun",
     "SyncState",

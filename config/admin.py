@@ -1,0 +1,18 @@
+"""The project's admin site: Django's, with the sync dashboard as its first page after the index."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import path
+
+
+class SyncAdminSite(admin.AdminSite):
+    site_header = "Zoho Billing sync"
+    site_title = "Zoho Billing sync"
+    index_title = "Billing records and their sync with Zoho"
+    index_template = "admin/sync_index.html"
+
+    def get_urls(self):
+        from monitoring.admin_views import dashboard
+
+        return [path("dashboard/", self.admin_view(dashboard), name="sync_dashboard"), *super().get_urls()]
