@@ -46,8 +46,8 @@ def queued_work_note(request, what: str) -> None:
 
     if not cluster_alive():
         messages.warning(request, f"No django-q2 cluster is running: {what} will wait until one starts. Start one "
-                                  "with `manage.py qcluster` (and install the schedules once with "
-                                  "`manage.py zoho_schedules`).")
+                                  "with: manage.py qcluster (and install the schedules once with: "
+                                  "manage.py zoho_schedules).")
 
 
 class CappedPaginator(Paginator):

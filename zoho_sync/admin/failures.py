@@ -65,7 +65,7 @@ def record_url(entity: str, pk) -> str:
 
 @admin.register(SyncFailure)
 class SyncFailureAdmin(ReadOnlyAdmin):
-    list_display = ("record", "entity_name", "state", "error", "last_error_kind", "sync_attempts", "failing_since",
+    list_display = ("record", "entity_name", "state", "error", "last_error_kind", "sync_attempts", "since",
                     "what_it_blocks", "history")
     list_display_links = None
     list_filter = (EntityFilter, StateFilter, "last_error_kind")
@@ -110,6 +110,10 @@ class SyncFailureAdmin(ReadOnlyAdmin):
     @admin.display(description="State", ordering="sync_status")
     def state(self, obj):
         return state_badge(obj.sync_state, suffix=sync_since(obj))
+
+    @admin.display(description="Failing since", ordering="failing_since")
+    def since(self, obj):
+        return f"{timezone.localtime(obj.failing_since):%Y-%m-%d %H:%M}" if obj.failing_since else "-"
 
     @admin.display(description="Error")
     def error(self, obj):

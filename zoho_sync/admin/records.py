@@ -202,7 +202,7 @@ class ZohoSyncedAdmin(CappedCountAdmin):
 
 @admin.register(Customer)
 class CustomerAdmin(ZohoSyncedAdmin):
-    list_display = ("account_number", "name", "email", "account_type", "status")
+    list_display = ("account_number", "name", "email", "status")
     list_filter = ("account_type", "status")
     search_fields = ("account_number", "email", "company_name", "last_name", "first_name")
     exact_search_fields = ("account_number", "email", "zoho_id")
