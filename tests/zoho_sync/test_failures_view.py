@@ -24,12 +24,12 @@ def test_every_status_of_every_entity():
                "payment": make_payment()}
     records["service_package"] = records["customer_service"].package
     for n, status in enumerate(SyncStatus.values):
-        for entity, obj in records.items():
+        for obj in records.values():
             type(obj).objects.filter(pk=obj.pk).update(sync_status=status, sync_attempts=n)
         found = {(row.entity, row.record_id, row.sync_attempts) for row in SyncFailure.objects.all()}
         expected = {(entity, obj.pk, n) for entity, obj in records.items()} if status in FAILURE_STATUSES else set()
         assert found == expected, status
-    for entity, obj in records.items():
+    for obj in records.values():
         type(obj).objects.filter(pk=obj.pk).update(sync_status=SyncStatus.BLOCKED)
     labels = {row.entity: row.label for row in SyncFailure.objects.all()}
     assert labels == {"customer": records["customer"].account_number,
