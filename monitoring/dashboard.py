@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Count, Q, Sum
+from django.db.models import Sum
 from django.utils import timezone
 
 from monitoring.checks import HealthReport, health_run
@@ -106,32 +106,32 @@ class Dashboard:
         return bars
 
 
-def table_size(model) -> tuple[int, bool]:
-    """Rows in a table: exact up to EXACT_UP_TO (a LIMITed count), above it PostgreSQL's own estimate."""
+def estimated_rows(models) -> dict[type, int]:
+    """PostgreSQL's own row estimates (kept by ANALYZE and autovacuum) of the tables, in one query; {} elsewhere."""
+    if connection.vendor != "postgresql":
+        return {}
+    tables = {model._meta.db_table: model for model in models}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, reltuples::bigint FROM pg_class WHERE relkind = 'r' AND relname = ANY(%s)",
+                       [list(tables)])
+        return {tables[name]: rows for name, rows in cursor.fetchall()}
+
+
+def table_size(model, estimate: int | None) -> tuple[int, bool]:
+    """Rows in a table: exact up to EXACT_UP_TO (a LIMITed count); a table clearly bigger by its estimate is given
+    by the estimate, and on SQLite as "more than EXACT_UP_TO". Returns (rows, estimated)."""
+    if estimate is not None and estimate > 2 * EXACT_UP_TO:  # no need to count the first EXACT_UP_TO rows first
+        return estimate, True
     counted = model.objects.order_by()[: EXACT_UP_TO + 1].count()
-    if counted <= EXACT_UP_TO:
-        return counted, False
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
-            row = cursor.fetchone()
-        if row and row[0] > EXACT_UP_TO:
-            return int(row[0]), True
-    return counted, True  # "more than EXACT_UP_TO"
+    return min(counted, EXACT_UP_TO), counted > EXACT_UP_TO
 
 
-def _log_counts(now: datetime) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
-    """Successes and failures per entity over the last 24 hours and since today's 00:00 UTC: one indexed range."""
-    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = (SyncLog.objects.filter(created_at__gte=now - timedelta(hours=24),
-                                   status__in=(SyncLog.Status.SUCCESS, SyncLog.Status.FAILED))
-            .order_by().values_list("entity", "status")
-            .annotate(n=Count("pk"), today=Count("pk", filter=Q(created_at__gte=midnight))))
-    last_24h: dict[str, dict[str, int]] = {}
-    today: dict[str, dict[str, int]] = {}
-    for entity, status, n, n_today in rows:
-        last_24h.setdefault(entity, {})[status] = n
-        today.setdefault(entity, {})[status] = n_today
+def _log_counts() -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    """Successes and failures per entity over the last 24 hours, and since today's 00:00 UTC (the health check's
+    own reading when both run in one `one_reading()`)."""
+    outcomes = selectors.sync_log_outcomes_24h()
+    last_24h = {entity: {status: n for status, (n, _) in per.items()} for entity, per in outcomes.items()}
+    today = {entity: {status: n for status, (_, n) in per.items()} for entity, per in outcomes.items()}
     return last_24h, today
 
 
@@ -148,8 +148,9 @@ def entity_cards(now: datetime, last_24h, today) -> list[EntityCard]:
             .annotate(successes=Sum("successes"), failures=Sum("failures")))
     week = {row["entity"]: row for row in week}
     cards = []
+    estimates = estimated_rows([spec.model for spec in SPECS])
     for spec in SPECS:
-        total, estimated = table_size(spec.model)
+        total, estimated = table_size(spec.model, estimates.get(spec.model))
         states = {**dict.fromkeys(SyncState.values, 0), **open_counts[spec.name], SyncState.SKIPPED: skipped[spec.name]}
         day = last_24h.get(spec.name, {})
         ok, bad = day.get(SyncLog.Status.SUCCESS, 0), day.get(SyncLog.Status.FAILED, 0)
@@ -217,11 +218,17 @@ def last_runs(limit: int = 5) -> list[SyncRun]:
 
 
 def dashboard_read(*, entity: str = "", status: str = "", period: str = "24h") -> Dashboard:
+    with selectors.one_reading():
+        return _read(entity=entity, status=status, period=period)
+
+
+def _read(*, entity: str, status: str, period: str) -> Dashboard:
     now = timezone.now()
-    last_24h, today = _log_counts(now)
+    health = health_run(cheap_only=True)
+    last_24h, today = _log_counts()
     failures = SyncFailure.objects.order_by("-failing_since", "id")
     return Dashboard(
-        health=health_run(cheap_only=True),
+        health=health,
         cards=entity_cards(now, last_24h, today),
         budget=budget_now(),
         running=list(SyncRun.objects.filter(status=SyncRun.Status.RUNNING).order_by("-started_at")[:5]),
@@ -231,6 +238,6 @@ def dashboard_read(*, entity: str = "", status: str = "", period: str = "24h") -
         chart=chart_days(now, today),
         activity=recent_activity(now, entity=entity, status=status, period=period),
         failures=list(failures[:FAILURE_ROWS]),
-        failures_total=failures[: 10_001].count(),
+        failures_total=SyncFailure.objects.order_by()[: 10_001].count(),
         filters={"entity": entity, "status": status, "period": period},
     )

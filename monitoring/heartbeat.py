@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from zoho_sync.models import SharedState
+from zoho_sync.selectors import memoized
 
 KEY = "monitoring:cluster-heartbeat"
 
@@ -20,6 +21,7 @@ def cluster_heartbeat() -> str:
     return f"cluster alive at {now.isoformat()}"
 
 
+@memoized
 def cluster_last_seen() -> datetime | None:
     raw = SharedState.objects.filter(key=KEY).values_list("data", flat=True).first()
     return parse_datetime(raw) if raw and raw != "{}" else None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
 from django.utils import timezone
@@ -12,6 +16,32 @@ from zoho_sync.sync.specs import SPECS, EntitySpec
 
 STATUSES = tuple(SyncStatus.values)
 STATES = tuple(SyncState.values)
+_reading: ContextVar[dict | None] = ContextVar("selectors_reading", default=None)
+
+
+@contextmanager
+def one_reading() -> Iterator[None]:
+    """Within it, a memoized selector asked again with the same arguments answers from its first reading: a page
+    built from several parts (the dashboard and the health checks it shows) reads each fact once, at one moment."""
+    token = _reading.set({})
+    try:
+        yield
+    finally:
+        _reading.reset(token)
+
+
+def memoized(func):
+    """Answer from the current `one_reading()` when there is one; outside it, read every time."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        memo = _reading.get()
+        if memo is None:
+            return func(*args, **kwargs)
+        key = (func.__module__, func.__qualname__, args, tuple(sorted(kwargs.items())))
+        if key not in memo:
+            memo[key] = func(*args, **kwargs)
+        return memo[key]
+    return wrapper
 
 
 def sync_scope(spec: EntitySpec, *, since: datetime | None = None):
@@ -35,6 +65,7 @@ def sync_state_counts(*, specs: tuple[EntitySpec, ...] = SPECS, since: datetime 
     return counts
 
 
+@memoized
 def sync_open_counts(*, specs: tuple[EntitySpec, ...] = SPECS) -> dict[str, dict[str, int]]:
     """Records left failed, waiting or blocked, and those pending, by state, per entity: only those rows are read
     (the sync-queue index on status and retry time), so it stays fast however many records are synced or skipped."""
@@ -77,6 +108,7 @@ def sync_failures_recent(*, limit: int = 10) -> list[SyncLog]:
     return list(SyncLog.objects.failures().order_by("-created_at", "-id")[:limit])
 
 
+@memoized
 def api_calls_today() -> int:
     return ApiUsage.objects.filter(day=timezone.now().date()).aggregate(n=Sum("calls"))["n"] or 0
 
@@ -108,3 +140,21 @@ def sync_log_of(entity: str, pk, *, limit: int = 10) -> list[SyncLog]:
 def sync_state_counts_of(status: str) -> dict[str, int]:
     """Records in one sync status per entity (the sync-queue index answers; meant for the small ones)."""
     return {spec.name: spec.model.objects.filter(sync_status=status).count() for spec in SPECS}
+
+
+@memoized
+def sync_log_outcomes_24h() -> dict[str, dict[str, tuple[int, int]]]:
+    """Per entity, the successes and failures logged in the last 24 hours and, of them, since today's 00:00 UTC:
+    {entity: {status: (last 24 h, today)}}. One count per entity and outcome, each a range of the (entity, status,
+    created_at) index read without touching the log rows."""
+    now = timezone.now()
+    since = now - timedelta(hours=24)
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    outcomes: dict[str, dict[str, tuple[int, int]]] = {}
+    for spec in SPECS:
+        per = outcomes[spec.name] = {}
+        for status in (SyncLog.Status.SUCCESS, SyncLog.Status.FAILED):
+            row = (SyncLog.objects.filter(entity=spec.name, status=status, created_at__gte=since)
+                   .aggregate(n=Count("*"), today=Count("created_at", filter=Q(created_at__gte=midnight))))
+            per[status] = (row["n"], row["today"])
+    return outcomes

@@ -59,8 +59,9 @@ class CappedPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        counted = self.object_list[: self.CAP + 1].count() if hasattr(self.object_list, "query") else len(
-            self.object_list)
+        rows = self.object_list
+        # Without its ORDER BY: the count needs no sort, and an index can answer it alone.
+        counted = rows.order_by()[: self.CAP + 1].count() if hasattr(rows, "query") else len(rows)
         self.capped = counted > self.CAP
         return min(counted, self.CAP)
 

@@ -68,8 +68,8 @@ class Command(BaseCommand):
     def _instructions(self, port: int, sandbox_port: int) -> None:
         username, password = self._admin_login()
         self.stdout.write(f"  .venv/bin/python manage.py runserver {port}")
-        self.stdout.write(f"  then browse to http://127.0.0.1:{port}/admin/dashboard/ (the sync dashboard; the admin is "
-                          f"http://127.0.0.1:{port}/admin/)")
+        self.stdout.write(f"  then browse to http://127.0.0.1:{port}/admin/dashboard/ (the sync dashboard; the "
+                          f"admin is http://127.0.0.1:{port}/admin/)")
         if password:
             self.stdout.write(f"  log in as {username!r} with password {password!r} (shown once; change it with "
                               f"`.venv/bin/python manage.py changepassword {username}`)")
