@@ -201,6 +201,15 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # Seconds a triggered push waits so a burst of edits costs one push.
 SYNC_DEBOUNCE_SECONDS = env.float("SYNC_DEBOUNCE_SECONDS", default=5.0)
 SYNC_TRIGGERS_ENABLED = env.bool("SYNC_TRIGGERS_ENABLED", default=True)
+
+# --- Inbound changes from Zoho: signed webhooks into the event inbox ---------------------------------------
+# The webhook's "Secret Token" in Zoho (Settings > Automation > Webhooks, "I want to secure this webhook");
+# without it every delivery is refused. The endpoint is /zoho/webhooks/.
+ZOHO_WEBHOOK_SECRET = env.str("ZOHO_WEBHOOK_SECRET", default="")
+ZOHO_WEBHOOK_MAX_BYTES = env.int("ZOHO_WEBHOOK_MAX_BYTES", default=256 * 1024)
+INBOX_MAX_ATTEMPTS = env.int("INBOX_MAX_ATTEMPTS", default=5)
+INBOX_RETRY_BASE_SECONDS = env.float("INBOX_RETRY_BASE_SECONDS", default=30.0)
+INBOX_BUSY_RETRY_SECONDS = env.float("INBOX_BUSY_RETRY_SECONDS", default=15.0)
 # Account types never pushed to Zoho.
 SYNC_EXCLUDED_ACCOUNT_TYPES = env.list("SYNC_EXCLUDED_ACCOUNT_TYPES", default=["internal_test"])
 # After a write whose answer was lost, seconds before the record is looked up in Zoho and pushed again.

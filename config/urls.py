@@ -7,5 +7,6 @@ from django.views.generic import RedirectView
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("monitoring.urls")),
+    path("", include("zoho_sync.urls")),
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
 ]

@@ -27,6 +27,8 @@ SCHEDULES = (
             why="whatever a trigger missed (a record saved with triggers off, a lost task) reaches Zoho"),
     Planned("zoho: retry failed", "zoho_sync.tasks.retry_failed", 60,
             why="failures that a retry can fix, and records waiting for a dependency"),
+    Planned("zoho: sweep events", "zoho_sync.tasks.sweep_events", 5,
+            why="inbox events whose task was lost, or whose retry is due, are applied"),
     Planned("monitoring: alert failed syncs", "monitoring.tasks.alert_failed", 60,
             why="failed syncs by email and chat webhook, once per outage, and resolved"),
     Planned("monitoring: API budget alert", "monitoring.tasks.budget_alert", 15,

@@ -246,3 +246,27 @@ SYNC_SETTINGS = {
 def get_sync_settings() -> SyncSettings:
     """The SYNC_* settings now (tests change them per test, so never cache this)."""
     return _settings_object(SyncSettings, SYNC_SETTINGS)
+
+
+@dataclass(frozen=True)
+class InboxSettings:
+    """Inbound changes (the ZOHO_WEBHOOK_* and INBOX_* settings), read when asked for; defaults where unset."""
+
+    webhook_secret: str = ""  # Zoho's "Secret Token" of the webhook (12-50 characters); empty: webhooks refused
+    webhook_max_bytes: int = 256 * 1024  # a bigger body is refused unread (413)
+    max_attempts: int = 5  # an event failing this many times is quarantined for a person
+    retry_base_seconds: float = 30.0  # the first retry of a failed event; doubled each time, jittered
+    busy_retry_seconds: float = 15.0  # an event about a record a push holds is applied again after this
+
+
+INBOX_SETTINGS = {
+    "webhook_secret": "ZOHO_WEBHOOK_SECRET",
+    "webhook_max_bytes": "ZOHO_WEBHOOK_MAX_BYTES",
+    "max_attempts": "INBOX_MAX_ATTEMPTS",
+    "retry_base_seconds": "INBOX_RETRY_BASE_SECONDS",
+    "busy_retry_seconds": "INBOX_BUSY_RETRY_SECONDS",
+}
+
+
+def get_inbox_settings() -> InboxSettings:
+    return _settings_object(InboxSettings, INBOX_SETTINGS)

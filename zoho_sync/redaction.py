@@ -39,7 +39,8 @@ def _settings_secrets() -> tuple[str, ...]:
     try:
         from django.conf import settings
 
-        names = ("ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "SECRET_KEY", "MONITORING_PROMETHEUS_PASSWORD",
+        names = ("ZOHO_CLIENT_SECRET", "ZOHO_REFRESH_TOKEN", "ZOHO_WEBHOOK_SECRET", "SECRET_KEY",
+                 "MONITORING_PROMETHEUS_PASSWORD",
                  "MONITORING_SLACK_WEBHOOK_URL", "MONITORING_DISCORD_WEBHOOK_URL", "MONITORING_WEBHOOK_URL")
         return tuple(str(getattr(settings, n, "") or "") for n in names)
     except Exception:  # settings not configured (plain-Python use, e.g. the sandbox)

@@ -38,3 +38,18 @@ def retry_entity(entity: str, include_validation: bool = False) -> str:
     retry: each record is claimed by one worker)."""
     report = services.sync_retry_failed(entity=entity, include_validation=include_validation)
     return f"{report.done} records, {report.failed} failed, {report.calls} calls"
+
+
+def apply_event(pk: int) -> str:
+    """Apply one event of the inbox (queued when it arrives; again after a failure)."""
+    from zoho_sync import inbox
+
+    return inbox.event_apply(pk)
+
+
+@single_run("zoho: sweep events")
+def sweep_events() -> str:
+    """Queue again the inbox events whose task was lost (the schedule runs it every 5 minutes)."""
+    from zoho_sync import inbox
+
+    return f"{inbox.events_sweep()} events queued again"

@@ -12,11 +12,21 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
 from tests.builders import make_customer, make_invoice, make_package, make_payment, make_service
-from zoho_sync.models import ApiUsage, Customer, FailedSyncLog, Invoice, SyncFailure, SyncLog, SyncRun, SyncStatus
+from zoho_sync.models import (
+    ApiUsage,
+    Customer,
+    FailedSyncLog,
+    Invoice,
+    SyncFailure,
+    SyncLog,
+    SyncRun,
+    SyncStatus,
+    ZohoEvent,
+)
 
 pytestmark = pytest.mark.django_db
 
-READ_ONLY = {SyncLog, FailedSyncLog, SyncRun, ApiUsage, SyncFailure}
+READ_ONLY = {SyncLog, FailedSyncLog, SyncRun, ApiUsage, SyncFailure, ZohoEvent}
 
 
 @pytest.fixture
@@ -29,6 +39,9 @@ def one_of_each():
         sync_status=SyncStatus.FAILED, last_sync_error="Email address 'x' is not valid.",
         last_error_kind="invalid_data")
     ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=3)
+    ZohoEvent.objects.create(event_id="ev-1", event_type="payment_thankyou", source="webhook", state="quarantined",
+                             payload={"event_id": "ev-1", "data": {"payment": {"payment_id": "1"}}},
+                             last_error="ValueError: the event's data.payment has no payment_id")
     SyncRun.objects.create(run_id="b" * 32, kind="backfill", entities="customer", counts={"customer": {"created": 1}})
     # Other apps' admin pages are part of the dashboard too (django-q2's schedules and task results).
     Group.objects.create(name="operations")

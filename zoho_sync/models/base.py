@@ -89,6 +89,7 @@ class ZohoSyncedModel(models.Model):
         "claimed_until",
         "push_queued_at",
         "failing_since",
+        "zoho_modified_at",
     )
     BOOKKEEPING_FIELDS = frozenset(BOOKKEEPING)
 
@@ -130,6 +131,11 @@ class ZohoSyncedModel(models.Model):
     failing_since = models.DateTimeField(
         null=True, blank=True, help_text="When its pushes started failing (kept through retries and changes, "
         "cleared by a success): how long the record has been out of step with Zoho."
+    )
+
+    zoho_modified_at = models.DateTimeField(
+        null=True, blank=True, help_text="Zoho's modified time of the state last pulled from Zoho: an older one "
+        "(a late or replayed event) never overwrites it."
     )
 
     class Meta:

@@ -126,6 +126,7 @@ class CustomerService(ZohoSyncedModel):
         ACTIVE = "active", "Active"
         SUSPENDED = "suspended", "Suspended"
         CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired (its billing cycles ended in Zoho)"
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="services")
     package = models.ForeignKey(ServicePackage, on_delete=models.PROTECT, related_name="services")
@@ -133,6 +134,10 @@ class CustomerService(ZohoSyncedModel):
     quantity = models.PositiveIntegerField(default=1)
     activated_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # Zoho owns these: pulled from the subscription, never pushed.
+    current_term_starts_on = models.DateField(null=True, blank=True, help_text="From Zoho.")
+    current_term_ends_on = models.DateField(null=True, blank=True, help_text="From Zoho.")
+    next_billing_on = models.DateField(null=True, blank=True, help_text="From Zoho.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -202,6 +207,7 @@ class Invoice(ZohoSyncedModel):
     subtotal = money_field(default=ZERO, validators=[validation.validate_non_negative])
     tax_total = money_field(default=ZERO, validators=[validation.validate_non_negative])
     total = money_field(default=ZERO, validators=[validation.validate_non_negative])
+    balance_due = money_field(null=True, blank=True, help_text="What is left to pay, as Zoho says (pulled).")
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -316,7 +322,13 @@ class Payment(ZohoSyncedModel):
         FAILED = "failed", "Failed"
         REFUNDED = "refunded", "Refunded"
 
+    class Origin(models.TextChoices):
+        LOCAL = "local", "Recorded here"
+        ZOHO = "zoho", "Recorded in Zoho (mirrored)"
+
     reference = models.CharField(max_length=64, unique=True)
+    origin = models.CharField(max_length=8, choices=Origin.choices, default=Origin.LOCAL)
+    refunded_amount = money_field(default=ZERO, help_text="Refunded in Zoho (pulled).")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments")
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments", null=True, blank=True)
     amount = money_field(validators=[validation.validate_positive])

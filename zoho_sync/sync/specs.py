@@ -91,6 +91,8 @@ def _invoice_skip(invoice) -> str | None:
 def _payment_skip(payment) -> str | None:
     if reason := _excluded(payment.customer):
         return reason
+    if payment.origin == Payment.Origin.ZOHO:
+        return "The payment was recorded in Zoho and is mirrored here."
     if payment.status != Payment.Status.COMPLETED and not payment.zoho_id:
         return f"The payment is {payment.status}; only completed payments are recorded in Zoho."
     if payment.invoice_id and payment.invoice.kind == Invoice.Kind.SUBSCRIPTION_PERIOD:

@@ -1,0 +1,203 @@
+"""The webhook endpoint and the event inbox: signatures, rejections, storing once, applying, retrying and
+quarantine, through Django's real request stack; the records re-read from the sandbox."""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django_q.models import OrmQ
+
+from tests.builders import make_customer, make_invoice
+from zoho_sync import inbox, services
+from zoho_sync.inbox import webhook_signature
+from zoho_sync.models import Invoice, SyncLog, SyncStatus, ZohoEvent
+
+pytestmark = pytest.mark.django_db
+URL = "/zoho/webhooks/"
+SECRET = "webhook-secret-1234"
+
+
+@pytest.fixture
+def secret(settings):
+    settings.ZOHO_WEBHOOK_SECRET = SECRET
+    return SECRET
+
+
+def deliver(client, payload, *, secret=SECRET, body=None, signature=None, headers=None, query=""):
+    raw = body if body is not None else json.dumps(payload).encode()
+    params = dict(pair.split("=", 1) for pair in query.split("&") if pair)
+    sign = signature if signature is not None else webhook_signature(secret, raw, params)
+    extra = {"HTTP_X_ZOHO_WEBHOOK_SIGNATURE": sign} if sign else {}
+    extra.update(headers or {})
+    return client.post(URL + (f"?{query}" if query else ""), data=raw, content_type="application/json", **extra)
+
+
+def event(event_id="ev-1", event_type="invoice_created", **data):
+    return {"event_id": event_id, "event_type": event_type, "event_time": "2026-12-03T08:00:00+0000",
+            "data": data or {"invoice": {"invoice_id": "903000000000001"}}}
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong secret", "tampered", "garbage", "base64"])
+def test_unsigned_or_badly_signed_deliveries_are_refused_and_leave_nothing(client, secret, caplog, case):
+    payload = event()
+    raw = json.dumps(payload).encode()
+    signature = {"missing": "", "wrong secret": webhook_signature("another-secret-99", raw, {}),
+                 "tampered": webhook_signature(SECRET, raw.replace(b"ev-1", b"ev-2"), {}),
+                 "garbage": "not-a-signature",
+                 "base64": "c2lnbmF0dXJl"}[case]
+    with caplog.at_level(logging.WARNING, logger="zoho_sync.views"):
+        response = deliver(client, payload, signature=signature)
+    assert response.status_code == 401
+    assert not ZohoEvent.objects.exists() and not OrmQ.objects.exists()
+    assert any("Zoho webhook rejected (401)" in r.getMessage() for r in caplog.records)
+    assert SECRET not in caplog.text
+
+
+def test_the_signature_covers_the_query_parameters(client, secret):
+    payload = event()
+    raw = json.dumps(payload).encode()
+    good = webhook_signature(SECRET, raw, {"name": "basic", "subscription_id": "90343"})
+    assert deliver(client, payload, signature=good, query="subscription_id=90343&name=basic").status_code == 200
+    assert deliver(client, event("ev-2"), signature=webhook_signature(SECRET, raw, {}),
+                   query="subscription_id=90343").status_code == 401
+
+
+def test_oversized_malformed_and_unconfigured(client, secret, settings):
+    settings.ZOHO_WEBHOOK_MAX_BYTES = 1000
+    big = event(invoice={"invoice_id": "1", "notes": "x" * 2000})
+    assert deliver(client, big).status_code == 413
+    assert deliver(client, None, body=b"{not json").status_code == 400
+    assert deliver(client, None, body=b"[1, 2]").status_code == 400
+    ping = deliver(client, {"created_date": "2019-03-06"})
+    assert ping.status_code == 200 and ping.json()["status"] == "ignored"
+    assert client.get(URL).status_code == 405
+    settings.ZOHO_WEBHOOK_SECRET = ""
+    assert deliver(client, event()).status_code == 503
+    assert not ZohoEvent.objects.exists()
+
+
+def test_an_event_is_stored_once_however_often_it_arrives(client, secret, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = deliver(client, event())
+        again = deliver(client, event())
+    assert (first.status_code, first.json()["status"]) == (200, "accepted")
+    assert (again.status_code, again.json()["status"]) == (200, "duplicate")
+    stored = ZohoEvent.objects.get()
+    assert (stored.event_id, stored.entity, stored.zoho_id, stored.source) == (
+        "ev-1", "invoice", "903000000000001", "webhook")
+    assert OrmQ.objects.count() == 1  # one task to apply it
+
+
+def test_csrf_does_not_apply_to_the_signed_endpoint(secret):
+    client = Client(enforce_csrf_checks=True)
+    assert deliver(client, event()).status_code == 200
+
+
+def synced_invoice(zoho_sandbox):
+    zoho_sandbox.configure(per_minute=0)
+    invoice = make_invoice()
+    services.sync_object(entity="invoice", pk=invoice.pk)
+    invoice.refresh_from_db()
+    assert invoice.sync_status == SyncStatus.SYNCED
+    return invoice
+
+
+def test_a_payment_event_marks_the_invoice_paid_and_pushes_nothing_back(zoho_settings, zoho_sandbox,
+                                                                         django_capture_on_commit_callbacks):
+    invoice = synced_invoice(zoho_sandbox)
+    customer_id = invoice.customer.zoho_id
+    from zoho_sync.zoho import get_zoho_client
+
+    answer = get_zoho_client().post("/payments", json={
+        "customer_id": customer_id, "payment_mode": "creditcard", "amount": 50.0, "reference_number": "HOSTED-1",
+        "invoices": [{"invoice_id": invoice.zoho_id, "amount_applied": 50.0}]})
+    payment = answer["payment"]
+    before = len(zoho_sandbox.requests())
+    stored, created = inbox.event_accept(
+        {"event_id": "ev-pay-1", "event_type": "payment_thankyou", "event_time": "2026-12-03T08:00:00+0000",
+         "data": {"payment": payment}}, source="webhook")
+    assert created
+    said = inbox.event_apply(stored.pk)
+    assert "2 record(s) changed" in said
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.balance_due, invoice.sync_status) == ("paid", Decimal("0.00"), "synced")
+    mirrored = invoice.payments.get()
+    assert (mirrored.origin, mirrored.reference, mirrored.amount, mirrored.sync_status) == (
+        "zoho", "HOSTED-1", Decimal("50.00"), "synced")
+    # Only reads followed (the payment and its invoice): nothing was pushed back, nothing is queued to be.
+    after = [(r["method"], r.get("api_path")) for r in zoho_sandbox.requests()[before:] if r.get("api_path")]
+    assert {method for method, _ in after} == {"GET"}
+    assert [q.func() for q in OrmQ.objects.all() if q.func() != "zoho_sync.tasks.apply_event"] == []
+    assert services.sync_pending(entity="all").calls == 0  # a backfill finds nothing to send
+    stored.refresh_from_db()
+    assert stored.state == "applied" and "status issued -> paid" in stored.outcome
+    assert SyncLog.objects.filter(direction="pull", entity="invoice", status="success").count() == 1
+
+
+def test_an_older_state_never_overwrites_a_newer_one(zoho_settings, zoho_sandbox):
+    from zoho_sync.sync.pull import pull
+    from zoho_sync.sync.specs import INVOICE
+
+    invoice = synced_invoice(zoho_sandbox)
+    newer = {"invoice_id": invoice.zoho_id, "status": "paid", "balance": 0, "last_modified_time":
+             "2026-12-03T09:00:00+0000"}
+    older = {"invoice_id": invoice.zoho_id, "status": "sent", "balance": 50, "last_modified_time":
+             "2026-12-03T08:00:00+0000"}
+    assert pull(INVOICE, newer).action == "updated"
+    outcome = pull(INVOICE, older)
+    assert outcome.action == "stale" and "older than the one applied" in outcome.message
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.balance_due) == ("paid", Decimal("0.00"))
+    assert pull(INVOICE, newer).action == "unchanged"  # the same state again changes nothing
+
+
+def test_a_poison_event_is_quarantined_and_the_next_ones_are_applied(zoho_settings, zoho_sandbox, settings):
+    settings.INBOX_MAX_ATTEMPTS = 2
+    invoice = synced_invoice(zoho_sandbox)
+    poison, _ = inbox.event_accept({"event_id": "ev-bad", "event_type": "payment_thankyou",
+                                    "data": {"payment": {"amount": 5}}}, source="webhook")
+    good, _ = inbox.event_accept({"event_id": "ev-good", "event_type": "invoice_created",
+                                  "data": {"invoice": {"invoice_id": invoice.zoho_id}}}, source="webhook")
+    first = inbox.event_apply(poison.pk)
+    assert "failed (attempt 1)" in first
+    poison.refresh_from_db()
+    assert poison.state == "failed" and poison.next_attempt_at and "has no payment_id" in poison.last_error
+    assert "record(s) changed" in inbox.event_apply(good.pk)  # not held up by the failing one
+    good.refresh_from_db()
+    assert good.state == "applied"
+    assert "quarantined after 2 attempts" in inbox.event_apply(poison.pk)
+    poison.refresh_from_db()
+    assert poison.state == "quarantined" and poison.attempts == 2
+    assert inbox.event_apply(poison.pk).endswith("not due, or another worker applies it")
+    assert inbox.event_replay([poison.pk]) == 1
+    poison.refresh_from_db()
+    assert (poison.state, poison.attempts) == ("received", 0)
+
+
+def test_a_record_being_pushed_is_left_to_the_push(zoho_settings, zoho_sandbox):
+    from django.utils import timezone
+
+    invoice = synced_invoice(zoho_sandbox)
+    Invoice.objects.filter(pk=invoice.pk).update(claimed_by="other", claimed_until=timezone.now() +
+                                                 timezone.timedelta(minutes=5))
+    stored, _ = inbox.event_accept({"event_id": "ev-busy", "event_type": "invoice_created",
+                                    "data": {"invoice": {"invoice_id": invoice.zoho_id}}}, source="webhook")
+    said = inbox.event_apply(stored.pk)
+    assert "being pushed right now" in said
+    stored.refresh_from_db()
+    assert stored.state == "failed" and stored.attempts == 0 and stored.next_attempt_at
+
+
+def test_a_customer_unknown_here_is_ignored(zoho_settings, zoho_sandbox):
+    zoho_sandbox.configure(per_minute=0)
+    customer = make_customer()
+    services.sync_object(entity="customer", pk=customer.pk)
+    stored, _ = inbox.event_accept({"event_id": "ev-x", "event_type": "card_expiring", "data": {}},
+                                   source="webhook")
+    assert "0 record(s) changed" in inbox.event_apply(stored.pk)
+    stored.refresh_from_db()
+    assert stored.state == "ignored"

@@ -1,0 +1,49 @@
+"""The event inbox in the admin: every change that came in from Zoho, its state, error and outcome; quarantined
+events wait here for a person, who replays them after a fix (the "Can sync to Zoho" permission)."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from zoho_sync import inbox
+from zoho_sync.admin.base import ReadOnlyAdmin, can_sync, queued_work_note, short_error
+from zoho_sync.models import ZohoEvent
+
+
+@admin.register(ZohoEvent)
+class ZohoEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "event_type", "entity", "zoho_id", "source", "state", "attempts", "error",
+                    "short_outcome")
+    list_filter = ("state", "source", "entity", "event_type")
+    search_fields = ("=event_id", "=zoho_id")
+    search_help_text = "Zoho's event id, or the Zoho id of the record it is about."
+    readonly_fields = ("event_id", "event_type", "event_time", "source", "entity", "zoho_id", "state", "attempts",
+                       "last_error", "outcome", "next_attempt_at", "received_at", "processed_at", "pretty_payload")
+    exclude = ("payload", "claimed_until")
+    actions = ["replay"]
+    list_per_page = 100
+
+    def has_sync_permission(self, request) -> bool:
+        return can_sync(request)
+
+    @admin.display(description="Error")
+    def error(self, obj):
+        return short_error(obj.last_error)
+
+    @admin.display(description="Outcome")
+    def short_outcome(self, obj):
+        return short_error(obj.outcome)
+
+    @admin.display(description="Payload")
+    def pretty_payload(self, obj):
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(obj.payload, indent=2)[:20000])
+
+    @admin.action(description="Apply selected again (after a fix)", permissions=["sync"])
+    def replay(self, request, queryset):
+        count = inbox.event_replay(list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"{count} event(s) queued to be applied again; a record already as Zoho has it "
+                                   "is left unchanged.", messages.SUCCESS)
+        queued_work_note(request, "the events")

@@ -1,0 +1,204 @@
+"""The event inbox: the one place changes from Zoho enter (a webhook, event replay, reconciliation).
+
+An event is stored once by Zoho's event id (a duplicate delivery is acknowledged and ignored) and applied by a
+django-q2 task: its Zoho record is re-read through the API (§12.5: the payload's shape is undocumented; the API's is
+not) and applied by the pull step. A failure is retried with a growing, jittered delay; after INBOX_MAX_ATTEMPTS
+the event is quarantined with its error for a person (admin: Zoho events; replayable after a fix). Each event is
+its own task, so one that keeps failing never holds up the events behind it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from zoho_sync.client.errors import ZohoNotFoundError
+from zoho_sync.conf import get_inbox_settings
+from zoho_sync.models import ZohoEvent
+from zoho_sync.queueing import task_enqueue_later
+from zoho_sync.redaction import redact_text
+from zoho_sync.sync import inbound
+from zoho_sync.sync.pull import PullOutcome, RecordBusy, pull
+from zoho_sync.sync.specs import CUSTOMER_SERVICE, INVOICE, PAYMENT, EntitySpec
+
+logger = logging.getLogger(__name__)
+CLAIM = timedelta(minutes=5)  # a worker that died while applying an event loses it after this
+TASK = "zoho_sync.tasks.apply_event"
+
+
+# --- which record an event is about ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Subject:
+    spec: EntitySpec
+    key: str  # the entity's key under `data`
+    path: str  # where the API reads it again
+
+
+def subject_of(event_type: str) -> Subject | None:
+    if event_type.startswith("payment_"):
+        return Subject(PAYMENT, "payment", "/payments/{}")
+    if event_type.startswith("subscription_") or event_type in ("billing_date_changed", "trial_expiring"):
+        return Subject(CUSTOMER_SERVICE, "subscription", "/subscriptions/{}")
+    if event_type == "invoice_created":
+        return Subject(INVOICE, "invoice", "/invoices/{}")
+    return None  # card events, credit notes: nothing this app mirrors
+
+
+def _entity_data(payload: dict, subject: Subject | None) -> dict:
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    entity = data.get(subject.key) if subject else None
+    return entity if isinstance(entity, dict) else {}
+
+
+# --- the webhook's signature (§7.3, §12.5) --------------------------------------------------------------------
+def webhook_signature(secret: str, body: bytes, params: dict[str, str]) -> str:
+    """HMAC-SHA256 keyed with the secret, lower-case hex, over the query and form parameters sorted by key and
+    concatenated as key1value1key2value2..., followed by the raw body."""
+    message = "".join(f"{key}{value}" for key, value in sorted(params.items())).encode() + body
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def webhook_verify(secret: str, body: bytes, params: dict[str, str], signature: str) -> bool:
+    expected = webhook_signature(secret, body, params)
+    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
+
+
+# --- accepting -------------------------------------------------------------------------------------------------
+def event_accept(payload: dict, *, source: str) -> tuple[ZohoEvent, bool]:
+    """Store an event once (unique by Zoho's event id); True when it is new. A new one is queued to be applied
+    when the transaction commits."""
+    event_id = str(payload["event_id"])[:64]
+    existing = ZohoEvent.objects.filter(event_id=event_id).first()
+    if existing is not None:
+        return existing, False
+    subject = subject_of(str(payload.get("event_type", "")))
+    entity = _entity_data(payload, subject)
+    fields = {"event_type": str(payload.get("event_type", ""))[:64], "source": source, "payload": payload,
+              "event_time": inbound.zoho_time(payload.get("event_time") or payload.get("created_time")),
+              "entity": subject.spec.name if subject else "",
+              "zoho_id": str(entity.get(subject.spec.id_field, "") if subject else "")[:64]}
+    try:
+        with transaction.atomic():
+            event = ZohoEvent.objects.create(event_id=event_id, **fields)
+    except IntegrityError:  # the same event, delivered twice at once
+        return ZohoEvent.objects.get(event_id=event_id), False
+    transaction.on_commit(lambda: event_enqueue(event.pk))
+    return event, True
+
+
+def event_enqueue(pk: int, *, delay: float = 0) -> None:
+    task_enqueue_later(TASK, pk, delay=delay, task_name=f"zoho event {pk}", group="zoho events")
+
+
+# --- applying --------------------------------------------------------------------------------------------------
+def _claim(pk: int) -> bool:
+    now = timezone.now()
+    due = Q(state__in=(ZohoEvent.State.RECEIVED, ZohoEvent.State.FAILED)) | Q(
+        state=ZohoEvent.State.PROCESSING, claimed_until__lt=now)  # its worker died
+    return bool(ZohoEvent.objects.filter(due, pk=pk).update(state=ZohoEvent.State.PROCESSING,
+                                                            claimed_until=now + CLAIM, attempts=F("attempts") + 1))
+
+
+def event_apply(pk: int, *, client=None) -> str:
+    """Apply one event (the django-q2 task). Returns what happened, in a sentence."""
+    if not _claim(pk):
+        return f"event {pk}: not due, or another worker applies it"
+    event = ZohoEvent.objects.get(pk=pk)
+    conf = get_inbox_settings()
+    try:
+        outcomes = _apply(event, client=client)
+    except RecordBusy as busy:
+        ZohoEvent.objects.filter(pk=pk).update(
+            state=ZohoEvent.State.FAILED, attempts=F("attempts") - 1, last_error=str(busy), claimed_until=None,
+            next_attempt_at=timezone.now() + timedelta(seconds=conf.busy_retry_seconds))
+        event_enqueue(pk, delay=conf.busy_retry_seconds)
+        return f"event {event.event_id}: {busy}"
+    except Exception as error:  # any failure is the event's, written on its row; the next events go on
+        return _failed(event, error, conf)
+    applied = [o for o in outcomes if o.action in ("created", "updated")]
+    state = ZohoEvent.State.APPLIED if outcomes and all(o.action != "unknown" for o in outcomes) else \
+        ZohoEvent.State.IGNORED
+    said = "; ".join(o.message for o in outcomes) or "the event carries nothing this app mirrors"
+    ZohoEvent.objects.filter(pk=pk).update(state=state, outcome=said[:4000], last_error="", claimed_until=None,
+                                           next_attempt_at=None, processed_at=timezone.now())
+    return f"event {event.event_id} ({event.event_type}): {len(applied)} record(s) changed: {said}"
+
+
+def _failed(event: ZohoEvent, error: Exception, conf) -> str:
+    attempts = ZohoEvent.objects.filter(pk=event.pk).values_list("attempts", flat=True).first() or 1
+    text = redact_text(f"{type(error).__name__}: {error}")[:4000]
+    if attempts >= conf.max_attempts:
+        ZohoEvent.objects.filter(pk=event.pk).update(state=ZohoEvent.State.QUARANTINED, last_error=text,
+                                                     claimed_until=None, next_attempt_at=None)
+        logger.error("Zoho event %s (%s) quarantined after %d attempts: %s", event.event_id, event.event_type,
+                     attempts, text)
+        return f"event {event.event_id}: quarantined after {attempts} attempts: {text}"
+    delay = conf.retry_base_seconds * 2 ** (attempts - 1) * random.uniform(0.8, 1.2)
+    ZohoEvent.objects.filter(pk=event.pk).update(state=ZohoEvent.State.FAILED, last_error=text, claimed_until=None,
+                                                 next_attempt_at=timezone.now() + timedelta(seconds=delay))
+    event_enqueue(event.pk, delay=delay)
+    logger.warning("Zoho event %s (%s) failed (attempt %d), retried in %.0f s: %s", event.event_id,
+                   event.event_type, attempts, delay, text)
+    return f"event {event.event_id}: failed (attempt {attempts}), retried in {delay:.0f} s: {text}"
+
+
+def _apply(event: ZohoEvent, *, client=None) -> list[PullOutcome]:
+    subject = subject_of(event.event_type)
+    if subject is None:
+        return []
+    entity = _entity_data(event.payload, subject)
+    zoho_id = str(entity.get(subject.spec.id_field) or "")
+    if not zoho_id:
+        raise ValueError(f"the event's data.{subject.key} has no {subject.spec.id_field}")
+    if client is None:
+        from zoho_sync.zoho import get_zoho_client
+
+        client = get_zoho_client()
+    note = f"event {event.event_id} {event.event_type}"
+    remote = _read(client, subject.path.format(zoho_id), subject.key) or entity
+    outcomes = [pull(subject.spec, remote, when=event.event_time, note=note)]
+    if subject.spec is PAYMENT:  # the invoices it paid (or no longer pays, refunded): their balance and status
+        for invoice_id in inbound.payment_invoice_ids(remote):
+            invoice = _read(client, f"/invoices/{invoice_id}", "invoice")
+            if invoice:
+                outcomes.append(pull(INVOICE, invoice, when=event.event_time, note=note))
+    return outcomes
+
+
+def _read(client, path: str, key: str) -> dict | None:
+    try:
+        return client.get(path).get(key)
+    except ZohoNotFoundError:
+        return None  # gone from Zoho (a declined charge may never be a payment there): the event's copy
+
+
+# --- sweeping and replaying ------------------------------------------------------------------------------------
+def events_sweep() -> int:
+    """Queue again the events whose task was lost: failed ones due, received ones older than a minute, and those
+    whose worker died. The schedule runs it every few minutes; returns how many."""
+    now = timezone.now()
+    lost = ZohoEvent.objects.filter(
+        Q(state=ZohoEvent.State.FAILED, next_attempt_at__lte=now)
+        | Q(state=ZohoEvent.State.RECEIVED, received_at__lt=now - timedelta(minutes=1))
+        | Q(state=ZohoEvent.State.PROCESSING, claimed_until__lt=now))
+    pks = list(lost.values_list("pk", flat=True)[:1000])
+    for pk in pks:
+        event_enqueue(pk)
+    return len(pks)
+
+
+def event_replay(pks: list[int]) -> int:
+    """Apply events again (a quarantined one after a fix, or any other): back to received, attempts from zero."""
+    count = ZohoEvent.objects.filter(pk__in=pks).exclude(state=ZohoEvent.State.PROCESSING).update(
+        state=ZohoEvent.State.RECEIVED, attempts=0, last_error="", next_attempt_at=None, claimed_until=None)
+    for pk in pks:
+        transaction.on_commit(lambda pk=pk: event_enqueue(pk))
+    return count

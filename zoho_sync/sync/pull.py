@@ -1,0 +1,210 @@
+"""The pull step: apply a Zoho record to its local mirror, for the fields Zoho owns, in one conditional UPDATE.
+
+- Stale-write guard: the record keeps Zoho's modified time of the state last applied (`zoho_modified_at`); an
+  older state (a late or replayed event, a slow reconciliation) changes nothing.
+- No echo: the UPDATE bypasses save(), so no push is queued and the version is not bumped; when the record was in
+  step with Zoho (its fingerprint matched), the fingerprint is recomputed with the pulled values, so the next push
+  finds nothing to send. A record a push holds right now is left to it: RecordBusy, and the caller tries later.
+- A record Zoho created (a renewal's period invoice, a payment made through Zoho's hosted page) arrives as a
+  local mirror with origin Zoho, which is never pushed.
+Every pull is written to the sync log (direction pull).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from zoho_sync import validation
+from zoho_sync.models import (
+    Customer,
+    CustomerService,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    SyncLog,
+    SyncStatus,
+)
+from zoho_sync.sync import inbound
+from zoho_sync.sync.claims import free_filter
+from zoho_sync.sync.engine import fingerprint_of
+from zoho_sync.sync.errors import InvalidLocalData
+from zoho_sync.sync.specs import CUSTOMER_SERVICE, INVOICE, PAYMENT, EntitySpec
+
+logger = logging.getLogger(__name__)
+OWNED_BY_ZOHO = {
+    CUSTOMER_SERVICE.name: inbound.subscription_from_zoho,
+    INVOICE.name: inbound.invoice_from_zoho,
+    PAYMENT.name: inbound.payment_from_zoho,
+}
+MAX_TRIES = 5
+
+
+class RecordBusy(Exception):
+    """A push holds the record (or it kept changing): apply the pull again shortly."""
+
+
+@dataclass
+class PullOutcome:
+    entity: str
+    pk: int | None
+    action: str  # updated, created, unchanged, stale, unknown
+    message: str
+    changes: dict = field(default_factory=dict)
+
+
+def pull(spec: EntitySpec, remote: dict, *, when: datetime | None = None, run_id: str = "",
+         note: str = "") -> PullOutcome:
+    """Apply `remote` (a Zoho record of `spec`) to the local record with its Zoho id, or mirror a record Zoho
+    created. `when` stands in for Zoho's modified time when the record carries none (the event's time)."""
+    zoho_id = str(remote.get(spec.id_field) or "")
+    modified = inbound.modified_time(remote) or when or timezone.now()
+    for _ in range(MAX_TRIES):
+        obj = spec.prepare(spec.model.objects.filter(zoho_id=zoho_id)).first() if zoho_id else None
+        outcome = _mirror(spec, remote, modified) if obj is None else _apply(spec, obj, remote, modified)
+        if outcome is not None:
+            _log(spec, outcome, zoho_id, run_id, note)
+            return outcome
+    raise RecordBusy(f"{spec.name} {zoho_id} kept changing while its Zoho state was applied; trying again later")
+
+
+def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutcome | None:
+    owned = OWNED_BY_ZOHO.get(spec.name)
+    label = spec.label(obj)
+    if owned is None:
+        return PullOutcome(spec.name, obj.pk, "unchanged", f"{label}: Zoho owns none of its fields")
+    if obj.zoho_modified_at and modified < obj.zoho_modified_at:
+        applied = f"{obj.zoho_modified_at:%Y-%m-%d %H:%M:%S}"
+        return PullOutcome(spec.name, obj.pk, "stale", f"{label}: Zoho's state of {modified:%Y-%m-%d %H:%M:%S} is "
+                                                        f"older than the one applied ({applied}); nothing changed")
+    wanted = owned(remote, obj)
+    changes = {name: (getattr(obj, name), value) for name, value in wanted.items() if getattr(obj, name) != value}
+    before = _fingerprint(spec, obj)
+    in_step = obj.sync_status == SyncStatus.SYNCED and before is not None and before == obj.sync_fingerprint
+    for name, (_, value) in changes.items():
+        setattr(obj, name, value)
+    update = {name: value for name, (_, value) in changes.items()}
+    update["zoho_modified_at"] = modified
+    guard = Q(pk=obj.pk, sync_version=obj.sync_version) & free_filter(timezone.now()) & (
+        Q(zoho_modified_at__isnull=True) | Q(zoho_modified_at__lte=modified))
+    if in_step:
+        after = _fingerprint(spec, obj)
+        if after is not None:
+            update["sync_fingerprint"] = after
+        guard &= Q(sync_status=SyncStatus.SYNCED, sync_fingerprint=before)
+    if spec.model.objects.filter(guard).update(**update):
+        if not changes:
+            return PullOutcome(spec.name, obj.pk, "unchanged", f"{label}: already as Zoho has it")
+        said = ", ".join(f"{name} {_show(old)} -> {_show(new)}" for name, (old, new) in changes.items())
+        return PullOutcome(spec.name, obj.pk, "updated", f"{label}: {said}", changes)
+    now = spec.model.objects.filter(pk=obj.pk).values("claimed_until", "zoho_modified_at").first()
+    if now and now["zoho_modified_at"] and modified < now["zoho_modified_at"]:
+        return PullOutcome(spec.name, obj.pk, "stale", f"{label}: a newer Zoho state was applied meanwhile")
+    if now and now["claimed_until"] and now["claimed_until"] > timezone.now():
+        raise RecordBusy(f"{label} is being pushed right now; its Zoho state is applied after that push")
+    time.sleep(0.01)
+    return None  # changed meanwhile (a local edit, a push finishing): read it again
+
+
+def _fingerprint(spec: EntitySpec, obj) -> str | None:
+    try:
+        return fingerprint_of(spec.fingerprint(obj))
+    except (InvalidLocalData, AttributeError, TypeError, ValueError):
+        return None
+
+
+def _show(value) -> str:
+    return "-" if value in (None, "") else str(value)[:40]
+
+
+# --- records Zoho created ---------------------------------------------------------------------------------------
+def _mirror(spec: EntitySpec, remote: dict, modified: datetime) -> PullOutcome:
+    zoho_id = str(remote.get(spec.id_field) or "")
+    if spec is INVOICE:
+        return _mirror_invoice(remote, zoho_id, modified)
+    if spec is PAYMENT:
+        return _mirror_payment(remote, zoho_id, modified)
+    return PullOutcome(spec.name, None, "unknown", f"{spec.zoho_entity} {zoho_id} is not one of ours (it was "
+                                                   "made in Zoho); nothing to apply")
+
+
+def _mirror_invoice(remote: dict, zoho_id: str, modified: datetime) -> PullOutcome:
+    fields = inbound.invoice_mirror(remote)
+    number = fields["invoice_number"]
+    customer = Customer.objects.filter(zoho_id=str(remote.get("customer_id") or "")).first()
+    if customer is None:
+        return PullOutcome("invoice", None, "unknown", f"invoice {number or zoho_id}: its customer is not one of "
+                                                       "ours; nothing to apply")
+    ours = Invoice.objects.filter(invoice_number=number, zoho_id__isnull=True).first()
+    if ours is not None:  # our own create whose answer has not arrived yet: the push links it
+        return PullOutcome("invoice", ours.pk, "unchanged", f"invoice {number}: ours, being created; the push "
+                                                             "links it")
+    service = CustomerService.objects.filter(zoho_id=inbound.invoice_subscription_id(remote) or None).first()
+    lines = inbound.invoice_mirror_lines(remote)
+    kind, start, end = Invoice.Kind.MANUAL, None, None
+    if service is not None:
+        kind = Invoice.Kind.SUBSCRIPTION_PERIOD
+        start = service.current_term_starts_on or fields["issued_on"]
+        end = service.current_term_ends_on if service.current_term_ends_on and service.current_term_ends_on >= start \
+            else None
+    invoice = Invoice(customer=customer, service=service, kind=kind, origin=Invoice.Origin.ZOHO, zoho_id=zoho_id,
+                      period_start=start, period_end=end, sync_status=SyncStatus.SYNCED,
+                      last_synced_at=timezone.now(), zoho_modified_at=modified, **fields)
+    try:
+        with transaction.atomic():
+            Invoice.objects.bulk_create([invoice])  # no save(), no signal: a mirror queues no push
+            InvoiceLine.objects.bulk_create([
+                InvoiceLine(invoice=invoice, amount=validation.line_amount(line["quantity"], line["unit_price"]),
+                            **line) for line in lines])
+    except IntegrityError:  # mirrored meanwhile by another worker, or the number is taken by another invoice
+        existing = Invoice.objects.filter(zoho_id=zoho_id).first()
+        if existing is not None:
+            return PullOutcome("invoice", existing.pk, "unchanged", f"invoice {number}: already mirrored")
+        raise
+    what = f"period invoice of {service.zoho_reference_id}" if service else "invoice"
+    return PullOutcome("invoice", invoice.pk, "created", f"{number}: Zoho's {what} mirrored here ({invoice.total} "
+                                                         f"{invoice.currency_code}, {invoice.status})")
+
+
+def _mirror_payment(remote: dict, zoho_id: str, modified: datetime) -> PullOutcome:
+    fields = inbound.payment_mirror(remote)
+    customer = Customer.objects.filter(zoho_id=str(remote.get("customer_id") or "")).first()
+    if customer is None:
+        return PullOutcome("payment", None, "unknown", f"payment {zoho_id}: its customer is not one of ours")
+    ours = Payment.objects.filter(reference=fields["reference"]).first()
+    if ours is not None:  # our own create whose answer has not arrived yet, or a reference already used here
+        return PullOutcome("payment", ours.pk, "unchanged", f"payment {fields['reference']}: ours; the push links "
+                                                             "it")
+    invoice_ids = inbound.payment_invoice_ids(remote)
+    invoice = Invoice.objects.filter(zoho_id__in=invoice_ids).first() if invoice_ids else None
+    payment = Payment(customer=customer, invoice=invoice, origin=Payment.Origin.ZOHO, zoho_id=zoho_id,
+                      sync_status=SyncStatus.SYNCED, last_synced_at=timezone.now(), zoho_modified_at=modified,
+                      **fields)
+    try:
+        with transaction.atomic():
+            Payment.objects.bulk_create([payment])
+    except IntegrityError:
+        existing = Payment.objects.filter(zoho_id=zoho_id).first()
+        if existing is not None:
+            return PullOutcome("payment", existing.pk, "unchanged", f"payment {fields['reference']}: already "
+                                                                     "mirrored")
+        raise
+    return PullOutcome("payment", payment.pk, "created", f"{payment.reference}: Zoho's payment of {payment.amount} "
+                                                         f"{payment.currency_code} mirrored here ({payment.status})")
+
+
+def _log(spec: EntitySpec, outcome: PullOutcome, zoho_id: str, run_id: str, note: str) -> None:
+    action = {"created": SyncLog.Action.CREATE, "updated": SyncLog.Action.UPDATE}.get(outcome.action,
+                                                                                      SyncLog.Action.NONE)
+    status = SyncLog.Status.SKIPPED if outcome.action in ("stale", "unknown") else SyncLog.Status.SUCCESS
+    message = f"Pulled from Zoho{f' ({note})' if note else ''}: {outcome.message}"
+    SyncLog.objects.create(entity=spec.name, object_pk=str(outcome.pk or ""), object_repr=outcome.message[:60],
+                           zoho_entity=spec.zoho_entity, zoho_id=zoho_id, direction=SyncLog.Direction.PULL,
+                           action=action, status=status, message=message, run_id=run_id[:36])
+    logger.info("%s", message)
