@@ -53,3 +53,20 @@ def sweep_events() -> str:
     from zoho_sync import inbox
 
     return f"{inbox.events_sweep()} events queued again"
+
+
+def replay_events() -> str:
+    """Read Zoho's events since the cursor into the inbox (the hourly schedule): what a lost webhook missed."""
+    from zoho_sync.replay import events_replay
+
+    return events_replay().as_text()
+
+
+@single_run("zoho: reconcile")
+def reconcile() -> str:
+    """Compare every entity with Zoho and keep the report (the monthly schedule; repairs are a person's call)."""
+    from zoho_sync.reconcile import reconcile as compare
+    from zoho_sync.sync.specs import SPECS
+
+    report = compare(specs=SPECS)
+    return f"{len(report.drift)} differences, {report.calls} calls"

@@ -15,6 +15,7 @@ from tests.builders import make_customer, make_invoice, make_package, make_payme
 from zoho_sync.models import (
     ApiUsage,
     Customer,
+    DriftReport,
     FailedSyncLog,
     Invoice,
     SyncFailure,
@@ -26,7 +27,7 @@ from zoho_sync.models import (
 
 pytestmark = pytest.mark.django_db
 
-READ_ONLY = {SyncLog, FailedSyncLog, SyncRun, ApiUsage, SyncFailure, ZohoEvent}
+READ_ONLY = {SyncLog, FailedSyncLog, SyncRun, ApiUsage, SyncFailure, ZohoEvent, DriftReport}
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def one_of_each():
         sync_status=SyncStatus.FAILED, last_sync_error="Email address 'x' is not valid.",
         last_error_kind="invalid_data")
     ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=3)
+    DriftReport.objects.create(entities="customer", drift=1, text="customer: 1 difference", report={"drift": 1})
     ZohoEvent.objects.create(event_id="ev-1", event_type="payment_thankyou", source="webhook", state="quarantined",
                              payload={"event_id": "ev-1", "data": {"payment": {"payment_id": "1"}}},
                              last_error="ValueError: the event's data.payment has no payment_id")

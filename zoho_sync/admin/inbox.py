@@ -10,7 +10,7 @@ from django.utils.html import format_html
 
 from zoho_sync import inbox
 from zoho_sync.admin.base import ReadOnlyAdmin, can_sync, queued_work_note, short_error
-from zoho_sync.models import ZohoEvent
+from zoho_sync.models import DriftReport, ZohoEvent
 
 
 @admin.register(ZohoEvent)
@@ -47,3 +47,25 @@ class ZohoEventAdmin(ReadOnlyAdmin):
         self.message_user(request, f"{count} event(s) queued to be applied again; a record already as Zoho has it "
                                    "is left unchanged.", messages.SUCCESS)
         queued_work_note(request, "the events")
+
+
+@admin.register(DriftReport)
+class DriftReportAdmin(ReadOnlyAdmin):
+    """The reconciliations (zoho_reconcile, and the monthly schedule): what differed from Zoho, what was repaired.
+    The list opens with the latest report whole."""
+
+    change_list_template = "admin/zoho_sync/driftreport/change_list.html"
+
+    list_display = ("started_at", "entities", "drift", "conflicts", "repaired", "records", "api_calls", "repair")
+    list_filter = ("repair",)
+    readonly_fields = ("started_at", "finished_at", "entities", "repair", "drift", "conflicts", "repaired",
+                       "records", "api_calls", "report_text")
+    exclude = ("report", "text")
+
+    @admin.display(description="Report")
+    def report_text(self, obj):
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", obj.text)
+
+    def changelist_view(self, request, extra_context=None):
+        latest = DriftReport.objects.order_by("-started_at").first()
+        return super().changelist_view(request, {**(extra_context or {}), "latest": latest})

@@ -11,6 +11,7 @@ from zoho_sync.models.base import (
 from zoho_sync.models.billing import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
 from zoho_sync.models.failures import SYNC_PERMISSION, SyncFailure
 from zoho_sync.models.inbox import ZohoEvent
+from zoho_sync.models.reconcile import DriftReport
 from zoho_sync.models.runs import SyncRun
 from zoho_sync.models.state import ApiUsage, SharedState
 from zoho_sync.models.synclog import FailedSyncLog, SyncLog
@@ -21,6 +22,7 @@ __all__ = [
     "ApiUsage",
     "Customer",
     "CustomerService",
+    "DriftReport",
     "ErrorKind",
     "FailedSyncLog",
     "Invoice",

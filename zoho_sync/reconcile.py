@@ -1,0 +1,319 @@
+"""Reconciliation: compare local records with Zoho's by listing (one call per 200 records) and report drift.
+
+Per entity: records missing in Zoho, missing here, differences in the fields we own (a conflict when the record
+has not changed here since its last push: someone changed it in Zoho) and in the fields Zoho owns (status,
+amounts, terms), with counts and money totals. `repair`: push the local truth for what we own (conflicts only when
+asked: `conflicts="local"`), pull Zoho's truth for what Zoho owns, mirror the invoices and payments Zoho made, and
+re-create what Zoho lost once a read confirms it is gone. Both directions go through the engine's own steps (the
+push sequence, the pull step), so nothing here talks HTTP beyond reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from zoho_sync.client.errors import ZohoNotFoundError
+from zoho_sync.models import DriftReport, SyncStatus
+from zoho_sync.sync import inbound, payloads
+from zoho_sync.sync.engine import fingerprint_of
+from zoho_sync.sync.errors import InvalidLocalData
+from zoho_sync.sync.pull import RecordBusy, pull
+from zoho_sync.sync.specs import CUSTOMER, CUSTOMER_SERVICE, INVOICE, PAYMENT, SERVICE_PACKAGE, EntitySpec
+
+OURS, ZOHOS = "ours", "zoho"
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _money(value) -> str:
+    amount = inbound.zoho_money(value)
+    return "" if amount is None else str(amount)
+
+
+def _day(value) -> str:
+    found = inbound.zoho_date(value) if not hasattr(value, "isoformat") else value
+    return found.isoformat()[:10] if found else ""
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str  # as reports say it
+    local: Callable[[Any], Any]
+    zoho_key: str
+    owner: str  # OURS or ZOHOS
+    kind: str = "field"  # field, amount, status
+    norm: Callable[[Any], str] = _text
+
+
+INVOICE_STATUS_OF = {value: value for value in ("issued", "partially_paid", "paid", "void")}
+FIELDS: dict[str, tuple[Field, ...]] = {
+    CUSTOMER.name: (
+        Field("display_name", payloads.customer_display_name, "display_name", OURS),
+        Field("email", lambda c: c.email, "email", OURS, norm=lambda v: _text(v).casefold()),
+        Field("company_name", lambda c: c.company_name, "company_name", OURS),
+        Field("phone", lambda c: c.phone, "phone", OURS),
+        Field("currency_code", lambda c: c.currency_code, "currency_code", OURS),
+    ),
+    SERVICE_PACKAGE.name: (
+        Field("name", lambda p: p.name, "name", OURS),
+        Field("price", lambda p: p.price, "recurring_price", OURS, "amount", _money),
+        Field("interval", lambda p: p.interval, "interval", OURS),
+        Field("interval_unit", lambda p: p.interval_unit, "interval_unit", OURS),
+    ),
+    CUSTOMER_SERVICE.name: (
+        Field("status", lambda s: s.status, "status", ZOHOS, "status",
+              lambda v: inbound.SUBSCRIPTION_STATUS.get(_text(v), _text(v))),
+        Field("current_term_ends_on", lambda s: s.current_term_ends_on, "current_term_ends_at", ZOHOS, norm=_day),
+        Field("next_billing_on", lambda s: s.next_billing_on, "next_billing_at", ZOHOS, norm=_day),
+    ),
+    INVOICE.name: (
+        Field("total", lambda i: i.total, "total", OURS, "amount", _money),
+        Field("status", lambda i: i.status, "status", ZOHOS, "status",
+              lambda v: inbound.INVOICE_STATUS.get(_text(v), _text(v))),
+        Field("balance", lambda i: i.balance_due, "balance", ZOHOS, "amount", _money),
+    ),
+    PAYMENT.name: (
+        Field("amount", lambda p: p.amount, "amount", OURS, "amount", _money),
+        Field("method", lambda p: p.method, "payment_mode", OURS),
+        Field("paid_on", lambda p: p.paid_at.date() if p.paid_at else None, "date", OURS, norm=_day),
+        Field("status", lambda p: p.status, "status", ZOHOS, "status",
+              lambda v: {"success": "completed", "failure": "failed", "refunded": "refunded"}.get(_text(v), _text(v))),
+    ),
+}
+MONEY = {INVOICE.name: ("total", "total"), PAYMENT.name: ("amount", "amount")}  # (local field, Zoho key) summed
+
+
+@dataclass
+class Drift:
+    entity: str
+    kind: str  # missing_in_zoho, missing_locally, field, amount, status, conflict
+    label: str
+    zoho_id: str = ""
+    pk: int | None = None
+    field: str = ""
+    local: str = ""
+    zoho: str = ""
+    note: str = ""
+    repaired: str = ""
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in ("", None)}
+
+
+@dataclass
+class EntityReport:
+    entity: str
+    local: int = 0  # local records that reached Zoho (with a Zoho id)
+    zoho: int = 0  # records Zoho listed
+    matched: int = 0
+    local_total: Decimal = Decimal("0.00")
+    zoho_total: Decimal = Decimal("0.00")
+    drift: list[Drift] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for item in self.drift:
+            found[item.kind] = found.get(item.kind, 0) + 1
+        return found
+
+
+@dataclass
+class Report:
+    entities: dict[str, EntityReport] = field(default_factory=dict)
+    calls: int = 0
+    repair: bool = False
+    started: Any = None
+
+    @property
+    def drift(self) -> list[Drift]:
+        return [item for entity in self.entities.values() for item in entity.drift]
+
+    def as_dict(self) -> dict:
+        return {"started": self.started.isoformat() if self.started else None, "api_calls": self.calls,
+                "repair": self.repair, "drift": len(self.drift),
+                "entities": {name: {"local": e.local, "zoho": e.zoho, "matched": e.matched, "counts": e.counts(),
+                                    "local_total": str(e.local_total), "zoho_total": str(e.zoho_total),
+                                    "drift": [d.as_dict() for d in e.drift]} for name, e in self.entities.items()}}
+
+    def as_text(self, *, limit: int = 50) -> str:
+        lines = [f"Reconciliation with Zoho at {timezone.localtime(self.started):%Y-%m-%d %H:%M %Z}: "
+                 f"{len(self.drift)} differences, {self.calls} API calls{' (repair)' if self.repair else ''}"]
+        for name, e in self.entities.items():
+            counts = ", ".join(f"{kind} {n}" for kind, n in sorted(e.counts().items())) or "in step"
+            money = f"; totals here {e.local_total}, in Zoho {e.zoho_total}" if name in MONEY else ""
+            lines.append(f"  {name}: {e.local} here, {e.zoho} in Zoho, {e.matched} matched: {counts}{money}")
+            for item in e.drift[:limit]:
+                what = f" {item.field}: here {item.local!r}, Zoho {item.zoho!r}" if item.field else ""
+                done = f" [{item.repaired}]" if item.repaired else ""
+                lines.append(f"    {item.kind:<16}{item.label}{what}{f' ({item.note})' if item.note else ''}{done}")
+            if len(e.drift) > limit:
+                lines.append(f"    ... and {len(e.drift) - limit} more (--json lists them all)")
+        return "\n".join(lines)
+
+
+def _in_step(spec: EntitySpec, obj) -> bool:
+    """The record has not changed here since its last push: Zoho should hold exactly what we sent."""
+    if obj.sync_status != SyncStatus.SYNCED:
+        return False
+    try:
+        return fingerprint_of(spec.fingerprint(obj)) == obj.sync_fingerprint
+    except (InvalidLocalData, AttributeError, TypeError, ValueError):
+        return False
+
+
+def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
+    result = EntityReport(spec.name)
+    fields = FIELDS.get(spec.name, ())
+    seen: set[str] = set()
+    money = MONEY.get(spec.name)
+    page_no = 1
+    while True:
+        report.calls += 1
+        body = client.get(spec.list_path, params={"page": page_no, "per_page": 200})
+        page = [r for r in body.get(spec.list_key) or [] if r.get(spec.id_field)]
+        ids = [str(r[spec.id_field]) for r in page]
+        local = {obj.zoho_id: obj for obj in spec.prepare(spec.model.objects.filter(zoho_id__in=ids))}
+        for remote in page:
+            zoho_id = str(remote[spec.id_field])
+            seen.add(zoho_id)
+            result.zoho += 1
+            if money:
+                result.zoho_total += inbound.zoho_money(remote.get(money[1])) or Decimal("0")
+            obj = local.get(zoho_id)
+            if obj is None:
+                label = str(remote.get("number") or remote.get("invoice_number") or remote.get("display_name") or
+                            remote.get("reference_id") or remote.get("reference_number") or zoho_id)
+                result.drift.append(Drift(spec.name, "missing_locally", label, zoho_id, note="in Zoho only"))
+                continue
+            result.matched += 1
+            in_step = _in_step(spec, obj)
+            for f in fields:
+                if f.zoho_key not in remote:
+                    continue  # the list does not carry it: not compared (no call per record)
+                if f.owner == ZOHOS and f.local(obj) is None:
+                    continue  # never pulled here (an invoice's balance before any event): nothing to compare yet
+                here, there = f.norm(f.local(obj)), f.norm(remote.get(f.zoho_key))
+                if here == there:
+                    continue
+                if f.owner == OURS:
+                    kind = "conflict" if in_step else ("amount" if f.kind == "amount" else "field")
+                    note = "changed in Zoho since our last push" if in_step else "changed here, not pushed yet"
+                else:
+                    kind, note = f.kind if f.kind != "field" else "status", "Zoho owns it"
+                result.drift.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, f.name, here,
+                                          there, note))
+        if not (body.get("page_context") or {}).get("has_more_page"):
+            break
+        page_no += 1
+    # Local records Zoho no longer lists, in chunks (never all in memory).
+    rows = spec.model.objects.filter(zoho_id__isnull=False).order_by("pk")
+    last = 0
+    while chunk := list(rows.filter(pk__gt=last).values_list("pk", "zoho_id")[:2000]):
+        last = chunk[-1][0]
+        result.local += len(chunk)
+        missing = [pk for pk, zoho_id in chunk if zoho_id not in seen]
+        for obj in spec.model.objects.filter(pk__in=missing):
+            result.drift.append(Drift(spec.name, "missing_in_zoho", str(spec.label(obj)), obj.zoho_id, obj.pk,
+                                      note="Zoho does not list it"))
+    if money:
+        total = spec.model.objects.filter(zoho_id__isnull=False).values_list(money[0], flat=True)
+        result.local_total = sum(total, Decimal("0.00"))
+    return result
+
+
+def reconcile(*, specs: tuple[EntitySpec, ...], repair: bool = False, conflicts: str = "leave",
+              client=None) -> Report:
+    if client is None:
+        from zoho_sync.zoho import get_zoho_client
+
+        client = get_zoho_client()
+    report = Report(repair=repair, started=timezone.now())
+    for spec in specs:
+        report.entities[spec.name] = compare_entity(spec, client, report)
+    if repair:
+        _repair(report, client, specs, conflicts=conflicts)
+    _store(report, specs)
+    return report
+
+
+def _repair(report: Report, client, specs, *, conflicts: str) -> None:
+    from zoho_sync import services
+
+    by_name = {spec.name: spec for spec in specs}
+    to_push: dict[str, set[int]] = {}
+    for item in report.drift:
+        spec = by_name[item.entity]
+        if (item.kind in ("field", "amount") and item.pk and _owner(item) == OURS) or (
+                item.kind == "conflict" and conflicts == "local"):
+            if not spec.updatable:
+                item.repaired = "left: Zoho's payments are never edited; a person decides"
+                continue
+            to_push.setdefault(spec.name, set()).add(item.pk)
+            item.repaired = "pushed"
+        elif item.kind == "conflict":
+            item.repaired = "left for a person (--conflicts local pushes ours)"
+        elif (item.kind in ("status", "amount") and _owner(item) == ZOHOS) or item.kind == "missing_locally":
+            item.repaired = _pull_one(spec, item, client, report)
+        elif item.kind == "missing_in_zoho":
+            item.repaired = _recreate(spec, item, client, report)
+    for name, pks in to_push.items():
+        spec = by_name[name]
+        spec.model.objects.filter(pk__in=pks).update(sync_status=SyncStatus.PENDING, next_retry_at=None,
+                                                     sync_attempts=0, sync_fingerprint="")
+    for spec in specs:
+        if spec.name in to_push or any(i.repaired == "re-created" for i in report.entities[spec.name].drift):
+            pushed = services.sync_pending(entity=spec.name, workers=1)
+            report.calls += pushed.calls
+
+
+def _owner(item: Drift) -> str:
+    for f in FIELDS.get(item.entity, ()):
+        if f.name == item.field:
+            return f.owner
+    return ""
+
+
+def _pull_one(spec: EntitySpec, item: Drift, client, report: Report) -> str:
+    if item.kind == "missing_locally" and spec not in (INVOICE, PAYMENT):
+        return "left: made in Zoho (linking what Zoho already has is zoho_backfill --link-only)"
+    report.calls += 1
+    try:
+        remote = client.get(f"{spec.list_path}/{item.zoho_id}").get(spec.zoho_entity) or {}
+        outcome = pull(spec, remote, note="reconciliation")
+    except ZohoNotFoundError:
+        return "gone from Zoho meanwhile"
+    except RecordBusy:
+        return "left: being pushed right now"
+    return f"pulled: {outcome.action}"
+
+
+def _recreate(spec: EntitySpec, item: Drift, client, report: Report) -> str:
+    report.calls += 1
+    try:
+        client.get(f"{spec.list_path}/{item.zoho_id}")
+        return "left: Zoho answers for it by id (the list did not show it)"
+    except ZohoNotFoundError:
+        pass
+    spec.model.objects.filter(pk=item.pk, zoho_id=item.zoho_id).filter(
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=timezone.now())).update(
+        zoho_id=None, create_intent_at=None, sync_fingerprint="", sync_status=SyncStatus.PENDING, next_retry_at=None,
+        sync_attempts=0)
+    return "re-created"
+
+
+def _store(report: Report, specs) -> DriftReport:
+    drift = report.drift
+    return DriftReport.objects.create(
+        started_at=report.started, finished_at=timezone.now(), entities=",".join(s.name for s in specs),
+        repair=report.repair, drift=len(drift), conflicts=sum(d.kind == "conflict" for d in drift),
+        repaired=sum(bool(d.repaired) and not d.repaired.startswith("left") for d in drift),
+        records=sum(e.local + e.zoho for e in report.entities.values()), api_calls=report.calls,
+        report=report.as_dict(), text=report.as_text(limit=200))
