@@ -39,11 +39,13 @@ def test_every_route_is_documented_with_the_same_success_status(openapi_docs: Op
 
 
 def test_every_deviation_names_a_real_operation(openapi_docs: OpenAPIDocs) -> None:
+    added = {op for d in DEVIATIONS if d.kind == "add_route" for op in d.operations}
     for deviation in DEVIATIONS:
         assert deviation.reason.strip()
         for operation in deviation.operations:
             if operation != "*" and deviation.kind != "add_route":
-                assert openapi_docs.documented(operation), f"{operation} in a deviation is not documented"
+                assert openapi_docs.documented(operation) or operation in added, \
+                    f"{operation} in a deviation is neither documented nor added by an add_route row"
 
 
 def test_the_validator_catches_invented_fields_wrong_types_and_bad_envelopes(openapi_docs: OpenAPIDocs) -> None:

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from tests.zoho_sync.test_triggers import start_cluster  # noqa: F401 - for the two-way tests
 from zoho_sync.client.budget import BudgetPolicy
 from zoho_sync.client.http import ZohoClient
 from zoho_sync.client.retry import RetryPolicy

@@ -138,6 +138,9 @@ class CustomerService(ZohoSyncedModel):
     current_term_starts_on = models.DateField(null=True, blank=True, help_text="From Zoho.")
     current_term_ends_on = models.DateField(null=True, blank=True, help_text="From Zoho.")
     next_billing_on = models.DateField(null=True, blank=True, help_text="From Zoho.")
+    zoho_child_invoice_id = models.CharField(
+        max_length=64, blank=True, help_text="From Zoho: the invoice of its current term (a renewal's invoice is "
+        "mirrored as this service's period invoice).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

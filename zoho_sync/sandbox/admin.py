@@ -3,8 +3,15 @@
 GET  state | requests[?method=&path=&since=] | counters | records/<resource> | holds
 POST fail_next | expire_tokens | revoke_refresh_token | seed | reset | configure | clock
      hold {method, path, times, when, timeout} | hold_wait {id, timeout, count} | release {id} (no id: all)
-Bodies and answers are JSON; errors are {"error": "..."} with 400/404/405. No auth, no limits (by design:
-the sandbox listens on 127.0.0.1 and holds only demo data).
+POST Zoho-side actions (actions.py), the body being the method's keyword arguments, the answer {"ok", <key>}:
+     pay_invoice {invoice_id, amount?, payment_mode?, reference_number?} -> payment
+     decline_payment {invoice_id, amount?, payment_mode?} -> payment | refund_payment {payment_id, amount?} -> payment
+     renew_subscription | expire_subscription | activate_subscription {subscription_id} -> subscription
+     cancel_subscription {subscription_id, at_end?} -> subscription | void_invoice {invoice_id} -> invoice
+     edit_record {resource, record_id, fields} -> record | delete_record {resource, record_id} -> record
+     drop_webhooks {n} -> drops_pending
+Bodies and answers are JSON; errors are {"error": "..."} with 400/404/405 (Zoho refusals add their "code").
+No auth, no limits (by design: the sandbox listens on 127.0.0.1 and holds only demo data).
 """
 
 from __future__ import annotations
@@ -19,8 +26,14 @@ if TYPE_CHECKING:
     from zoho_sync.sandbox.sandbox import ZohoSandbox
 
 GETS = ("state", "requests", "counters", "records", "holds")
+# Zoho-side action -> the key its result is answered under.
+ACTIONS = {"pay_invoice": "payment", "decline_payment": "payment", "refund_payment": "payment",
+           "renew_subscription": "subscription", "cancel_subscription": "subscription",
+           "expire_subscription": "subscription", "activate_subscription": "subscription",
+           "void_invoice": "invoice", "edit_record": "record", "delete_record": "record",
+           "drop_webhooks": "drops_pending"}
 POSTS = ("fail_next", "expire_tokens", "revoke_refresh_token", "seed", "reset", "configure", "clock", "hold",
-         "hold_wait", "release")
+         "hold_wait", "release", *ACTIONS)
 
 
 class AdminApi:
@@ -40,11 +53,14 @@ class AdminApi:
             body = json.loads(raw) if raw.strip() else {}
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
-            result = getattr(self, f"_{name}")(parts[1:], query, body)
+            if name in ACTIONS:
+                result = {ACTIONS[name]: getattr(self.sb, name)(**body)}
+            else:
+                result = getattr(self, f"_{name}")(parts[1:], query, body)
         except (ValueError, TypeError, KeyError) as exc:
             return Answer(400, {"error": str(exc)})
         except ApiError as exc:
-            return Answer(400, {"error": exc.message, "code": exc.code.code})
+            return Answer(404 if exc.status == 404 else 400, {"error": exc.message, "code": exc.code.code})
         return Answer(200, {"ok": True, **result})
 
     def _state(self, parts: list[str], query: dict[str, str], body: dict[str, Any]) -> dict[str, Any]:

@@ -62,3 +62,11 @@ def utc_date(ts: float) -> date:
 def zoho_timestamp(ts: float) -> str:
     """ISO 8601 with a colon-less offset, as Zoho writes them (zoho-billing-api.md §3: "2016-06-05T02:30:08-0700")."""
     return utc_datetime(ts).strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def parse_zoho_timestamp(text: str) -> int | None:
+    """Epoch seconds of a `zoho_timestamp()` string, or None when `text` is empty or not one."""
+    try:
+        return int(datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z").timestamp())
+    except (TypeError, ValueError):
+        return None

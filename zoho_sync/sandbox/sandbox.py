@@ -6,6 +6,7 @@
         zoho.clock.advance(3600)                          # tokens expire without sleeping
         hold = zoho.hold_next("POST", "/customers")       # park the next create before it is applied
         ...; hold.wait_arrived(); ...; hold.release()
+        zoho.pay_invoice(invoice_id); zoho.renew_subscription(sub_id)   # Zoho-side actions (actions.py)
 
 Every hook is also served over HTTP under /__sandbox__/ (see admin.py) for other processes.
 """
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from zoho_sync.client.codes import ZohoCode
+from zoho_sync.sandbox.actions import ZohoSideActions
 from zoho_sync.sandbox.admin import AdminApi
 from zoho_sync.sandbox.app import ORG_HEADER, SandboxApp
 from zoho_sync.sandbox.clock import ManualClock, SystemClock
@@ -33,8 +35,12 @@ from zoho_sync.sandbox.store import Store, public
 from zoho_sync.sandbox.webhooks import WebhookDispatcher
 
 
-class ZohoSandbox:
-    """A local Zoho Billing v1 server. Keyword settings are SandboxConfig fields (credentials, limits, faults)."""
+class ZohoSandbox(ZohoSideActions):
+    """A local Zoho Billing v1 server. Keyword settings are SandboxConfig fields (credentials, limits, faults).
+
+    The Zoho-side actions (pay_invoice, decline_payment, refund_payment, renew/cancel/expire/activate_subscription,
+    void_invoice, edit_record, delete_record, drop_webhooks) come from ZohoSideActions (actions.py).
+    """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, clock: Any = None, state_file: str | None = None,
                  state_interval: float = 2.0, sleep: Callable[[float], None] | None = None, **settings: Any) -> None:
@@ -224,4 +230,4 @@ class ZohoSandbox:
         return {"base_url": self.base_url, "accounts_url": self.accounts_url, "now": self.clock.time(),
                 "config": self.config.as_dict(), "counts": counts, "tokens": self.tokens.stats(),
                 "limits": self.limiter.stats(), "pending_faults": self.faults.pending(),
-                "holds": self.holds.pending()}
+                "holds": self.holds.pending(), "webhook_drops_pending": self.webhooks.drops_pending}

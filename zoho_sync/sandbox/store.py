@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from zoho_sync.sandbox.clock import utc_date, zoho_timestamp
+from zoho_sync.sandbox.clock import parse_zoho_timestamp, utc_date, zoho_timestamp
 from zoho_sync.sandbox.config import SandboxConfig
 from zoho_sync.sandbox.errors import not_found
 
@@ -60,6 +60,21 @@ class Store:
 
     def timestamp(self) -> str:
         return zoho_timestamp(self.now())
+
+    def stamp(self, record: dict[str, Any], field: str) -> str:
+        """Set `record[field]` (its modified time) to now, and note the write.
+
+        Zoho's timestamps have whole seconds, so two changes of one record within a second would look alike
+        to a stale-write guard; the stamp is then one second past the previous one instead, so each record's
+        modified time strictly increases (it may run a second or two ahead of the clock in a burst).
+        """
+        now = int(self.now())
+        previous = parse_zoho_timestamp(record.get(field) or "")
+        if previous is not None and now <= previous:
+            now = previous + 1
+        record[field] = zoho_timestamp(now)
+        self.touch()
+        return record[field]
 
     def touch(self) -> None:
         """Note a write, so the state file knows there is something to save."""

@@ -3,7 +3,8 @@
 Signature: HMAC-SHA256 keyed with the secret, over the query parameters sorted by key and concatenated as
 key1value1key2value2..., followed by the raw body; lower-case hex (or base64 when configured), in the header
 X-Zoho-Webhook-Signature. Delivery is once by default, configurably twice or late; each attempt's outcome is
-written to the event's `webhooks[]` (`scheduled`, then `success` or `failure`).
+written to the event's `webhooks[]` (`scheduled`, then `success` or `failure`). `drop(n)` loses the next n
+deliveries on purpose: never sent, written as `failure` at once, so a test can prove event replay recovers them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class WebhookDispatcher:
         self._queue: list[tuple[float, int, dict[str, Any], int]] = []
         self._seq = itertools.count()
         self._busy = 0
+        self._drops = 0  # deliveries still to lose on purpose
         self._run_id = 0  # bumped by stop(): a thread whose run id is stale exits
         self._thread: threading.Thread | None = None
         # No proxies: the receiver is on this machine.
@@ -69,6 +71,20 @@ class WebhookDispatcher:
     def clear(self) -> None:
         with self._cond:
             self._queue.clear()
+            self._drops = 0
+
+    def drop(self, count: int) -> int:
+        """Lose the next `count` deliveries (replacing any count still pending); 0 cancels."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError("the number of deliveries to drop must be a whole number >= 0")
+        with self._cond:
+            self._drops = count
+        return count
+
+    @property
+    def drops_pending(self) -> int:
+        with self._cond:
+            return self._drops
 
     def enqueue(self, event: dict[str, Any]) -> None:
         """Schedule the configured deliveries of `event` (called by the store, under its lock)."""
@@ -81,6 +97,11 @@ class WebhookDispatcher:
                 entry = {"webhook_id": WEBHOOK_ID, "url": config.webhook_url, "status": "scheduled",
                          "last_updated_time": event["event_time"]}
                 event["webhooks"].append(entry)
+                if self._drops:
+                    self._drops -= 1
+                    entry["status"] = "failure"
+                    logger.info("webhook delivery of event %s dropped on purpose", event["event_id"])
+                    continue
                 heapq.heappush(self._queue, (due + attempt * 0.01, next(self._seq), event, len(event["webhooks"]) - 1))
             self._cond.notify_all()
 

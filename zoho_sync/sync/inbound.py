@@ -68,6 +68,8 @@ def subscription_from_zoho(remote: dict, current) -> dict[str, Any]:
         "current_term_ends_on": zoho_date(remote.get("current_term_ends_at")),
         "next_billing_on": zoho_date(remote.get("next_billing_at")),
     }
+    if remote.get("child_invoice_id"):
+        fields["zoho_child_invoice_id"] = str(remote["child_invoice_id"])[:64]
     status = SUBSCRIPTION_STATUS.get(str(remote.get("status", "")))
     if status and status != "pending":
         fields["status"] = status
@@ -85,6 +87,9 @@ def invoice_from_zoho(remote: dict, current) -> dict[str, Any]:
     if balance is not None:
         fields["balance_due"] = balance
     status = INVOICE_STATUS.get(str(remote.get("status", "")))
+    total = zoho_money(remote.get("total"))
+    if status == "issued" and balance is not None and total is not None and Decimal("0") < balance < total:
+        status = "partially_paid"  # Zoho says overdue (computed from the due date) whatever was paid
     if status and current.status != "draft":
         fields["status"] = status
     return fields

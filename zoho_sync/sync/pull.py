@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import DateField, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from zoho_sync import validation
@@ -99,6 +100,8 @@ def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutco
             update["sync_fingerprint"] = after
         guard &= Q(sync_status=SyncStatus.SYNCED, sync_fingerprint=before)
     if spec.model.objects.filter(guard).update(**update):
+        if spec is CUSTOMER_SERVICE:
+            _link_period_invoice(obj)
         if not changes:
             return PullOutcome(spec.name, obj.pk, "unchanged", f"{label}: already as Zoho has it")
         said = ", ".join(f"{name} {_show(old)} -> {_show(new)}" for name, (old, new) in changes.items())
@@ -110,6 +113,19 @@ def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutco
         raise RecordBusy(f"{label} is being pushed right now; its Zoho state is applied after that push")
     time.sleep(0.01)
     return None  # changed meanwhile (a local edit, a push finishing): read it again
+
+
+def _link_period_invoice(service) -> None:
+    """The invoice of the service's current term, mirrored before the subscription's event arrived: it becomes
+    the service's period invoice (an UPDATE: a mirror is never pushed)."""
+    if not service.zoho_child_invoice_id:
+        return
+    start, end = service.current_term_starts_on, service.current_term_ends_on
+    Invoice.objects.filter(zoho_id=service.zoho_child_invoice_id, origin=Invoice.Origin.ZOHO,
+                           service__isnull=True, customer_id=service.customer_id).update(
+        service=service, kind=Invoice.Kind.SUBSCRIPTION_PERIOD,
+        period_start=Coalesce(Value(start, output_field=DateField()), "issued_on"),
+        period_end=end if start and end and end >= start else None)
 
 
 def _fingerprint(spec: EntitySpec, obj) -> str | None:
@@ -145,7 +161,9 @@ def _mirror_invoice(remote: dict, zoho_id: str, modified: datetime) -> PullOutco
     if ours is not None:  # our own create whose answer has not arrived yet: the push links it
         return PullOutcome("invoice", ours.pk, "unchanged", f"invoice {number}: ours, being created; the push "
                                                              "links it")
-    service = CustomerService.objects.filter(zoho_id=inbound.invoice_subscription_id(remote) or None).first()
+    subscription_id = inbound.invoice_subscription_id(remote)
+    service = (CustomerService.objects.filter(zoho_id=subscription_id).first() if subscription_id else
+               CustomerService.objects.filter(zoho_child_invoice_id=zoho_id).first())
     lines = inbound.invoice_mirror_lines(remote)
     kind, start, end = Invoice.Kind.MANUAL, None, None
     if service is not None:

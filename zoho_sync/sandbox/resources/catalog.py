@@ -59,8 +59,8 @@ def _product_update(store: Store, call: Call) -> Reply:
     fields = v.copy_fields(body, PRODUCT_FIELDS)
     if "name" in body:
         fields["name"] = v.text(body, "name", required=True)
-    rec.update(fields, updated_time=store.timestamp())
-    store.touch()
+    rec.update(fields)
+    store.stamp(rec, "updated_time")
     return 200, {"code": 0, "message": "The product details have been updated.", "product": public(rec)}
 
 
@@ -133,16 +133,16 @@ def _plan_get(store: Store, call: Call) -> Reply:
 def _plan_update(store: Store, call: Call) -> Reply:
     rec = store.require("plans", call.params["plan_code"], "Plan")
     fields = _plan_fields(store, v.body_object(call.body), creating=False)
-    rec.update(fields, updated_time=store.timestamp())
-    store.touch()
+    rec.update(fields)
+    store.stamp(rec, "updated_time")
     return 200, {"code": 0, "message": "The plan details has been updated.", "plan": public(rec)}
 
 
 def _mark(table: str, key: str, label: str, active: bool):
     def handler(store: Store, call: Call) -> Reply:
         rec = store.require(table, call.params[key], label)
-        rec.update(status="active" if active else "inactive", updated_time=store.timestamp())
-        store.touch()
+        rec["status"] = "active" if active else "inactive"
+        store.stamp(rec, "updated_time")
         state = "active" if active else "inactive"
         return 200, {"code": 0, "message": f"The {label.lower()} has been marked as {state}."}
     return handler

@@ -144,8 +144,8 @@ def _update(store: Store, call: Call) -> Reply:
     if name is not None:
         _check_name(store, name, exclude=rec["customer_id"])
         fields["display_name"] = name
-    rec.update(fields, updated_time=store.timestamp())
-    store.touch()
+    rec.update(fields)
+    store.stamp(rec, "updated_time")
     return 200, {"code": 0, "message": "The customer details have been updated.", "customer": detail(rec)}
 
 
@@ -156,8 +156,8 @@ def _mark(active: bool):
                               for s in store.tables["subscriptions"].values()):
             # §3.1: a customer can be marked inactive only when it has no active subscription.
             raise not_allowed("the customer has active subscriptions")
-        rec.update(status="active" if active else "inactive", updated_time=store.timestamp())
-        store.touch()
+        rec["status"] = "active" if active else "inactive"
+        store.stamp(rec, "updated_time")
         return 200, {"code": 0, "message": f"The customer has been marked as {'active' if active else 'inactive'}."}
     return handler
 

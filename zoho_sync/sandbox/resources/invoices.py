@@ -124,8 +124,17 @@ def list_item(store: Store, rec: dict[str, Any]) -> dict[str, Any]:
 def apply_payment(store: Store, rec: dict[str, Any], amount: Decimal, on: str) -> None:
     balance = v.dec(rec["balance"]) - amount
     rec.update(payment_made=v.money_out(v.dec(rec["payment_made"]) + amount), balance=v.money_out(balance),
-               status="paid" if balance == 0 else "partially_paid", last_payment_date=on,
-               last_modified_time=store.timestamp())
+               status="paid" if balance == 0 else "partially_paid", last_payment_date=on)
+    store.stamp(rec, "last_modified_time")
+
+
+def revert_payment(store: Store, rec: dict[str, Any], amount: Decimal) -> None:
+    """Take back `amount` of the payments applied (a refund): the invoice is open again, `sent` when nothing
+    stays paid, else `partially_paid` (`overdue` is still computed from the due date)."""
+    paid = v.dec(rec["payment_made"]) - amount
+    rec.update(payment_made=v.money_out(paid), balance=v.money_out(v.dec(rec["balance"]) + amount),
+               status="partially_paid" if paid > 0 else "sent")
+    store.stamp(rec, "last_modified_time")
 
 
 def _create(store: Store, call: Call) -> Reply:
@@ -190,13 +199,13 @@ def _update(store: Store, call: Call) -> Reply:
         changes.update(invoice_items=items, sub_total=v.money_out(total), total=v.money_out(total),
                        balance=v.money_out(total - paid),
                        status="sent" if paid == 0 else ("paid" if total == paid else "partially_paid"))
-    rec.update(changes, last_modified_time=store.timestamp())
-    store.touch()
+    rec.update(changes)
+    store.stamp(rec, "last_modified_time")
     return 200, {"code": 0, "message": "Invoice information has been updated.", "invoice": detail(store, rec)}
 
 
-def _void(store: Store, call: Call) -> Reply:
-    rec = store.require("invoices", call.params["invoice_id"], "Invoice")
+def void_invoice(store: Store, rec: dict[str, Any]) -> None:
+    """Void an invoice. Zoho has no event for it (§7.1), so none is emitted."""
     if rec["status"] == "void":
         raise not_allowed("the invoice is already void")
     # §3.7: payments attached to a voided invoice are detached and become customer credit.
@@ -204,9 +213,14 @@ def _void(store: Store, call: Call) -> Reply:
         kept = [e for e in payment["invoices"] if e["invoice_id"] != rec["invoice_id"]]
         if len(kept) != len(payment["invoices"]):
             payment["invoices"] = kept
+            store.stamp(payment, "updated_time")
     adjust(store, rec["customer_id"], outstanding=-v.dec(rec["balance"]), credits=v.dec(rec["payment_made"]))
-    rec.update(status="void", balance=0, payment_made=0, last_modified_time=store.timestamp())
-    store.touch()
+    rec.update(status="void", balance=0, payment_made=0)
+    store.stamp(rec, "last_modified_time")
+
+
+def _void(store: Store, call: Call) -> Reply:
+    void_invoice(store, store.require("invoices", call.params["invoice_id"], "Invoice"))
     return 200, {"code": 0, "message": "Invoice status has been changed to Void."}
 
 

@@ -1,8 +1,10 @@
-"""Offline payments recorded against invoices: create, get, and the list Zoho's documents omit (§3.8, §12.7).
+"""Payments recorded against invoices: create, get, the list Zoho's documents omit (§3.8, §12.7), and the
+Zoho-side declines and refunds.
 
 `sum(amount_applied) > amount`, or an `amount_applied` above an invoice's balance, is PAYMENT_OVER_APPLIED;
 applied amounts move the invoices' `payment_made`, `balance` and `status`; the rest becomes the customer's
-`unused_credits`.
+`unused_credits`. A declined charge is stored with status `failure` (payments.yml: "success or failure") and
+applies nothing. A refund is taken from the unapplied part first, then from the invoices, last one first.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
 
 MODES = {"check", "cash", "creditcard", "banktransfer", "bankremittance", "autotransaction", "others"}
-LIST_FIELDS = ("payment_id", "payment_mode", "amount", "date", "status", "reference_number", "customer_id",
-               "customer_name", "email", "currency_code", "currency_symbol")
+LIST_FIELDS = ("payment_id", "payment_mode", "amount", "amount_refunded", "date", "status", "reference_number",
+               "customer_id", "customer_name", "email", "currency_code", "currency_symbol", "created_time",
+               "updated_time")
+GATEWAY = "test_gateway"  # subscription.yml's list of gateways names a test gateway
 
 
 def _applications(store: Store, customer_id: str, raw: Any) -> list[tuple[dict[str, Any], Decimal]]:
@@ -66,29 +70,95 @@ def create_payment(store: Store, body: Any, *, record_id: str | None = None, emi
     entries = []
     for invoice, share in applications:
         invoices.apply_payment(store, invoice, share, on)
-        entries.append({"invoice_id": invoice["invoice_id"], "invoice_number": invoice["invoice_number"],
-                        "date": invoice["date"], "invoice_amount": invoice["total"],
-                        "amount_applied": v.money_out(share), "balance_amount": invoice["balance"]})
+        entries.append(_entry(invoice, share))
     adjust(store, customer["customer_id"], outstanding=-applied, credits=amount - applied)
-    record = {
-        "payment_id": record_id or store.new_id(), "payment_mode": mode, "amount": v.money_out(amount),
-        "amount_refunded": 0, "bank_charges": v.money_out(bank_charges), "date": on, "status": "success",
-        "reference_number": v.text(body, "reference_number") or "", "description": v.text(body, "description") or "",
-        "customer_id": customer["customer_id"], "customer_name": customer["display_name"],
-        "email": customer["email"], "invoices": entries, "currency_code": customer["currency_code"],
-        "currency_symbol": store.config.currency_symbol, "custom_fields": [],
-        "created_time": store.timestamp(),
-    }
+    record = _record(store, customer, mode=mode, amount=amount, on=on, entries=entries, record_id=record_id,
+                     bank_charges=bank_charges, reference=v.text(body, "reference_number") or "",
+                     description=v.text(body, "description") or "")
     store.put("payments", record["payment_id"], record)
     if emit:
         store.emit("payment_thankyou", "payment", detail(record))
     return record
 
 
+def _entry(invoice: dict[str, Any], share: Decimal) -> dict[str, Any]:
+    return {"invoice_id": invoice["invoice_id"], "invoice_number": invoice["invoice_number"],
+            "date": invoice["date"], "invoice_amount": invoice["total"], "amount_applied": v.money_out(share),
+            "balance_amount": invoice["balance"]}
+
+
+def _record(store: Store, customer: dict[str, Any], *, mode: str, amount: Decimal, on: str,
+            entries: list[dict[str, Any]], reference: str, description: str, bank_charges: Decimal = Decimal(0),
+            status: str = "success", error: str = "", record_id: str | None = None) -> dict[str, Any]:
+    now = store.timestamp()
+    record = {
+        "payment_id": record_id or store.new_id(), "payment_mode": mode, "amount": v.money_out(amount),
+        "amount_refunded": 0, "bank_charges": v.money_out(bank_charges), "date": on, "status": status,
+        "reference_number": reference, "description": description, "customer_id": customer["customer_id"],
+        "customer_name": customer["display_name"], "email": customer["email"], "invoices": entries,
+        "currency_code": customer["currency_code"], "currency_symbol": store.config.currency_symbol,
+        "custom_fields": [], "created_time": now, "updated_time": now,
+    }
+    if mode == "autotransaction":  # payments.yml: shown only for this mode; a test card on the test gateway
+        record["autotransaction"] = {
+            "autotransaction_id": store.new_id(), "payment_gateway": GATEWAY,
+            "gateway_transaction_id": f"txn_{record['payment_id']}", "gateway_error_message": error,
+            "card_id": "", "last_four_digits": 1111, "expiry_month": 12, "expiry_year": store.today().year + 3}
+    return record
+
+
+def decline_payment(store: Store, invoice: dict[str, Any], amount: Decimal, mode: str) -> dict[str, Any]:
+    """Store a declined charge of `invoice` (status `failure`, nothing applied) and emit `payment_declined`."""
+    customer = store.require("customers", invoice["customer_id"], "Customer")
+    reason = "The card was declined by the payment gateway."
+    record = _record(store, customer, mode=mode, amount=amount, on=store.today().isoformat(),
+                     entries=[_entry(invoice, Decimal(0))], reference="", status="failure", error=reason,
+                     description=f"Payment for {invoice['invoice_number']} failed: {reason}")
+    store.put("payments", record["payment_id"], record)
+    store.emit("payment_declined", "payment", detail(record))
+    return record
+
+
+def take_back(store: Store, rec: dict[str, Any], amount: Decimal) -> None:
+    """Take `amount` back out of a payment: first its unapplied part (the customer's credit), then the
+    invoices it paid, last one first, which open again."""
+    applied = sum((v.dec(e["amount_applied"]) for e in rec["invoices"]), Decimal(0))
+    unapplied = v.dec(rec["amount"]) - v.dec(rec["amount_refunded"]) - applied
+    from_credit = min(amount, max(unapplied, Decimal(0)))
+    adjust(store, rec["customer_id"], credits=-from_credit)
+    rest = amount - from_credit
+    for entry in reversed(rec["invoices"]):
+        share = min(rest, v.dec(entry["amount_applied"]))
+        if share <= 0:
+            continue
+        invoice = store.get("invoices", entry["invoice_id"])
+        if invoice is not None:
+            invoices.revert_payment(store, invoice, share)
+            adjust(store, rec["customer_id"], outstanding=share)
+            entry["balance_amount"] = invoice["balance"]
+        entry["amount_applied"] = v.money_out(v.dec(entry["amount_applied"]) - share)
+        rest -= share
+
+
+def refund_payment(store: Store, rec: dict[str, Any], amount: Decimal | None = None) -> dict[str, Any]:
+    """Refund all (None) or part of a payment and emit `payment_refunded`; fully refunded means `refunded`."""
+    if rec["status"] != "success":
+        raise not_allowed(f"the payment's status is {rec['status']}")
+    refundable = v.dec(rec["amount"]) - v.dec(rec["amount_refunded"])
+    amount = refundable if amount is None else amount
+    if amount <= 0 or amount > refundable:
+        raise invalid("amount")
+    take_back(store, rec, amount)
+    rec["amount_refunded"] = v.money_out(v.dec(rec["amount_refunded"]) + amount)
+    if amount == refundable:
+        rec["status"] = "refunded"
+    store.stamp(rec, "updated_time")
+    store.emit("payment_refunded", "payment", detail(rec))
+    return rec
+
+
 def detail(rec: dict[str, Any]) -> dict[str, Any]:
-    out = public(rec)
-    out.pop("created_time", None)
-    return out
+    return public(rec)
 
 
 def _create(store: Store, call: Call) -> Reply:
@@ -100,7 +170,7 @@ def _list(store: Store, call: Call) -> Reply:
     q = call.query
     rows = [r for r in store.all("payments") if not q.get("customer_id") or r["customer_id"] == q["customer_id"]]
     page, context = v.paginate(rows, q, store.config.max_per_page)
-    return 200, {"code": 0, "message": "success", "payments": [{k: r[k] for k in LIST_FIELDS} for r in page],
+    return 200, {"code": 0, "message": "success", "payments": [{k: r.get(k, "") for k in LIST_FIELDS} for r in page],
                  "page_context": context}
 
 

@@ -63,7 +63,8 @@ def _apply_plan(store: Store, rec: dict[str, Any], plan: dict[str, Any], block: 
                name=f"{product['name']}-{plan['name']}" if product["name"] else plan["name"])
 
 
-def _term_invoice(store: Store, rec: dict[str, Any], customer: dict[str, Any], index: int, emit: bool) -> str:
+def term_invoice(store: Store, rec: dict[str, Any], customer: dict[str, Any], index: int, emit: bool) -> str:
+    """Raise the invoice of term `index` (the setup fee with term 0), dated the term's first day; its id."""
     block, anchor = rec["plan"], v.day(rec["_anchor"], "starts_at")
     start, end = term(anchor, index, rec["interval"], rec["interval_unit"])
     lines = [{"product_id": rec["product_id"], "name": block["name"], "price": block["price"],
@@ -103,7 +104,7 @@ def create_subscription(store: Store, body: Any, *, record_id: str | None = None
     _apply_plan(store, rec, plan, block)
     unit, step, trial = rec["interval_unit"], rec["interval"], block["trial_days"]
     anchor = starts + timedelta(days=trial)
-    rec["_anchor"] = anchor.isoformat()
+    rec.update(_anchor=anchor.isoformat(), _cycles=cycles)
     terms_to_bill: list[int] = []
     if starts > today:
         rec.update(status="future", current_term_starts_at=starts.isoformat(), next_billing_at=anchor.isoformat(),
@@ -124,7 +125,7 @@ def create_subscription(store: Store, body: Any, *, record_id: str | None = None
         elif backdated:
             terms_to_bill = list(range(min(index + 1, cycles if cycles > 0 else index + 1)))
     store.put("subscriptions", rec["subscription_id"], rec)
-    invoice_ids = [_term_invoice(store, rec, customer, i, emit=False) for i in terms_to_bill]
+    invoice_ids = [term_invoice(store, rec, customer, i, emit=False) for i in terms_to_bill]
     rec["child_invoice_id"] = invoice_ids[-1] if invoice_ids else ""
     if emit:
         store.emit("subscription_created", "subscription", detail(store, rec))
@@ -187,8 +188,8 @@ def _update(store: Store, call: Call) -> Reply:
         _apply_plan(store, rec, plan, block)
     if "reference_id" in body:
         rec["reference_id"] = v.text(body, "reference_id") or ""
-    rec.update(auto_collect=v.flag(body, "auto_collect", rec["auto_collect"]), updated_time=store.timestamp())
-    store.touch()
+    rec["auto_collect"] = v.flag(body, "auto_collect", rec["auto_collect"])
+    store.stamp(rec, "updated_time")
     after = Decimal(str(rec["amount"]))
     if after != before:  # no proration invoice is simulated, only the event
         store.emit("subscription_upgraded" if after > before else "subscription_downgraded", "subscription",
@@ -197,9 +198,8 @@ def _update(store: Store, call: Call) -> Reply:
                  "subscription": detail(store, rec)}
 
 
-def _cancel(store: Store, call: Call) -> Reply:
-    rec = store.require("subscriptions", call.params["subscription_id"], "Subscription")
-    at_end = v.query_flag(call.query, "cancel_at_end", default=False)
+def cancel_subscription(store: Store, rec: dict[str, Any], *, at_end: bool) -> str:
+    """Cancel now, or at the end of the term (§3.6), and emit the matching event; returns Zoho's message."""
     if rec["status"] in ENDED:
         raise not_allowed(f"the subscription is already {rec['status']}")
     if at_end:  # §3.6: non_renewing now, ends with the current term
@@ -209,9 +209,14 @@ def _cancel(store: Store, call: Call) -> Reply:
     else:
         rec.update(status="cancelled", expires_at=store.today().isoformat(), next_billing_at="")
         event, message = "subscription_cancelled", "Your subscription has been canceled."
-    rec["updated_time"] = store.timestamp()
-    store.touch()
+    store.stamp(rec, "updated_time")
     store.emit(event, "subscription", detail(store, rec))
+    return message
+
+
+def _cancel(store: Store, call: Call) -> Reply:
+    rec = store.require("subscriptions", call.params["subscription_id"], "Subscription")
+    message = cancel_subscription(store, rec, at_end=v.query_flag(call.query, "cancel_at_end", default=False))
     return 200, {"code": 0, "message": message, "subscription": detail(store, rec)}
 
 
