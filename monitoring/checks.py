@@ -20,7 +20,7 @@ from django.utils import timezone
 from monitoring.conf import get_monitoring_settings
 from zoho_sync import selectors
 from zoho_sync.conf import get_zoho_limits
-from zoho_sync.models import SyncLog, SyncRun, SyncState, SyncStatus
+from zoho_sync.models import SyncLog, SyncRun, SyncState, SyncStatus, ZohoEvent
 from zoho_sync.models.runs import DEAD_AFTER
 from zoho_sync.sync.specs import BY_NAME, SPECS
 
@@ -300,6 +300,32 @@ class ApiBudgetCheck(Check):
         return f"{share:.0%} of today's quota used, no 429", details
 
 
+class InboxCheck(Check):
+    """Changes from Zoho (webhooks, event replay): events quarantined for a person, events failing, and events
+    received but not applied for a while (no cluster applies them)."""
+
+    category, name = "Inbound from Zoho", "event inbox"
+    critical = False  # pushes go on; Zoho's own changes wait
+    WAITING = timedelta(minutes=10)
+
+    def check(self):
+        state = ZohoEvent.State
+        counts = dict(ZohoEvent.objects.filter(state__in=(state.QUARANTINED, state.FAILED, state.RECEIVED))
+                      .order_by().values_list("state").annotate(n=Count("pk")))
+        oldest = (ZohoEvent.objects.filter(state=state.RECEIVED).order_by("received_at")
+                  .values_list("received_at", flat=True).first())
+        details = [f"quarantined {counts.get(state.QUARANTINED, 0)}, failing {counts.get(state.FAILED, 0)}, "
+                   f"to apply {counts.get(state.RECEIVED, 0)}"]
+        if counts.get(state.QUARANTINED):
+            raise_with(CheckWarning, f"{counts[state.QUARANTINED]} events from Zoho are quarantined: they need a "
+                                     "person (admin: Zoho events; apply them again after a fix)", details)
+        if oldest and timezone.now() - oldest > self.WAITING:
+            raise_with(CheckWarning, f"{counts.get(state.RECEIVED, 0)} events from Zoho wait to be applied, the "
+                                     f"oldest since {timezone.localtime(oldest):%Y-%m-%d %H:%M} (is a cluster "
+                                     "running?)", details)
+        return f"nothing quarantined; {counts.get(state.FAILED, 0)} failing, retried", details
+
+
 class DatabaseCheck(Check):
     category, name = "Database sync status", "database round trip"
 
@@ -313,6 +339,7 @@ class DatabaseCheck(Check):
 CHECKS: tuple[type[Check], ...] = (
     DatabaseCheck, SyncStatusCheck, RecentActivityCheck, ZohoConnectivityCheck, UnsyncedTooLongCheck,
     OrphanedSubscriptionsCheck, DuplicateZohoIdsCheck, OldFailuresCheck, DeadRunsCheck, QueueCheck, ApiBudgetCheck,
+    InboxCheck,
 )
 
 

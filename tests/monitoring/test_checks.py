@@ -37,7 +37,7 @@ def test_all_is_healthy_on_a_quiet_database(healthy):
     assert {r.status for r in report.results} == {OK}
     categories = {r.category for r in report.results}
     assert categories == {"Database sync status", "Recent sync activity", "Zoho API connectivity", "Data integrity",
-                          "Queue", "API budget"}
+                          "Queue", "API budget", "Inbound from Zoho"}
 
 
 def test_sync_status_warns_about_records_that_need_a_person(healthy):

@@ -201,3 +201,22 @@ def test_a_customer_unknown_here_is_ignored(zoho_settings, zoho_sandbox):
     assert "0 record(s) changed" in inbox.event_apply(stored.pk)
     stored.refresh_from_db()
     assert stored.state == "ignored"
+
+
+def test_the_health_check_says_when_events_need_a_person():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from monitoring.checks import InboxCheck
+
+    assert InboxCheck().run().status == "ok"
+    ZohoEvent.objects.create(event_id="q-1", event_type="payment_thankyou", source="webhook", payload={},
+                             state="quarantined", last_error="ValueError: no payment_id")
+    result = InboxCheck().run()
+    assert result.status == "warning" and "1 events from Zoho are quarantined" in result.summary
+    ZohoEvent.objects.filter(event_id="q-1").update(state="applied")
+    ZohoEvent.objects.create(event_id="r-1", event_type="invoice_created", source="webhook", payload={},
+                             received_at=timezone.now() - timedelta(minutes=30))
+    result = InboxCheck().run()
+    assert result.status == "warning" and "wait to be applied" in result.summary

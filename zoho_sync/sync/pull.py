@@ -39,11 +39,6 @@ from zoho_sync.sync.errors import InvalidLocalData
 from zoho_sync.sync.specs import CUSTOMER_SERVICE, INVOICE, PAYMENT, EntitySpec
 
 logger = logging.getLogger(__name__)
-OWNED_BY_ZOHO = {
-    CUSTOMER_SERVICE.name: inbound.subscription_from_zoho,
-    INVOICE.name: inbound.invoice_from_zoho,
-    PAYMENT.name: inbound.payment_from_zoho,
-}
 MAX_TRIES = 5
 
 
@@ -76,7 +71,7 @@ def pull(spec: EntitySpec, remote: dict, *, when: datetime | None = None, run_id
 
 
 def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutcome | None:
-    owned = OWNED_BY_ZOHO.get(spec.name)
+    owned = spec.from_zoho
     label = spec.label(obj)
     if owned is None:
         return PullOutcome(spec.name, obj.pk, "unchanged", f"{label}: Zoho owns none of its fields")

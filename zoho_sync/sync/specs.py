@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 from zoho_sync.client import codes
 from zoho_sync.conf import get_sync_settings
 from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
-from zoho_sync.sync import payloads, remote
+from zoho_sync.sync import inbound, payloads, remote
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class EntitySpec:
     # Whether sync may change the Zoho record after it exists: a record linked to one Zoho already had is brought
     # up to date when it may; payments are never edited (a changed one fails and asks for a person).
     updatable: bool = True
+    # The reverse direction: from a Zoho record to the local fields Zoho owns ({} when it owns none), applied by
+    # the pull step (sync/pull.py).
+    from_zoho: Callable[[dict, Any], dict] | None = None
 
     def payload(self, obj, *, today: date) -> dict:
         return self.to_zoho(obj, today=today)
@@ -142,6 +145,7 @@ CUSTOMER_SERVICE = EntitySpec(
     create=remote.subscription_create, update=remote.subscription_update, find=remote.subscription_find,
     depends_on=(("customer", "customer"), ("package", "service_package")),
     skip_reason=_service_skip, prepare=_prepare_services, label=payloads.subscription_reference,
+    from_zoho=inbound.subscription_from_zoho,
 )
 INVOICE = EntitySpec(
     name="invoice", model=Invoice, zoho_entity="invoice", id_field="invoice_id",
@@ -153,6 +157,7 @@ INVOICE = EntitySpec(
     prepare=lambda qs: qs.select_related("customer", "service").prefetch_related(
         Prefetch("lines", queryset=InvoiceLine.objects.select_related("package"))),
     label=lambda i: i.invoice_number, duplicate_codes=(codes.DUPLICATE_INVOICE_NUMBER.name,),
+    from_zoho=inbound.invoice_from_zoho,
 )
 PAYMENT = EntitySpec(
     name="payment", model=Payment, zoho_entity="payment", id_field="payment_id",
@@ -163,7 +168,7 @@ PAYMENT = EntitySpec(
     depends_on=(("customer", "customer"), ("invoice", "invoice")), skip_reason=_payment_skip,
     prepare=_prepare_payments, label=lambda p: p.reference,
     extra_create_calls=lambda p: 0 if p.invoice_id else 1,  # find the customer's open invoices
-    updatable=False,
+    updatable=False, from_zoho=inbound.payment_from_zoho,
 )
 
 SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT)
