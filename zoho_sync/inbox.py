@@ -42,7 +42,13 @@ class Subject:
     path: str  # where the API reads it again
 
 
+RECONCILED = "reconciled_"  # the event type of a difference reconciliation found: reconciled_<Zoho entity>
+
+
 def subject_of(event_type: str) -> Subject | None:
+    if event_type.startswith(RECONCILED):
+        event_type = {"payment": "payment_", "invoice": "invoice_created", "subscription": "subscription_"}.get(
+            event_type.removeprefix(RECONCILED), "")
     if event_type.startswith("payment_"):
         return Subject(PAYMENT, "payment", "/payments/{}")
     if event_type.startswith("subscription_") or event_type in ("billing_date_changed", "trial_expiring"):
@@ -92,6 +98,17 @@ def event_accept(payload: dict, *, source: str) -> tuple[ZohoEvent, bool]:
         return ZohoEvent.objects.get(event_id=event_id), False
     transaction.on_commit(lambda: event_enqueue(event.pk))
     return event, True
+
+
+def reconciled_event(spec: EntitySpec, remote: dict) -> dict:
+    """A difference reconciliation found, as an inbox event about the record (its id: the record and Zoho's
+    modified time, so the same state found twice is one event)."""
+    zoho_id = str(remote.get(spec.id_field) or "")
+    modified = inbound.modified_time(remote)
+    stamp = modified.strftime("%Y%m%dT%H%M%S") if modified else "unknown"
+    return {"event_id": f"reconcile-{spec.zoho_entity}-{zoho_id}-{stamp}"[:64],
+            "event_type": f"{RECONCILED}{spec.zoho_entity}", "event_time": modified.isoformat() if modified else None,
+            "data": {spec.zoho_entity: remote}}
 
 
 def event_enqueue(pk: int, *, delay: float = 0) -> None:

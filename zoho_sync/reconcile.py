@@ -10,6 +10,8 @@ push sequence, the pull step), so nothing here talks HTTP beyond reading.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -18,12 +20,12 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
+from zoho_sync import inbox
 from zoho_sync.client.errors import ZohoNotFoundError
-from zoho_sync.models import DriftReport, SyncStatus
+from zoho_sync.models import DriftReport, SyncStatus, ZohoEvent
 from zoho_sync.sync import inbound, payloads
 from zoho_sync.sync.engine import fingerprint_of
 from zoho_sync.sync.errors import InvalidLocalData
-from zoho_sync.sync.pull import RecordBusy, pull
 from zoho_sync.sync.specs import CUSTOMER, CUSTOMER_SERVICE, INVOICE, PAYMENT, SERVICE_PACKAGE, EntitySpec
 
 OURS, ZOHOS = "ours", "zoho"
@@ -103,9 +105,10 @@ class Drift:
     zoho: str = ""
     note: str = ""
     repaired: str = ""
+    remote: dict = dataclasses.field(default_factory=dict, repr=False)  # Zoho's listing of it (not reported)
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in ("", None)}
+        return {k: v for k, v in self.__dict__.items() if v not in ("", None, {}) and k != "remote"}
 
 
 @dataclass
@@ -191,7 +194,8 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
             if obj is None:
                 label = str(remote.get("number") or remote.get("invoice_number") or remote.get("display_name") or
                             remote.get("reference_id") or remote.get("reference_number") or zoho_id)
-                result.drift.append(Drift(spec.name, "missing_locally", label, zoho_id, note="in Zoho only"))
+                result.drift.append(Drift(spec.name, "missing_locally", label, zoho_id, note="in Zoho only",
+                                          remote=remote))
                 continue
             result.matched += 1
             in_step = _in_step(spec, obj)
@@ -209,7 +213,7 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
                 else:
                     kind, note = f.kind if f.kind != "field" else "status", "Zoho owns it"
                 result.drift.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, f.name, here,
-                                          there, note))
+                                          there, note, remote=remote))
         if not (body.get("page_context") or {}).get("has_more_page"):
             break
         page_no += 1
@@ -282,17 +286,20 @@ def _owner(item: Drift) -> str:
 
 
 def _pull_one(spec: EntitySpec, item: Drift, client, report: Report) -> str:
+    """Zoho's truth enters like every inbound change: as an event in the inbox, applied by the pull step (which
+    reads the record again: one call)."""
     if item.kind == "missing_locally" and spec not in (INVOICE, PAYMENT):
         return "left: made in Zoho (linking what Zoho already has is zoho_backfill --link-only)"
+    event, _ = inbox.event_accept(inbox.reconciled_event(spec, item.remote), source=ZohoEvent.Source.RECONCILE)
+    if event.state in (ZohoEvent.State.APPLIED, ZohoEvent.State.IGNORED):
+        inbox.event_replay([event.pk])  # the same Zoho state found again: apply it again
     report.calls += 1
-    try:
-        remote = client.get(f"{spec.list_path}/{item.zoho_id}").get(spec.zoho_entity) or {}
-        outcome = pull(spec, remote, note="reconciliation")
-    except ZohoNotFoundError:
-        return "gone from Zoho meanwhile"
-    except RecordBusy:
-        return "left: being pushed right now"
-    return f"pulled: {outcome.action}"
+    said = inbox.event_apply(event.pk, client=client)
+    event.refresh_from_db()
+    if event.state == ZohoEvent.State.APPLIED:
+        changed = re.search(r": (\d+) record\(s\) changed", said)
+        return "pulled: " + ("updated" if changed and int(changed.group(1)) else "unchanged")
+    return f"left: {event.get_state_display().lower()} ({event.last_error or event.outcome})"[:200]
 
 
 def _recreate(spec: EntitySpec, item: Drift, client, report: Report) -> str:

@@ -120,3 +120,38 @@ def test_event_replay_brings_missing_events_into_the_inbox_once(synced, zoho_san
     assert cursor_read() is not None
     again = events_replay()
     assert again.added == [] and again.already == again.listed and again.calls == 1
+
+
+def test_repairs_enter_through_the_inbox_and_a_void_in_zoho_is_pulled(synced, zoho_sandbox):
+    _, invoice = synced
+    fresh = make_invoice(customer=invoice.customer)  # one without payments: Zoho voids it
+    services.sync_object(entity="invoice", pk=fresh.pk)
+    fresh.refresh_from_db()
+    zoho_sandbox.void_invoice(fresh.zoho_id)  # voided in Zoho's web app: no event (§7.1)
+    report = reconcile(specs=SPECS, repair=True)
+    assert [(d.entity, d.kind, d.field, d.zoho, d.repaired) for d in report.drift] == [
+        ("invoice", "status", "status", "void", "pulled: updated")]
+    event = ZohoEvent.objects.get(source="reconcile")
+    assert (event.event_type, event.entity, event.zoho_id, event.state) == (
+        "reconciled_invoice", "invoice", fresh.zoho_id, "applied")
+    fresh.refresh_from_db()
+    assert (fresh.status, fresh.sync_status) == ("void", SyncStatus.SYNCED)
+    assert services.sync_pending(entity="all").calls == 0  # in step: the void is not sent back
+    assert reconcile(specs=SPECS).drift == []
+
+
+def test_an_expiry_in_zoho_is_mirrored(synced, zoho_sandbox):
+    from tests.builders import make_service
+    from zoho_sync import inbox
+
+    service = make_service()
+    assert services.sync_pending(entity="all").failed == 0
+    service.refresh_from_db()
+    zoho_sandbox.expire_subscription(service.zoho_id)
+    events = get_zoho_client().get("/events", params={"event_type": "subscription_expired"})["events"]
+    stored, _ = inbox.event_accept({"event_id": events[0]["event_id"], "event_type": "subscription_expired",
+                                    "data": {"subscription": {"subscription_id": service.zoho_id}}},
+                                   source="webhook")
+    inbox.event_apply(stored.pk)
+    service.refresh_from_db()
+    assert (service.status, service.sync_status) == ("expired", SyncStatus.SYNCED)
