@@ -15,9 +15,10 @@ from django.utils import timezone
 class Planned:
     name: str  # stable: renaming one leaves the old row behind
     func: str  # a task's dotted path, stable for the same reason
-    minutes: int
+    minutes: int  # 0 with monthly: django-q2's own monthly schedule (its minutes field is a small integer)
     args: str = ""
     why: str = ""
+    monthly: bool = False
 
 
 SCHEDULES = (
@@ -31,7 +32,7 @@ SCHEDULES = (
             why="inbox events whose task was lost, or whose retry is due, are applied"),
     Planned("zoho: replay events", "zoho_sync.tasks.replay_events", 60,
             why="Zoho's events list read since the cursor: a webhook that never arrived is applied"),
-    Planned("zoho: monthly reconciliation", "zoho_sync.tasks.reconcile", 30 * 24 * 60,
+    Planned("zoho: monthly reconciliation", "zoho_sync.tasks.reconcile", 0, monthly=True,
             why="every entity compared with Zoho; the report is on the admin's drift page (repair by hand)"),
     Planned("monitoring: alert failed syncs", "monitoring.tasks.alert_failed", 60,
             why="failed syncs by email and chat webhook, once per outage, and resolved"),
@@ -53,9 +54,10 @@ def schedules_install() -> list[tuple[Planned, bool]]:
 
     done = []
     for planned in SCHEDULES:
+        kind = {"schedule_type": Schedule.MONTHLY, "minutes": None} if planned.monthly else {
+            "schedule_type": Schedule.MINUTES, "minutes": planned.minutes}
         _, created = Schedule.objects.update_or_create(name=planned.name, defaults={
-            "func": planned.func, "args": planned.args or None, "schedule_type": Schedule.MINUTES,
-            "minutes": planned.minutes, "repeats": -1})
+            "func": planned.func, "args": planned.args or None, "repeats": -1, **kind})
         if created:
             Schedule.objects.filter(name=planned.name).update(next_run=timezone.now())
         done.append((planned, created))

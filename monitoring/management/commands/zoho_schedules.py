@@ -13,8 +13,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         for planned, created in schedules_install():
             state = "installed" if created else "up to date"
-            self.stdout.write(f"{state:<11} {planned.name!r}: every {planned.minutes} min, {planned.func}: "
-                              f"{planned.why}")
+            every = "every month" if planned.monthly else f"every {planned.minutes} min"
+            self.stdout.write(f"{state:<11} {planned.name!r}: {every}, {planned.func}: {planned.why}")
         from django.utils import timezone
         from django_q.models import Schedule
 
