@@ -31,7 +31,7 @@ from zoho_sync.sandbox import ZohoSandbox
 from zoho_sync.sync import payloads
 from zoho_sync.sync.engine import validate_for_push
 from zoho_sync.sync.errors import InvalidLocalData
-from zoho_sync.sync.specs import SPECS
+from zoho_sync.sync.specs import BY_NAME, SPECS
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -96,7 +96,11 @@ def unsynced(expected: Expected) -> dict[str, set[int]]:
 
 
 def assert_local_state(expected: Expected) -> None:
-    assert unsynced(expected) == {}, "records that should be in Zoho are not synced"
+    left = unsynced(expected)
+    where = {name: list(BY_NAME[name].model.objects.filter(pk__in=pks).values(
+        "pk", "zoho_id", "sync_status", "last_error_kind", "last_sync_error", "sync_attempts", "next_retry_at",
+        "create_intent_at", "claimed_by")) for name, pks in left.items()}
+    assert left == {}, f"records that should be in Zoho are not synced: {where}"
     for spec in SPECS:
         rows = {r["pk"]: r for r in spec.model.objects.values("pk", "zoho_id", "sync_status", "last_error_kind")}
         assert {pk for pk, r in rows.items() if r["zoho_id"]} == expected.synced[spec.name], spec.name
