@@ -212,6 +212,12 @@ def events_sweep() -> int:
     return len(pks)
 
 
+def event_reset(pk: int) -> None:
+    """Make an event due again, to be applied by the caller now (no task is queued)."""
+    ZohoEvent.objects.filter(pk=pk).exclude(state=ZohoEvent.State.PROCESSING).update(
+        state=ZohoEvent.State.RECEIVED, attempts=0, last_error="", next_attempt_at=None, claimed_until=None)
+
+
 def event_replay(pks: list[int]) -> int:
     """Apply events again (a quarantined one after a fix, or any other): back to received, attempts from zero."""
     count = ZohoEvent.objects.filter(pk__in=pks).exclude(state=ZohoEvent.State.PROCESSING).update(

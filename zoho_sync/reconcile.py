@@ -70,25 +70,23 @@ FIELDS: dict[str, tuple[Field, ...]] = {
         Field("interval", lambda p: p.interval, "interval", OURS),
         Field("interval_unit", lambda p: p.interval_unit, "interval_unit", OURS),
     ),
-    CUSTOMER_SERVICE.name: (
-        Field("status", lambda s: s.status, "status", ZOHOS, "status",
-              lambda v: inbound.SUBSCRIPTION_STATUS.get(_text(v), _text(v))),
-        Field("current_term_ends_on", lambda s: s.current_term_ends_on, "current_term_ends_at", ZOHOS, norm=_day),
-        Field("next_billing_on", lambda s: s.next_billing_on, "next_billing_at", ZOHOS, norm=_day),
-    ),
     INVOICE.name: (
         Field("total", lambda i: i.total, "total", OURS, "amount", _money),
-        Field("status", lambda i: i.status, "status", ZOHOS, "status",
-              lambda v: inbound.INVOICE_STATUS.get(_text(v), _text(v))),
-        Field("balance", lambda i: i.balance_due, "balance", ZOHOS, "amount", _money),
     ),
     PAYMENT.name: (
         Field("amount", lambda p: p.amount, "amount", OURS, "amount", _money),
         Field("method", lambda p: p.method, "payment_mode", OURS),
         Field("paid_on", lambda p: p.paid_at.date() if p.paid_at else None, "date", OURS, norm=_day),
-        Field("status", lambda p: p.status, "status", ZOHOS, "status",
-              lambda v: {"success": "completed", "failure": "failed", "refunded": "refunded"}.get(_text(v), _text(v))),
     ),
+}
+# The fields Zoho owns that a listing carries, compared with what the spec's reverse direction (from_zoho, the very
+# mapping the pull step applies) makes of the listed record: what a pull would change is the drift, nothing else
+# (a future subscription billed here up to a date is not "pending" here; an overdue, partly paid invoice is
+# partially paid). A field never pulled here (an invoice's balance before any event) is not compared yet.
+ZOHO_OWNED: dict[str, tuple[tuple[str, str], ...]] = {  # (local field, kind)
+    CUSTOMER_SERVICE.name: (("status", "status"), ("current_term_ends_on", "status"), ("next_billing_on", "status")),
+    INVOICE.name: (("status", "status"), ("balance_due", "amount")),
+    PAYMENT.name: (("status", "status"), ("refunded_amount", "amount")),
 }
 MONEY = {INVOICE.name: ("total", "total"), PAYMENT.name: ("amount", "amount")}  # (local field, Zoho key) summed
 
@@ -172,6 +170,20 @@ def _in_step(spec: EntitySpec, obj) -> bool:
         return False
 
 
+def _compare_zoho_owned(spec: EntitySpec, obj, remote: dict, zoho_id: str, result: EntityReport) -> None:
+    compared = ZOHO_OWNED.get(spec.name)
+    if not compared or spec.from_zoho is None:
+        return
+    wanted = spec.from_zoho(remote, obj)
+    for name, kind in compared:
+        there, here = wanted.get(name), getattr(obj, name)
+        if there is None or here is None or name not in wanted:
+            continue  # the listing does not say, or it was never pulled here
+        if _text(here) != _text(there):
+            result.drift.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, name, _text(here),
+                                      _text(there), "Zoho owns it", remote=remote))
+
+
 def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
     result = EntityReport(spec.name)
     fields = FIELDS.get(spec.name, ())
@@ -179,7 +191,6 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
     money = MONEY.get(spec.name)
     page_no = 1
     while True:
-        report.calls += 1
         body = client.get(spec.list_path, params={"page": page_no, "per_page": 200})
         page = [r for r in body.get(spec.list_key) or [] if r.get(spec.id_field)]
         ids = [str(r[spec.id_field]) for r in page]
@@ -198,20 +209,21 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
                                           remote=remote))
                 continue
             result.matched += 1
-            in_step = _in_step(spec, obj)
+            mirror = getattr(obj, "origin", "") == "zoho"  # made by Zoho: every field of it is Zoho's
+            _compare_zoho_owned(spec, obj, remote, zoho_id, result)
+            if mirror:
+                continue
+            in_step = None
             for f in fields:
                 if f.zoho_key not in remote:
                     continue  # the list does not carry it: not compared (no call per record)
-                if f.owner == ZOHOS and f.local(obj) is None:
-                    continue  # never pulled here (an invoice's balance before any event): nothing to compare yet
                 here, there = f.norm(f.local(obj)), f.norm(remote.get(f.zoho_key))
                 if here == there:
                     continue
-                if f.owner == OURS:
-                    kind = "conflict" if in_step else ("amount" if f.kind == "amount" else "field")
-                    note = "changed in Zoho since our last push" if in_step else "changed here, not pushed yet"
-                else:
-                    kind, note = f.kind if f.kind != "field" else "status", "Zoho owns it"
+                if in_step is None:  # only for a record that differs: the fingerprint costs a payload build
+                    in_step = _in_step(spec, obj)
+                kind = "conflict" if in_step else ("amount" if f.kind == "amount" else "field")
+                note = "changed in Zoho since our last push" if in_step else "changed here, not pushed yet"
                 result.drift.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, f.name, here,
                                           there, note, remote=remote))
         if not (body.get("page_context") or {}).get("has_more_page"):
@@ -240,10 +252,13 @@ def reconcile(*, specs: tuple[EntitySpec, ...], repair: bool = False, conflicts:
 
         client = get_zoho_client()
     report = Report(repair=repair, started=timezone.now())
+    stats = client.budget.stats
+    before = stats.calls
     for spec in specs:
         report.entities[spec.name] = compare_entity(spec, client, report)
     if repair:
         _repair(report, client, specs, conflicts=conflicts)
+    report.calls = stats.calls - before  # every call this client made: listing, reads, pushes
     _store(report, specs)
     return report
 
@@ -253,6 +268,7 @@ def _repair(report: Report, client, specs, *, conflicts: str) -> None:
 
     by_name = {spec.name: spec for spec in specs}
     to_push: dict[str, set[int]] = {}
+    pulled: dict[tuple[str, str], str] = {}  # one pull per record, however many of its fields differ
     for item in report.drift:
         spec = by_name[item.entity]
         if (item.kind in ("field", "amount") and item.pk and _owner(item) == OURS) or (
@@ -265,7 +281,10 @@ def _repair(report: Report, client, specs, *, conflicts: str) -> None:
         elif item.kind == "conflict":
             item.repaired = "left for a person (--conflicts local pushes ours)"
         elif (item.kind in ("status", "amount") and _owner(item) == ZOHOS) or item.kind == "missing_locally":
-            item.repaired = _pull_one(spec, item, client, report)
+            key = (spec.name, item.zoho_id)
+            if key not in pulled:
+                pulled[key] = _pull_one(spec, item, client, report)
+            item.repaired = pulled[key]
         elif item.kind == "missing_in_zoho":
             item.repaired = _recreate(spec, item, client, report)
     for name, pks in to_push.items():
@@ -274,15 +293,13 @@ def _repair(report: Report, client, specs, *, conflicts: str) -> None:
                                                      sync_attempts=0, sync_fingerprint="")
     for spec in specs:
         if spec.name in to_push or any(i.repaired == "re-created" for i in report.entities[spec.name].drift):
-            pushed = services.sync_pending(entity=spec.name, workers=1)
-            report.calls += pushed.calls
+            services.sync_pending(entity=spec.name, workers=1)
 
 
 def _owner(item: Drift) -> str:
-    for f in FIELDS.get(item.entity, ()):
-        if f.name == item.field:
-            return f.owner
-    return ""
+    if any(name == item.field for name, _ in ZOHO_OWNED.get(item.entity, ())):
+        return ZOHOS
+    return OURS if any(f.name == item.field for f in FIELDS.get(item.entity, ())) else ""
 
 
 def _pull_one(spec: EntitySpec, item: Drift, client, report: Report) -> str:
@@ -292,18 +309,18 @@ def _pull_one(spec: EntitySpec, item: Drift, client, report: Report) -> str:
         return "left: made in Zoho (linking what Zoho already has is zoho_backfill --link-only)"
     event, _ = inbox.event_accept(inbox.reconciled_event(spec, item.remote), source=ZohoEvent.Source.RECONCILE)
     if event.state in (ZohoEvent.State.APPLIED, ZohoEvent.State.IGNORED):
-        inbox.event_replay([event.pk])  # the same Zoho state found again: apply it again
-    report.calls += 1
+        inbox.event_reset(event.pk)  # the same Zoho state found again: apply it again, here
     said = inbox.event_apply(event.pk, client=client)
     event.refresh_from_db()
     if event.state == ZohoEvent.State.APPLIED:
         changed = re.search(r": (\d+) record\(s\) changed", said)
-        return "pulled: " + ("updated" if changed and int(changed.group(1)) else "unchanged")
+        if not (changed and int(changed.group(1))):
+            return "pulled: unchanged"
+        return "pulled: mirrored here" if item.kind == "missing_locally" else "pulled: updated"
     return f"left: {event.get_state_display().lower()} ({event.last_error or event.outcome})"[:200]
 
 
 def _recreate(spec: EntitySpec, item: Drift, client, report: Report) -> str:
-    report.calls += 1
     try:
         client.get(f"{spec.list_path}/{item.zoho_id}")
         return "left: Zoho answers for it by id (the list did not show it)"

@@ -160,6 +160,7 @@ class CustomerService(ZohoSyncedModel):
         indexes = [
             models.Index(fields=["sync_status", "next_retry_at"], name="service_sync_queue"),
             models.Index(fields=["status"], name="service_status"),
+            models.Index(fields=["zoho_child_invoice_id"], name="service_child_invoice"),
         ]
 
     def __str__(self) -> str:

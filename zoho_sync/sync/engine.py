@@ -474,6 +474,8 @@ class Engine:
                 duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id,
             )
             log.save()
+            if isinstance(response, dict) and outcome.status == SyncLog.Status.SUCCESS and spec.on_created:
+                spec.on_created(response)  # what Zoho's answer says of records Zoho owns fields of
             if woken and self.defer_wakes:
                 self._landed.setdefault(spec.name, []).append(obj.pk)
             elif woken:

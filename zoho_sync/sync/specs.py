@@ -48,6 +48,8 @@ class EntitySpec:
     # The reverse direction: from a Zoho record to the local fields Zoho owns ({} when it owns none), applied by
     # the pull step (sync/pull.py).
     from_zoho: Callable[[dict, Any], dict] | None = None
+    # Called with Zoho's answer to a create: a payment's answer says the balance of each invoice it paid.
+    on_created: Callable[[dict], None] | None = None
 
     def payload(self, obj, *, today: date) -> dict:
         return self.to_zoho(obj, today=today)
@@ -168,7 +170,7 @@ PAYMENT = EntitySpec(
     depends_on=(("customer", "customer"), ("invoice", "invoice")), skip_reason=_payment_skip,
     prepare=_prepare_payments, label=lambda p: p.reference,
     extra_create_calls=lambda p: 0 if p.invoice_id else 1,  # find the customer's open invoices
-    updatable=False, from_zoho=inbound.payment_from_zoho,
+    updatable=False, from_zoho=inbound.payment_from_zoho, on_created=lambda record: invoices_paid_by(record),
 )
 
 SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT)
@@ -176,6 +178,20 @@ BY_NAME = {spec.name: spec for spec in SPECS}
 # The --entity names of the commands (plural, as people say them) and the spec each means.
 ENTITY_CHOICES = {"customers": CUSTOMER, "plans": SERVICE_PACKAGE, "subscriptions": CUSTOMER_SERVICE,
                   "invoices": INVOICE, "payments": PAYMENT}
+
+
+def invoices_paid_by(payment: dict) -> None:
+    """Our payment landed: Zoho's answer gives the balance of each invoice it paid, which Zoho owns; the local
+    invoices take it (balance, and paid or partially paid) without a call and without queueing a push (neither is
+    in an invoice's fingerprint). Zoho's modified time is not known here: the next pull sets it."""
+    for entry in payment.get("invoices") or []:
+        balance = inbound.zoho_money(entry.get("balance_amount"))
+        total = inbound.zoho_money(entry.get("invoice_amount"))
+        if balance is None or not entry.get("invoice_id"):
+            continue
+        status = "paid" if balance <= 0 else ("partially_paid" if total is not None and balance < total else None)
+        rows = Invoice.objects.filter(zoho_id=str(entry["invoice_id"])).exclude(status__in=("void", "draft"))
+        rows.update(balance_due=balance, **({"status": status} if status else {}))
 
 
 def for_model(model: type) -> EntitySpec | None:
