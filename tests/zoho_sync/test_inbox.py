@@ -220,3 +220,33 @@ def test_the_health_check_says_when_events_need_a_person():
                              received_at=timezone.now() - timedelta(minutes=30))
     result = InboxCheck().run()
     assert result.status == "warning" and "wait to be applied" in result.summary
+
+
+def test_a_local_edit_during_a_pull_keeps_both_changes(zoho_settings, zoho_sandbox, monkeypatch):
+    """A person saves the invoice between the pull's read and its write: the write misses (the version moved), the
+    pull reads again and applies Zoho's fields; the person's change stays pending and is pushed next."""
+    from zoho_sync.sync import pull as pull_module
+    from zoho_sync.sync.specs import INVOICE
+
+    invoice = synced_invoice(zoho_sandbox)
+    real = pull_module._fingerprint
+    edits = []
+
+    def edit_once(spec, obj):
+        if not edits:
+            edits.append(1)
+            fresh = Invoice.objects.get(pk=obj.pk)
+            fresh.notes = "Edited by a person meanwhile"
+            fresh.save()
+        return real(spec, obj)
+
+    monkeypatch.setattr(pull_module, "_fingerprint", edit_once)
+    outcome = pull_module.pull(INVOICE, {"invoice_id": invoice.zoho_id, "status": "paid", "balance": 0,
+                                         "last_modified_time": "2026-12-03T09:00:00+0000"})
+    assert outcome.action == "updated" and edits == [1]
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.balance_due, invoice.notes) == ("paid", Decimal("0.00"),
+                                                                    "Edited by a person meanwhile")
+    assert invoice.sync_status == SyncStatus.PENDING  # the person's change is pushed next, not hidden
+    assert services.sync_pending(entity="invoice").done == 1
+    assert [i["notes"] for i in zoho_sandbox.records("invoices")] == ["Edited by a person meanwhile"]
