@@ -24,8 +24,7 @@ from zoho_sync import inbox
 from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.models import DriftReport, SyncStatus, ZohoEvent
 from zoho_sync.sync import inbound, payloads
-from zoho_sync.sync.engine import fingerprint_of
-from zoho_sync.sync.errors import InvalidLocalData
+from zoho_sync.sync.pull import current_fingerprint, is_in_step
 from zoho_sync.sync.specs import CUSTOMER, CUSTOMER_SERVICE, INVOICE, PAYMENT, SERVICE_PACKAGE, EntitySpec
 
 OURS, ZOHOS = "ours", "zoho"
@@ -160,16 +159,6 @@ class Report:
         return "\n".join(lines)
 
 
-def _in_step(spec: EntitySpec, obj) -> bool:
-    """The record has not changed here since its last push: Zoho should hold exactly what we sent."""
-    if obj.sync_status != SyncStatus.SYNCED:
-        return False
-    try:
-        return fingerprint_of(spec.fingerprint(obj)) == obj.sync_fingerprint
-    except (InvalidLocalData, AttributeError, TypeError, ValueError):
-        return False
-
-
 def _compare_zoho_owned(spec: EntitySpec, obj, remote: dict, zoho_id: str, result: EntityReport) -> None:
     compared = ZOHO_OWNED.get(spec.name)
     if not compared or spec.from_zoho is None:
@@ -221,7 +210,7 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
                 if here == there:
                     continue
                 if in_step is None:  # only for a record that differs: the fingerprint costs a payload build
-                    in_step = _in_step(spec, obj)
+                    in_step = is_in_step(obj, current_fingerprint(spec, obj))
                 kind = "conflict" if in_step else ("amount" if f.kind == "amount" else "field")
                 note = "changed in Zoho since our last push" if in_step else "changed here, not pushed yet"
                 result.drift.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, f.name, here,

@@ -229,7 +229,7 @@ def test_a_local_edit_during_a_pull_keeps_both_changes(zoho_settings, zoho_sandb
     from zoho_sync.sync.specs import INVOICE
 
     invoice = synced_invoice(zoho_sandbox)
-    real = pull_module._fingerprint
+    real = pull_module.current_fingerprint
     edits = []
 
     def edit_once(spec, obj):
@@ -240,7 +240,7 @@ def test_a_local_edit_during_a_pull_keeps_both_changes(zoho_settings, zoho_sandb
             fresh.save()
         return real(spec, obj)
 
-    monkeypatch.setattr(pull_module, "_fingerprint", edit_once)
+    monkeypatch.setattr(pull_module, "current_fingerprint", edit_once)
     outcome = pull_module.pull(INVOICE, {"invoice_id": invoice.zoho_id, "status": "paid", "balance": 0,
                                          "last_modified_time": "2026-12-03T09:00:00+0000"})
     assert outcome.action == "updated" and edits == [1]

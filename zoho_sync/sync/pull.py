@@ -81,8 +81,8 @@ def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutco
                                                         f"older than the one applied ({applied}); nothing changed")
     wanted = owned(remote, obj)
     changes = {name: (getattr(obj, name), value) for name, value in wanted.items() if getattr(obj, name) != value}
-    before = _fingerprint(spec, obj)
-    in_step = obj.sync_status == SyncStatus.SYNCED and before is not None and before == obj.sync_fingerprint
+    before = current_fingerprint(spec, obj)
+    in_step = is_in_step(obj, before)
     for name, (_, value) in changes.items():
         setattr(obj, name, value)
     update = {name: value for name, (_, value) in changes.items()}
@@ -90,7 +90,7 @@ def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutco
     guard = Q(pk=obj.pk, sync_version=obj.sync_version) & free_filter(timezone.now()) & (
         Q(zoho_modified_at__isnull=True) | Q(zoho_modified_at__lte=modified))
     if in_step:
-        after = _fingerprint(spec, obj)
+        after = current_fingerprint(spec, obj)
         if after is not None:
             update["sync_fingerprint"] = after
         guard &= Q(sync_status=SyncStatus.SYNCED, sync_fingerprint=before)
@@ -123,7 +123,14 @@ def _link_period_invoice(service) -> None:
         period_end=end if start and end and end >= start else None)
 
 
-def _fingerprint(spec: EntitySpec, obj) -> str | None:
+def is_in_step(obj, fingerprint: str | None) -> bool:
+    """The record has not changed here since its last push (its fingerprint is the one pushed): Zoho should hold
+    exactly what we sent."""
+    return obj.sync_status == SyncStatus.SYNCED and fingerprint is not None and fingerprint == obj.sync_fingerprint
+
+
+def current_fingerprint(spec: EntitySpec, obj) -> str | None:
+    """The fingerprint of the record as it is here; None when its data cannot make a payload."""
     try:
         return fingerprint_of(spec.fingerprint(obj))
     except (InvalidLocalData, AttributeError, TypeError, ValueError):
