@@ -222,8 +222,8 @@ class CustomerServiceAdmin(ZohoSyncedAdmin):
     list_display = ("__str__", "customer", "package", "status", "activated_at")
     list_filter = ("status", "package")
     list_select_related = ("customer", "package")
-    search_fields = ("customer__account_number", "customer__email", "package__plan_code")
-    exact_search_fields = ("zoho_id", "customer__account_number")
+    search_fields = ("reference", "customer__account_number", "customer__email", "package__plan_code")
+    exact_search_fields = ("reference", "zoho_id", "customer__account_number")
     autocomplete_fields = ("customer", "package")
 
     def exact_terms(self, term):

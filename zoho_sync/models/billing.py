@@ -131,6 +131,9 @@ class CustomerService(ZohoSyncedModel):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="services")
     package = models.ForeignKey(ServicePackage, on_delete=models.PROTECT, related_name="services")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    reference = models.CharField(
+        max_length=64, blank=True, help_text="The business's own reference for the service (how an import finds it "
+        "again); unique when given.")
     quantity = models.PositiveIntegerField(default=1)
     activated_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
@@ -156,6 +159,9 @@ class CustomerService(ZohoSyncedModel):
                 name="service_cancelled_has_cancelled_at",
             ),
             models.CheckConstraint(condition=Q(quantity__gte=1), name="service_quantity_positive"),
+            # Blank references are many (services made in the admin); a given one names one service.
+            models.UniqueConstraint(fields=["reference"], condition=~Q(reference=""), name="service_reference_unique",
+                                    violation_error_message="Another service already has this reference."),
         ]
         indexes = [
             models.Index(fields=["sync_status", "next_retry_at"], name="service_sync_queue"),
@@ -369,7 +375,12 @@ class Payment(ZohoSyncedModel):
         if self.customer_id and self.invoice.customer_id != self.customer_id:
             raise ValidationError({"invoice": "The invoice belongs to another customer."})
         if self.status in (self.Status.PENDING, self.Status.COMPLETED):
-            balance = self.invoice.total - self.invoice.amount_paid(excluding_payment_pk=self.pk)
+            # An import checking a whole file sets `paid_by_others` (the invoice's other completed payments as the
+            # file leaves them) instead of one query per row.
+            paid = getattr(self, "paid_by_others", None)
+            if paid is None:
+                paid = self.invoice.amount_paid(excluding_payment_pk=self.pk)
+            balance = self.invoice.total - paid
             problem = validation.payment_amount_problem(
                 amount=self.amount, invoice_number=self.invoice.invoice_number, balance=balance
             )
