@@ -149,6 +149,7 @@ class Engine:
                 existing = self._existing(spec, obj, ctx)
                 if existing is not None:
                     break
+                self._check_link_hold(spec, obj)
                 if self._mark_intent(obj, fingerprint):
                     record = self._create(spec, obj, ctx, payload)
                     if isinstance(record, dict):
@@ -257,6 +258,16 @@ class Engine:
             found = spec.find(ctx, obj)
             return (str(found[spec.id_field]), known) if found else None
         return None
+
+    @staticmethod
+    def _check_link_hold(spec: EntitySpec, obj) -> None:
+        """Never create a record `zoho_backfill --link-only` found ambiguous (several Zoho records may be it: a
+        create would add one more) until a person settles it: its latest link row in the sync log is a failure.
+        One indexed read, and only before a create."""
+        last = SyncLog.objects.filter(entity=spec.name, object_pk=str(obj.pk), action=SyncLog.Action.LINK).order_by(
+            "-created_at", "-id").values_list("status", "message").first()
+        if last and last[0] == SyncLog.Status.FAILED:
+            raise RemoteConflict(last[1])
 
     def _index(self, spec: EntitySpec) -> dict[str, list[str]]:
         """Zoho's records of this entity by natural key, read once per run from list pages (200 a call)."""

@@ -1,0 +1,480 @@
+"""Linking what Zoho already has (`zoho_backfill --link-only`): our records that never reached Zoho, matched with
+the records Zoho holds (entered by hand, or by an older integration), linked when the match is certain.
+
+Reads only: Zoho's lists, one call per 200 records; nothing is created or changed in Zoho. Customers match by
+their account number (wherever a person typed it in the display name, in any case or spacing), else by email;
+other entities by their natural key. A record with more than one candidate is held for a person (failed, needs
+a person, listing the candidates), and the engine never creates a held record (engine.Engine._check_link_hold).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from zoho_sync.client.budget import Priority
+from zoho_sync.models import ErrorKind, SyncLog, SyncStatus
+from zoho_sync.sync import payloads
+from zoho_sync.sync.claims import free_filter
+from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
+from zoho_sync.sync.pull import current_fingerprint
+from zoho_sync.sync.specs import CUSTOMER, EntitySpec
+
+logger = logging.getLogger(__name__)
+AMBIGUOUS = "Ambiguous link:"  # how a held record's error and sync-log message begin
+NEW = "new"  # --settle LABEL=new: none of Zoho's candidates is this record; a backfill creates it
+
+
+def squash(value) -> str:
+    """A key as a person may have typed it: casefolded, without any whitespace ("ct - 2025-00001 ")."""
+    return "".join(str(value or "").split()).casefold()
+
+
+# A word of a display name that may be an account number (validation.validate_account_number, any case).
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{2,31}")
+
+
+def customer_keys(record: dict) -> set[str]:
+    """Every account number a Zoho customer's display name may carry: ours in parentheses at the end (spaces
+    inside ignored), or a word with a digit anywhere in a name typed by hand ("CT-2025-00001 ACME corp")."""
+    name = str(record.get("display_name") or "")
+    keys = {squash(payloads.account_number_of(name))}
+    keys |= {word.casefold() for word in _TOKEN.findall(name) if any(c.isdigit() for c in word)}
+    return keys - {""}
+
+
+def customer_named_key(record: dict) -> str:
+    """The account number a display name carries in our own form ("Name (CT-2025-00001)"), or ""."""
+    key = squash(payloads.account_number_of(record.get("display_name", "")))
+    return key if _TOKEN.fullmatch(key) and any(c.isdigit() for c in key) else ""
+
+
+@dataclass(frozen=True)
+class LinkRule:
+    """How one entity's Zoho records are matched, beyond its natural key (spec.remote_key / spec.local_key)."""
+
+    remote_keys: Callable[[dict], set[str]] | None = None  # several keys a record may carry (default: remote_key)
+    remote_email: Callable[[dict], str] | None = None  # a second way to match, where the key finds nothing
+    local_email: Callable[[object], str] | None = None
+    # The key a record states in our own form: one naming another record is that record's, never an email match.
+    named_key: Callable[[dict], str] = lambda record: ""
+
+
+RULES: dict[str, LinkRule] = {
+    CUSTOMER.name: LinkRule(remote_keys=customer_keys, remote_email=lambda r: squash(r.get("email")),
+                            local_email=lambda c: squash(c.email), named_key=customer_named_key),
+}
+# A listed record's field naming a dependency's Zoho id: it must be the id our dependency has (or gets now).
+DEPENDENCY_KEYS = {"customer": "customer_id"}
+
+
+def describe(spec: EntitySpec, record: dict) -> str:
+    """A Zoho record as a person finds it: its id, name and email."""
+    name = (record.get("display_name") or record.get("name") or record.get("reference_id") or record.get("number")
+            or record.get("invoice_number") or record.get("reference_number") or "")
+    email = record.get("email") or ""
+    return f'{spec.zoho_entity} {record[spec.id_field]} "{name}"' + (f" <{email}>" if email else "")
+
+
+@dataclass
+class Item:
+    """One local record and what linking found for it."""
+
+    entity: str
+    pk: int
+    label: str
+    email: str = ""
+    how: str = ""  # key, email, settled (a person chose), or "" when not linked
+    zoho_id: str = ""
+    candidates: list[str] = field(default_factory=list)  # described Zoho records (ambiguous)
+    reason: str = ""  # why it is ambiguous or left alone
+    synced: bool = False  # Zoho already holds exactly our data: nothing to send
+    done: str = ""  # what was written: linked, held, released, left (busy), or "" in a dry run
+
+
+@dataclass
+class EntityLinks:
+    entity: str
+    zoho: int = 0  # records Zoho listed
+    already: int = 0  # local records with a Zoho id before the run
+    linked: list[Item] = field(default_factory=list)
+    ambiguous: list[Item] = field(default_factory=list)
+    missing: list[Item] = field(default_factory=list)  # not in Zoho: a normal backfill creates them
+    left: list[Item] = field(default_factory=list)  # a worker holds it, changed meanwhile, dependency not linked
+
+    def by(self, how: str) -> int:
+        return sum(1 for item in self.linked if item.how == how)
+
+
+@dataclass
+class LinkReport:
+    run_id: str
+    dry_run: bool
+    started: datetime
+    entities: dict[str, EntityLinks] = field(default_factory=dict)
+    calls: int = 0  # all of them reads (GET list pages)
+
+    @property
+    def ambiguous(self) -> list[Item]:
+        return [item for e in self.entities.values() for item in e.ambiguous]
+
+    @property
+    def settled(self) -> bool:
+        """Nothing is left for a person to settle: exit code 0."""
+        return not self.ambiguous
+
+    def as_text(self, *, limit: int = 50, verbosity: int = 1) -> str:
+        would = "would be " if self.dry_run else ""
+        lines = [("Dry run: nothing is written here, nothing is sent to Zoho." if self.dry_run else
+                  "Link only: nothing is created or changed in Zoho."),
+                 f"{'entity':<17}{'in Zoho':>9}{'by key':>9}{'by email':>9}{'settled':>9}{'already':>9}"
+                 f"{'ambiguous':>10}{'not in Zoho':>12}{'left':>6}"]
+        for name, e in self.entities.items():
+            lines.append(f"{name:<17}{e.zoho:>9}{e.by('key'):>9}{e.by('email'):>9}{e.by('settled'):>9}"
+                         f"{e.already:>9}{len(e.ambiguous):>10}{len(e.missing):>12}{len(e.left):>6}")
+        in_step = sum(item.synced for e in self.entities.values() for item in e.linked)
+        linked = sum(len(e.linked) for e in self.entities.values())
+        lines.append(f"{linked} {would}linked ({in_step} already as Zoho holds them; the rest are pending: the next "
+                     f"backfill updates them in Zoho instead of creating them). {self.calls} API calls (list "
+                     f"pages, reads only), run {self.run_id}")
+        if verbosity > 1:
+            for e in self.entities.values():
+                for item in e.linked[:limit]:
+                    lines.append(f"  {would}linked {item.entity} {item.label} -> {item.zoho_id} (by {item.how}"
+                                 f"{', in step' if item.synced else ''})")
+        if self.ambiguous:
+            lines.append("")
+            lines.append(f"Ambiguous, for a person to settle ({len(self.ambiguous)}; {would}held: not linked, and "
+                         "never created until settled):")
+            for item in self.ambiguous[:limit]:
+                lines.append(f"  {item.entity} {item.label}{f' <{item.email}>' if item.email else ''}: {item.reason}")
+                lines += [f"      candidate {candidate}" for candidate in item.candidates]
+            if len(self.ambiguous) > limit:
+                lines.append(f"  ... and {len(self.ambiguous) - limit} more (admin: failed records)")
+            lines.append("Settle each in Zoho (merge or correct the duplicates) and run --link-only again, or name the "
+                         "right one: --settle ENTITY:LABEL=ZOHO_ID (or =new when none of them is it).")
+        for kind, title in (("missing", "Not in Zoho (a normal backfill will create them)"),
+                            ("left", "Left alone")):
+            items = [item for e in self.entities.values() for item in getattr(e, kind)]
+            if items and (verbosity > 1 or kind == "left"):
+                lines.append(f"{title}:")
+                lines += [f"  {i.entity} {i.label}{f': {i.reason}' if i.reason else ''}" for i in items[:limit]]
+        return "\n".join(lines)
+
+
+class Linker:
+    """One --link-only run over some entities, in dependency order (customers before their subscriptions)."""
+
+    def __init__(self, *, specs: tuple[EntitySpec, ...], client, dry_run: bool = False,
+                 since: datetime | None = None, settle: dict[tuple[str, str], str] | None = None):
+        self.specs, self.client, self.dry_run, self.since = specs, client, dry_run, since
+        self.settle = settle or {}  # (entity, label) -> Zoho id or NEW
+        self.report = LinkReport(run_id=uuid.uuid4().hex, dry_run=dry_run, started=timezone.now())
+        self.planned: dict[str, dict[int, str]] = {}  # entity -> pk -> Zoho id linked (or, dry run, to be)
+        self.today = timezone.localdate()
+
+    def run(self) -> LinkReport:
+        stats = self.client.budget.stats
+        before = stats.calls
+        with self.client.priority(Priority.BULK):  # the backfill's share of the budget; the daily reserve kept
+            for spec in self.specs:
+                self.report.entities[spec.name] = self._entity(spec)
+        self.report.calls = stats.calls - before
+        return self.report
+
+    # --- reading and matching ---------------------------------------------------------------------------------
+    def _entity(self, spec: EntitySpec) -> EntityLinks:
+        result = EntityLinks(spec.name)
+        rule = RULES.get(spec.name, LinkRule())
+        keys_of = rule.remote_keys or (lambda r: {squash(spec.remote_key(r))} - {""})
+        by_key: dict[str, list[dict]] = {}
+        by_email: dict[str, list[dict]] = {}
+        records: dict[str, dict] = {}
+        for record in self.client.paginate(spec.list_path, spec.list_key):
+            if not record.get(spec.id_field):
+                continue
+            zoho_id = str(record[spec.id_field])
+            records[zoho_id] = record
+            for key in keys_of(record):
+                by_key.setdefault(key, []).append(record)
+            if rule.remote_email and (email := rule.remote_email(record)):
+                by_email.setdefault(email, []).append(record)
+        result.zoho = len(records)
+        linked_to = self._linked_to(spec, list(records))  # Zoho id -> label of our record holding it already
+        rows = spec.model.objects.all()
+        if self.since:
+            rows = rows.filter(updated_at__gte=self.since)
+        result.already = rows.filter(zoho_id__isnull=False).count()
+        held = held_pks(spec)
+        now = timezone.now()
+        local = [obj for obj in spec.prepare(rows.filter(zoho_id__isnull=True)).order_by("pk").iterator(
+            chunk_size=2000) if not spec.skip_reason(obj)]
+        own_key = {obj.pk: squash(spec.local_key(obj)) for obj in local}
+        owners: dict[str, list[int]] = {}
+        for pk, key in own_key.items():
+            owners.setdefault(key, []).append(pk)
+
+        tentative: dict[int, tuple] = {}  # pk -> (obj, item, record)
+        for obj in local:
+            item = Item(spec.name, obj.pk, str(spec.label(obj)),
+                        email=(rule.local_email(obj) if rule.local_email else ""))
+            if obj.claimed_until and obj.claimed_until > now:
+                item.reason = "a worker is pushing it right now; left to it"
+                result.left.append(item)
+                continue
+            chosen = self.settle.get((spec.name, item.label))
+            if chosen is not None:
+                self._settled(spec, obj, item, chosen, records, linked_to, result, tentative)
+                continue
+            key = own_key[obj.pk]
+            key_hits = list(by_key.get(key, []))
+
+            def someone_elses(record: dict, pk=obj.pk, key=key) -> bool:
+                """The record is another's: linked to one of ours, naming another key in our own form, or carrying
+                another of our records' keys."""
+                return str(record[spec.id_field]) in linked_to or rule.named_key(record) not in ("", key) or any(
+                    other != pk for k in keys_of(record) for other in owners.get(k, ()))
+
+            email_hits = [r for r in by_email.get(item.email, []) if r not in key_hits and not someone_elses(r)] \
+                if item.email else []
+            taken = [r for r in key_hits if str(r[spec.id_field]) in linked_to]
+            if taken:
+                zoho_id = str(taken[0][spec.id_field])
+                self._ambiguous(item, f"{describe(spec, taken[0])} carries its key but is already linked to "
+                                      f"{linked_to[zoho_id]}", [*key_hits, *email_hits], spec, result)
+            elif len(key_hits) > 1:
+                self._ambiguous(item, f"Zoho holds {len(key_hits)} {spec.zoho_entity}s with its key "
+                                      f"{spec.label(obj)}", [*key_hits, *email_hits], spec, result)
+            elif key_hits and email_hits:
+                self._ambiguous(item, f"its key points at {spec.zoho_entity} {key_hits[0][spec.id_field]}, its "
+                                      f"email also at another", [*key_hits, *email_hits], spec, result)
+            elif key_hits:
+                item.how = "key"
+                tentative[obj.pk] = (obj, item, key_hits[0])
+            elif len(email_hits) > 1:
+                self._ambiguous(item, f"Zoho holds {len(email_hits)} {spec.zoho_entity}s with its email "
+                                      "(and none with its key)", email_hits, spec, result)
+            elif email_hits:
+                item.how = "email"
+                tentative[obj.pk] = (obj, item, email_hits[0])
+            else:
+                result.missing.append(item)
+                if obj.pk in held and not self.dry_run:
+                    self._release(spec, obj, item, "No Zoho record matches it any longer: released; a normal "
+                                                    "backfill creates it.")
+
+        # One Zoho record matched by two of ours: neither is linked.
+        by_zoho: dict[str, list[int]] = {}
+        for pk, (_, _, record) in tentative.items():
+            by_zoho.setdefault(str(record[spec.id_field]), []).append(pk)
+        for zoho_id, pks in by_zoho.items():
+            if len(pks) > 1:
+                labels = ", ".join(tentative[pk][1].label for pk in pks)
+                for pk in pks:
+                    obj, item, record = tentative.pop(pk)
+                    item.how = ""
+                    self._ambiguous(item, f"{spec.zoho_entity} {zoho_id} matches several of ours ({labels})",
+                                    [record], spec, result)
+        for obj, item, record in tentative.values():
+            if reason := self._dependency_mismatch(spec, obj, record):
+                item.how, item.reason = "", reason
+                result.left.append(item)
+                continue
+            self._link(spec, obj, item, record, result)
+        for item in result.ambiguous:
+            if not self.dry_run:
+                self._hold(spec, item)
+        return result
+
+    def _settled(self, spec, obj, item: Item, chosen: str, records, linked_to, result, tentative) -> None:
+        """A person named the Zoho record (or said none of them is it): no matching, only checks."""
+        if chosen == NEW:
+            result.missing.append(item)
+            if not self.dry_run:
+                self._release(spec, obj, item, "Settled by a person: none of Zoho's candidates is this record; "
+                                               "a normal backfill creates it.", force=True)
+            return
+        if chosen not in records:
+            self._ambiguous(item, f"--settle names {spec.zoho_entity} {chosen}, which Zoho does not list", [],
+                            spec, result)
+        elif chosen in linked_to:
+            self._ambiguous(item, f"--settle names {spec.zoho_entity} {chosen}, already linked to "
+                                  f"{linked_to[chosen]}", [records[chosen]], spec, result)
+        else:
+            item.how = "settled"
+            tentative[obj.pk] = (obj, item, records[chosen])
+
+    def _linked_to(self, spec: EntitySpec, zoho_ids: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for start in range(0, len(zoho_ids), 2000):
+            chunk = zoho_ids[start:start + 2000]
+            for obj in spec.model.objects.filter(zoho_id__in=chunk):
+                found[obj.zoho_id] = str(spec.label(obj))
+        for pk, zoho_id in self.planned.get(spec.name, {}).items():
+            found.setdefault(zoho_id, f"{spec.name} {pk}")
+        return found
+
+    def _dependency_mismatch(self, spec: EntitySpec, obj, record: dict) -> str:
+        """Why a record cannot be linked to `record` now: its customer is another Zoho customer, or not linked."""
+        for attribute, dependency in spec.depends_on:
+            remote_key = DEPENDENCY_KEYS.get(attribute)
+            related = getattr(obj, attribute)
+            if remote_key is None or related is None or not record.get(remote_key):
+                continue
+            ours = related.zoho_id or self.planned.get(dependency, {}).get(related.pk, "")
+            if not ours:
+                return (f"{describe(spec, record)} matches it, but its {attribute} is not linked yet: link that "
+                        "first (run again)")
+            if str(record[remote_key]) != ours:
+                return (f"{describe(spec, record)} matches its key but belongs to {attribute} {record[remote_key]}, "
+                        f"not ours ({ours}); check it in Zoho")
+        return ""
+
+    @staticmethod
+    def _ambiguous(item: Item, reason: str, candidates: list[dict], spec: EntitySpec, result: EntityLinks) -> None:
+        seen: list[str] = []
+        for record in candidates:
+            if (said := describe(spec, record)) not in seen:
+                seen.append(said)
+        item.reason, item.candidates = reason, seen
+        result.ambiguous.append(item)
+
+    # --- writing ----------------------------------------------------------------------------------------------
+    def _in_step(self, spec: EntitySpec, obj, record: dict) -> str | None:
+        """The fingerprint to store when Zoho's listing already shows every field of our payload with our value
+        (or the entity is never edited by sync); None when the next push must bring Zoho up to date."""
+        fingerprint = current_fingerprint(spec, obj)
+        if fingerprint is None:
+            return None
+        if not spec.updatable:
+            return fingerprint
+        try:
+            payload = spec.payload(obj, today=self.today)
+        except (InvalidLocalData, AttributeError, TypeError, ValueError):  # the next push says what is wrong
+            return None
+        return fingerprint if all(k in record and record[k] == v for k, v in payload.items()) else None
+
+    def _link(self, spec: EntitySpec, obj, item: Item, record: dict, result: EntityLinks) -> None:
+        item.zoho_id = str(record[spec.id_field])
+        fingerprint = self._in_step(spec, obj, record)
+        item.synced = fingerprint is not None
+        self.planned.setdefault(spec.name, {})[obj.pk] = item.zoho_id
+        result.linked.append(item)
+        if self.dry_run:
+            return
+        now = timezone.now()
+        fields = {"zoho_id": item.zoho_id, "create_intent_at": None, "next_retry_at": None, "sync_attempts": 0,
+                  "last_sync_error": "", "last_error_kind": "", "failing_since": None}
+        if item.synced:
+            fields.update(sync_status=SyncStatus.SYNCED, sync_fingerprint=fingerprint, last_synced_at=now)
+        else:
+            fields.update(sync_status=SyncStatus.PENDING, sync_fingerprint="")
+        how = {"key": "its key", "email": "its email (the display name differs)",
+               "settled": "a person's choice (--settle)"}[item.how]
+        state = ("Zoho already holds exactly its data: synced" if item.synced else
+                 "pending: the next backfill brings Zoho's copy up to date")
+        message = f"Linked by --link-only to {describe(spec, record)}, matched by {how}; {state}."
+        try:
+            with transaction.atomic():
+                if not spec.model.objects.filter(free_filter(now), pk=obj.pk, zoho_id__isnull=True,
+                                                 sync_version=obj.sync_version).update(**fields):
+                    raise _Moved
+                _log(spec, item, SyncLog.Status.SUCCESS, message, self.report.run_id, zoho_id=item.zoho_id)
+        except _Moved:
+            self._left(item, result, "changed, linked or claimed by a worker meanwhile; left alone (run again)")
+        except IntegrityError:
+            self._left(item, result, f"{spec.zoho_entity} {item.zoho_id} was linked to another record meanwhile")
+        else:
+            item.done = "linked"
+
+    def _left(self, item: Item, result: EntityLinks, reason: str) -> None:
+        result.linked.remove(item)
+        self.planned.get(item.entity, {}).pop(item.pk, None)
+        item.how, item.reason = "", reason
+        result.left.append(item)
+
+    def _hold(self, spec: EntitySpec, item: Item) -> None:
+        """Failed, needs a person, with the candidates in the message; the engine never creates it while held.
+        A rerun finding the same record held with the same words writes nothing."""
+        message = hold_message(item)
+        now = timezone.now()
+        rows = spec.model.objects.filter(free_filter(now), pk=item.pk, zoho_id__isnull=True)
+        if rows.filter(sync_status=SyncStatus.FAILED, next_retry_at__isnull=True, last_sync_error=message).exists() \
+                and item.pk in held_pks(spec, pks=[item.pk]):
+            item.done = "held"
+            return
+        with transaction.atomic():
+            if rows.update(sync_status=SyncStatus.FAILED, next_retry_at=None, last_sync_error=message,
+                           last_error_kind=ErrorKind.VALIDATION, failing_since=Coalesce(F("failing_since"),
+                                                                                        Value(now))):
+                _log(spec, item, SyncLog.Status.FAILED, message, self.report.run_id, error=RemoteConflict.__name__)
+                item.done = "held"
+
+    def _release(self, spec: EntitySpec, obj, item: Item, message: str, *, force: bool = False) -> None:
+        """Lift a hold: the record is pending again (a normal backfill creates it) and the log says why."""
+        if not force and obj.pk not in held_pks(spec, pks=[obj.pk]):
+            return
+        with transaction.atomic():
+            # Failed by the hold: pending again. A record a person saved since is pending already.
+            spec.model.objects.filter(free_filter(timezone.now()), pk=obj.pk, zoho_id__isnull=True,
+                                      sync_status=SyncStatus.FAILED, next_retry_at__isnull=True).update(
+                sync_status=SyncStatus.PENDING, sync_attempts=0, last_sync_error="", last_error_kind="")
+            _log(spec, item, SyncLog.Status.SKIPPED, message, self.report.run_id)
+        item.done = "released"
+
+
+class _Moved(Exception):
+    """The record changed, got a Zoho id or was claimed between the read and the link."""
+
+
+def hold_message(item: Item) -> str:
+    return (f"{AMBIGUOUS} {item.reason}. Candidates: {'; '.join(item.candidates) or 'none'}. Not linked and never "
+            "created until a person settles it: correct the duplicates in Zoho and run `zoho_backfill --link-only` "
+            f"again, or `zoho_backfill --link-only --settle {item.entity}:{item.label}=<Zoho id>` (=new when none "
+            "of them is it).")
+
+
+def _log(spec: EntitySpec, item: Item, status: str, message: str, run_id: str, *, zoho_id: str = "",
+         error: str = "") -> None:
+    SyncLog.objects.create(entity=spec.name, object_pk=str(item.pk), object_repr=item.label,
+                           zoho_entity=spec.zoho_entity, zoho_id=zoho_id, action=SyncLog.Action.LINK, status=status,
+                           message=message, error_type=error,
+                           error_kind=ErrorKind.VALIDATION if status == SyncLog.Status.FAILED else "", run_id=run_id)
+    logger.info("%s %s: %s", spec.name, item.pk, message)
+
+
+def held_pks(spec: EntitySpec, *, pks: list[int] | None = None) -> set[int]:
+    """Records --link-only holds: their latest link row in the sync log is a failure (an ambiguity not settled).
+    Only link-only writes failed link rows (the engine's failures are creates or updates)."""
+    failed = SyncLog.objects.filter(entity=spec.name, action=SyncLog.Action.LINK, status=SyncLog.Status.FAILED)
+    if pks is not None:
+        failed = failed.filter(object_pk__in=[str(pk) for pk in pks])
+    candidates = set(failed.values_list("object_pk", flat=True))
+    if not candidates:
+        return set()
+    latest: dict[str, str] = {}
+    rows = SyncLog.objects.filter(entity=spec.name, action=SyncLog.Action.LINK, object_pk__in=candidates)
+    for object_pk, status in rows.order_by("created_at", "id").values_list("object_pk", "status"):
+        latest[object_pk] = status
+    return {int(pk) for pk, status in latest.items() if status == SyncLog.Status.FAILED}
+
+
+def link_existing(*, specs: tuple[EntitySpec, ...], dry_run: bool = False, since: datetime | None = None,
+                  settle: dict[tuple[str, str], str] | None = None, client=None) -> LinkReport:
+    """Link our records that never reached Zoho with the records Zoho already holds; see the module's note.
+
+    Raises the client's ZohoError when a list cannot be read (nothing after it is linked); rerunning is safe."""
+    if client is None:
+        from zoho_sync.zoho import get_zoho_client
+
+        client = get_zoho_client()
+    return Linker(specs=specs, client=client, dry_run=dry_run, since=since, settle=settle).run()
