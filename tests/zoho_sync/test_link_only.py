@@ -223,3 +223,29 @@ def test_plans_and_subscriptions_link_by_their_keys(zoho):
         "customer": 1, "service_package": 1, "customer_service": 1}
     assert ServicePackage.objects.get(pk=package.pk).zoho_id == "fiber-link"
     assert CustomerService.objects.get(pk=service.pk).zoho_id
+
+
+def test_a_thousand_customers_cost_five_reads(zoho, monkeypatch):
+    """Matching reads Zoho's list pages (200 a call), never one search per record."""
+    Customer.objects.bulk_create([Customer(account_number=f"CT-2026-{n:05d}", email=f"c{n}@example.com",
+                                           first_name="Bulk", last_name=f"N{n}") for n in range(1000)])
+    zoho.seed("customers", [zoho_customer(str(9600000 + n), f"Typed by hand {n}", f"C{n}@Example.com")
+                            for n in range(1000)])
+    since = len(zoho.requests())
+    code, text = run("zoho_backfill", monkeypatch, link_only=True, entity="customers")
+    assert code == 0, text
+    reads = [r for r in zoho.requests()[since:] if r.get("api_path")]
+    assert len(reads) == 5 and {(r["method"], r["api_path"]) for r in reads} == {("GET", "/customers")}
+    assert "5 API calls" in text and lines_of(text)["customer"] == ["1000", "0", "1000", "0", "0", "0", "0", "0"]
+    assert Customer.objects.filter(zoho_id__isnull=False).count() == 1000
+
+
+def test_arguments(zoho, monkeypatch):
+    code, text = run("zoho_backfill", monkeypatch, link_only=True, limit=5)
+    assert code == 1 and "--limit does not apply to --link-only" in text
+    code, text = run("zoho_backfill", monkeypatch, settle=["customers:CT-1=1"])
+    assert code == 1 and "use it with --link-only" in text
+    code, text = run("zoho_backfill", monkeypatch, link_only=True, settle=["CT-1=1"])
+    assert code == 1 and "write ENTITY:LABEL=ZOHO_ID" in text
+    code, text = run("zoho_backfill", monkeypatch, link_only=True, workers=3)
+    assert code == 0 and "--workers is ignored" in text

@@ -61,17 +61,17 @@ class Command(BaseCommand):
     def handle(self, *args, entity, dry_run, batch_size, limit, since, workers, **options):
         if batch_size < 1 or (limit is not None and limit < 1):
             raise CommandError("--batch-size and --limit must be at least 1.")
-        workers = services.backfill_workers(workers)
-        most = get_zoho_limits().max_concurrency
-        if not 1 <= workers <= most:
-            raise CommandError(f"--workers (or SYNC_BACKFILL_WORKERS) must be from 1 to {most} "
-                               f"(ZOHO_MAX_CONCURRENCY: each worker has one call in flight), not {workers}.")
         chosen = specs.specs_for(entity)
         if options["link_only"]:
             settle = dict(map(settle_choice, options["settle"]))  # parsed here: call_command skips `type`
             self._link_only(chosen, dry_run=dry_run, since=since, limit=limit, settle=settle, workers=workers,
                             verbosity=options["verbosity"])
             return
+        workers = services.backfill_workers(workers)
+        most = get_zoho_limits().max_concurrency
+        if not 1 <= workers <= most:
+            raise CommandError(f"--workers (or SYNC_BACKFILL_WORKERS) must be from 1 to {most} "
+                               f"(ZOHO_MAX_CONCURRENCY: each worker has one call in flight), not {workers}.")
         if options["settle"]:
             raise CommandError("--settle settles what --link-only found ambiguous: use it with --link-only.")
         if dry_run:
@@ -95,7 +95,7 @@ class Command(BaseCommand):
         if limit is not None:
             raise CommandError("--limit does not apply to --link-only: every unlinked record is matched (the cost is "
                                "Zoho's list pages, not the records).")
-        if workers > 1:
+        if workers is not None and workers > 1:  # asked for on the command line (the setting is not a request)
             self.stdout.write("--link-only runs in this process (it reads lists and writes nothing to Zoho); "
                               "--workers is ignored.")
         try:
