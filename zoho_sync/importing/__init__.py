@@ -1,0 +1,30 @@
+"""Bring a business's existing records into the mirror models from CSV files (`manage.py zoho_import`).
+
+`entities.py` says what each entity's file holds, `columns.py` how a cell becomes a value, `importer.py` checks
+and writes the rows, `hooks.py` holds the checks that span rows (invoice lines, payment balances).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from zoho_sync.importing.entities import ALIASES, ENTITIES, ImportEntity, describe, entity_named
+from zoho_sync.importing.importer import OUTCOMES, FileRefused, ImportReport, RowResult, import_rows
+
+
+def template(entity: ImportEntity) -> str:
+    """A CSV template: the header with every column, then an example row (an invoice: two rows, two lines)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    names = [c.name for c in entity.all_columns]
+    writer.writerow(names)
+    example = {c.name: c.example for c in entity.all_columns}
+    writer.writerow([example[n] for n in names])
+    for extra in entity.extra_examples:
+        writer.writerow([{**example, **extra}[n] for n in names])
+    return out.getvalue()
+
+
+__all__ = ["ALIASES", "ENTITIES", "OUTCOMES", "FileRefused", "ImportEntity", "ImportReport", "RowResult",
+           "describe", "entity_named", "import_rows", "template"]

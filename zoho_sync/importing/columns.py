@@ -1,0 +1,160 @@
+"""Import columns: what one CSV column holds, how its text becomes a value, and the words used when it cannot.
+
+No queries here: a reference column yields the natural key it names; the importer resolves keys in bulk.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from zoho_sync import validation
+
+# A cell longer than this is refused before anything else looks at it (and never echoed back).
+MAX_CELL = 10_000
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TRUE, FALSE = ("true", "yes", "1"), ("false", "no", "0")
+
+FORMATS = {
+    "text": "text",
+    "choice": "one of the values listed",
+    "money": "a plain decimal, at most 2 places (1234.50; no currency sign or thousands separator)",
+    "quantity": "a plain decimal greater than zero, at most 2 places",
+    "integer": "a whole number",
+    "date": "an ISO date, YYYY-MM-DD",
+    "datetime": "an ISO date and time, YYYY-MM-DDTHH:MM[:SS][+HH:MM] (no offset: the server's time zone)",
+    "boolean": "true or false (yes/no, 1/0)",
+    "ref": "the natural key of an existing record",
+}
+
+
+class CellError(Exception):
+    """One cell's text cannot become a value: the message names the column and (shortened) the text."""
+
+
+def short(text: str, limit: int = 40) -> str:
+    """The cell's text for a message: quoted, and cut short so a huge cell never floods the report."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A column naming another record by its natural key (a customer by account number, ...)."""
+
+    model: type[models.Model]
+    key: str
+    noun: str  # "customer with account number"
+    only: tuple[str, ...] = ("id",)  # what the model's clean() reads of it
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    field: str  # the model field it fills
+    kind: str  # a key of FORMATS
+    example: str = ""
+    required: bool = False
+    help: str = ""
+    ref: Ref | None = None
+
+    def choices(self, model_field: models.Field) -> list[str]:
+        return [str(value) for value, _label in model_field.choices or ()]
+
+    def describe(self, model_field: models.Field) -> str:
+        """One line of the column documentation (template, --help, docs)."""
+        what = "required" if self.required else "optional"
+        fmt = FORMATS[self.kind]
+        if self.kind == "choice":
+            fmt = "one of " + ", ".join(self.choices(model_field))
+        default = "" if self.required else empty_description(model_field)
+        return f"{self.name} ({what}; {fmt}{default}){': ' + self.help if self.help else ''}"
+
+    def parse(self, text: str, model_field: models.Field):
+        """The value for the model field, or raise CellError. Empty text means the field's empty value or default."""
+        if len(text) > MAX_CELL:
+            raise CellError(f"{self.name}: the cell is {len(text)} characters long; a cell holds at most {MAX_CELL}.")
+        text = text.strip()
+        if not text:
+            if self.required:
+                raise CellError(f"{self.name}: the cell is empty; this column is required.")
+            return empty_value(model_field)
+        if self.kind in ("text", "choice", "ref"):
+            limit = getattr(model_field, "max_length", None) if self.kind != "ref" else None
+            if limit and len(text) > limit:
+                # Django's own words (the admin form says the same).
+                raise CellError(f"{self.name}: Ensure this value has at most {limit} characters (it has {len(text)}).")
+            if self.kind == "choice" and text not in self.choices(model_field):
+                raise CellError(f"{self.name}: {short(text)} is not one of {', '.join(self.choices(model_field))}.")
+            return text
+        return PARSERS[self.kind](self.name, text)
+
+
+def empty_value(model_field: models.Field):
+    if model_field.has_default():
+        return model_field.get_default()
+    if model_field.null:
+        return None
+    return ""
+
+
+def empty_description(model_field: models.Field) -> str:
+    if model_field.has_default():
+        default = model_field.get_default()
+        if default != "" and default is not None:
+            return f"; empty means {str(default).lower() if isinstance(default, bool) else default}"
+    return ""
+
+
+def parse_money(name: str, text: str) -> Decimal:
+    try:
+        return validation.parse_money(text, field=name)
+    except ValidationError as exc:
+        raise CellError(exc.messages[0].replace(f"{name} {text!r}", f"{name} {short(text)}")) from None
+
+
+def parse_quantity(name: str, text: str) -> Decimal:
+    return parse_money(name, text)
+
+
+def parse_integer(name: str, text: str) -> int:
+    if not re.fullmatch(r"[+-]?\d{1,18}", text):
+        raise CellError(f"{name} {short(text)} is not a whole number.")
+    return int(text)
+
+
+def parse_date(name: str, text: str) -> date:
+    try:
+        if ISO_DATE.match(text):
+            return date.fromisoformat(text)
+    except ValueError:
+        pass
+    raise CellError(f"{name} {short(text)} is not a date like 2025-01-31 (YYYY-MM-DD).")
+
+
+def parse_datetime(name: str, text: str) -> datetime:
+    try:
+        if not ISO_DATE.match(text[:10]):
+            raise ValueError
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise CellError(f"{name} {short(text)} is not a date and time like 2025-01-31T09:30:00+00:00.") from None
+    return value if timezone.is_aware(value) else timezone.make_aware(value)
+
+
+def parse_boolean(name: str, text: str) -> bool:
+    if text.lower() in TRUE:
+        return True
+    if text.lower() in FALSE:
+        return False
+    raise CellError(f"{name} {short(text)} is not true or false.")
+
+
+PARSERS = {"money": parse_money, "quantity": parse_quantity, "integer": parse_integer, "date": parse_date,
+           "datetime": parse_datetime, "boolean": parse_boolean}
+
