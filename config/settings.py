@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # WhiteNoise serves static files under runserver too, the same way as under gunicorn.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_q",
     "anymail",
@@ -75,6 +77,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The admin's CSS and JavaScript, served by the WSGI process itself (no separate web server needed): right
+    # after SecurityMiddleware, so the HTTPS redirect and HSTS apply to them too.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -141,8 +146,21 @@ TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# --- Static files (the admin's CSS and JavaScript) --------------------------------------------------------
+# `manage.py collectstatic` copies them into STATIC_ROOT; WhiteNoise serves them from there. With the manifest on
+# (the default when DEBUG is off) every file gets a content hash in its name and a gzip copy, and is
+# served with a far-future cache header; pages then refuse to render until collectstatic has run (a deploy
+# step: bin/serve, the Dockerfile). Off (DEBUG, the tests), files are served under their own names from the apps.
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
+STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=not DEBUG)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage" if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage",
+    },
+}
 
 # --- Email (alerts) ---------------------------------------------------------------------------------------
 # The provider is chosen here alone: EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend plus its ANYMAIL_*

@@ -1,0 +1,199 @@
+"""Serving it as production does: gunicorn with the production settings (DEBUG off, HTTPS-only behind a proxy that
+terminates TLS), the static files collected and served by WhiteNoise; and the deployment files that start it.
+
+The gunicorn test is an HTTP client of a real server on the test database: it logs into the admin as a person's
+browser does (CSRF cookie and token, the session cookie, Origin header) and fetches the admin's CSS and the
+dashboard's JavaScript through the hashed names the pages link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from django.contrib.auth import get_user_model
+
+from tests.zoho_sync.test_triggers import database_url
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "correct horse battery staple 42"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def production_env(static_root: Path, port: int) -> dict[str, str]:
+    """The production settings (config.settings, no .env), behind a TLS-terminating proxy on this machine."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "STATIC_", "Q_", "ZOHO_"))}
+    return {
+        **env,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_ENV_FILE": "/nonexistent/.env",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+        "DATABASE_URL": database_url(),
+        "STATIC_ROOT": str(static_root),
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": "2",
+        "REDIS_URL": "",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Browser:
+    """What a browser does that requests does not do over plain http: keep the Secure cookies. The proxy's
+    header says the request came over https, so Django sets Secure cookies; this client sends them back."""
+
+    def __init__(self, base: str):
+        self.base, self.cookies = base, {}
+        self.http = requests.Session()
+
+    def request(self, method: str, path: str, *, https: bool = True, **kwargs) -> requests.Response:
+        headers = {"Accept-Encoding": "gzip", **kwargs.pop("headers", {})}
+        if https:
+            headers["X-Forwarded-Proto"] = "https"
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        response = self.http.request(method, self.base + path, headers=headers, allow_redirects=False, timeout=30,
+                                     **kwargs)
+        for header in response.raw.headers.getlist("Set-Cookie"):
+            for name, morsel in SimpleCookie(header).items():
+                self.cookies[name] = morsel.value
+        return response
+
+
+@pytest.fixture
+def gunicorn(transactional_db, tmp_path):
+    """collectstatic, then gunicorn as the Procfile starts it, on the test database."""
+    static_root, port = tmp_path / "static", free_port()
+    env = production_env(static_root, port)
+    collected = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "1"], cwd=ROOT,
+                               env=env, capture_output=True, text=True, timeout=120)
+    assert collected.returncode == 0, collected.stderr
+    assert (static_root / "staticfiles.json").is_file(), "collectstatic wrote no manifest"
+    web = procfile()["web"]
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", *shlex.split(web)], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, f"gunicorn exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+            with contextlib.suppress(requests.ConnectionError):
+                requests.get(base + "/health/", timeout=2, allow_redirects=False)
+                break
+            assert time.monotonic() < deadline, f"gunicorn did not answer:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        yield base, log
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def procfile() -> dict[str, str]:
+    """The Procfile's processes, name -> command, as honcho reads them."""
+    entries = [line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    return {name.strip(): command.strip() for name, command in entries}
+
+
+def linked_static(html: str, suffix: str) -> list[str]:
+    return re.findall(rf'(/static/[^"\']+\.{suffix})', html)
+
+
+def test_gunicorn_with_debug_off_logs_into_the_admin_and_serves_its_static_files(gunicorn):
+    base, log = gunicorn
+    get_user_model().objects.create_superuser("ops", "ops@example.com", PASSWORD)
+    browser = Browser(base)
+
+    # Plain http is sent to https, with HSTS on the https answers: the production settings are in force.
+    plain = browser.request("GET", "/admin/login/", https=False)
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == base.replace("http://", "https://") + "/admin/login/"
+    login_page = browser.request("GET", "/admin/login/?next=/admin/")
+    assert login_page.status_code == 200
+    assert login_page.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert "csrftoken" in browser.cookies
+
+    # The page links the admin's CSS under its hashed name; WhiteNoise serves it compressed, cached for good.
+    stylesheets = linked_static(login_page.text, "css")
+    assert stylesheets and all(re.search(r"\.[0-9a-f]{12}\.css$", href) for href in stylesheets), stylesheets
+    css = browser.request("GET", stylesheets[0])
+    assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
+    assert css.headers.get("Content-Encoding") == "gzip" and "immutable" in css.headers["Cache-Control"]
+    assert "body" in css.text  # requests decoded the gzip: it is the stylesheet itself
+
+    # A wrong password is refused; the right one logs in (CSRF token from the form, Origin checked on https).
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
+    origin = {"Origin": base.replace("http://", "https://"), "Referer": base.replace("http://", "https://") + "/"}
+    refused = browser.request("POST", "/admin/login/?next=/admin/", headers=origin,
+                              data={"csrfmiddlewaretoken": token, "username": "ops", "password": "wrong"})
+    assert refused.status_code == 200 and "Please enter the correct username and password" in refused.text
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', refused.text).group(1)
+    logged_in = browser.request("POST", "/admin/login/?next=/admin/", headers=origin,
+                                data={"csrfmiddlewaretoken": token, "username": "ops", "password": PASSWORD})
+    assert logged_in.status_code == 302 and logged_in.headers["Location"] == "/admin/", logged_in.text[:500]
+    assert "sessionid" in browser.cookies
+
+    index = browser.request("GET", "/admin/")
+    assert index.status_code == 200 and "Log out" in index.text
+    dashboard = browser.request("GET", "/admin/dashboard/")
+    assert dashboard.status_code == 200
+    scripts = [src for src in linked_static(dashboard.text, "js") if "dashboard" in src]
+    assert scripts and re.search(r"dashboard\.[0-9a-f]{12}\.js$", scripts[0]), scripts
+    script = browser.request("GET", scripts[0])
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+
+    # DEBUG is off: an unknown page is a plain 404, no URL list, no traceback.
+    missing = browser.request("GET", "/no-such-page/")
+    assert missing.status_code == 404 and "URLconf" not in missing.text and "Traceback" not in missing.text
+    assert PASSWORD not in log.read_text()
+
+
+def test_the_deployment_files_start_the_same_processes():
+    """What CI can check of the Dockerfile and compose.yaml without a Docker engine (none runs here): they start
+    the Procfile's commands, from the same pinned requirements, and compose wires every service it needs."""
+    processes = procfile()
+    assert processes == {"web": "gunicorn -c config/gunicorn.py config.wsgi:application",
+                         "worker": "python manage.py qcluster"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir -r requirements.txt -c constraints.txt" in dockerfile
+    assert "collectstatic --noinput" in dockerfile
+    cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE).group(1)
+    assert " ".join(yaml.safe_load(cmd)) == processes["web"]
+    for source in re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE):
+        assert source == "." or (ROOT / source).exists(), source
+
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"web", "worker", "db", "redis", "migrate"} <= services.keys()
+    assert services["worker"]["command"] == processes["worker"]
+    app_env = services["web"]["environment"]
+    assert app_env["Q_BROKER"] == "redis" and app_env["REDIS_URL"].startswith("redis://redis:")
+    assert app_env["DATABASE_URL"].startswith("postgres://") and "@db:5432/" in app_env["DATABASE_URL"]
+    assert services["worker"]["environment"] == app_env
+    assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
