@@ -171,10 +171,16 @@ SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ANYMAIL = {key.removeprefix("ANYMAIL_"): value for key, value in env.ENVIRON.items() if key.startswith("ANYMAIL_")}
 
 # --- django-q2 --------------------------------------------------------------------------------------------
-# ORM broker on the default database: no extra service to run. `retry` must exceed `timeout`.
+# The broker: the ORM broker on the default database by default (no extra service to run), or Redis with
+# Q_BROKER=redis and REDIS_URL, for several clusters on several machines (zoho_sync.brokers: django-q2's Redis
+# broker plus tasks due later, so a trigger's debounce does not wait for the scheduler). `retry` must exceed
+# `timeout`. Every cluster of one deployment must use the same broker, cluster name and database.
+# Redis (e.g. redis://127.0.0.1:6379/0): the django-q2 broker with Q_BROKER=redis, and where the token cache and the
+# rate budget are shared instead of the database.
+REDIS_URL = env.str("REDIS_URL", default="")
+Q_BROKER = env.str("Q_BROKER", default="orm").strip().lower()
 Q_CLUSTER = {
-    "name": "zoho_sync",
-    "orm": "default",
+    "name": env.str("Q_CLUSTER_NAME", default="zoho_sync"),
     "workers": env.int("Q_WORKERS", default=2),
     "timeout": env.int("Q_TIMEOUT", default=600),
     "retry": env.int("Q_RETRY", default=720),
@@ -184,6 +190,14 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "sync": env.bool("Q_SYNC", default=False),
 }
+if Q_BROKER == "orm":
+    Q_CLUSTER["orm"] = "default"
+elif Q_BROKER == "redis":
+    if not REDIS_URL:
+        raise ImproperlyConfigured("Q_BROKER=redis needs REDIS_URL (e.g. redis://127.0.0.1:6379/0).")
+    Q_CLUSTER.update(redis=REDIS_URL, broker_class="zoho_sync.brokers.DelayingRedis")
+else:
+    raise ImproperlyConfigured(f"Q_BROKER must be orm or redis, not {Q_BROKER!r}.")
 
 # --- Zoho Billing -----------------------------------------------------------------------------------------
 # Read through zoho_sync.conf.get_zoho_settings(), which validates them and derives the URLs of the data
@@ -212,8 +226,6 @@ ZOHO_RETRY_MAX_ATTEMPTS = env.int("ZOHO_RETRY_MAX_ATTEMPTS", default=5)
 ZOHO_RETRY_DEADLINE = env.float("ZOHO_RETRY_DEADLINE", default=180.0)
 ZOHO_LOCKOUT_SECONDS = env.float("ZOHO_LOCKOUT_SECONDS", default=60.0)
 ZOHO_REFERENCE_CACHE_SECONDS = env.float("ZOHO_REFERENCE_CACHE_SECONDS", default=300.0)
-# Share the token cache and the rate budget through Redis instead of the database (e.g. redis://127.0.0.1:6379/0).
-REDIS_URL = env.str("REDIS_URL", default="")
 
 # --- Sync engine ------------------------------------------------------------------------------------------
 # Seconds a triggered push waits so a burst of edits costs one push.

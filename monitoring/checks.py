@@ -261,19 +261,22 @@ class QueueCheck(Check):
     critical = False  # pushes still work by command; the triggers and schedules wait
 
     def check(self):
-        from django_q.models import Failure, OrmQ
+        from django_q.models import Failure
 
         from monitoring.heartbeat import cluster_last_seen
+        from zoho_sync.queueing import queue_backlog
 
         conf = get_monitoring_settings()
         now = timezone.now()
         seen = cluster_last_seen()
         failures = Failure.objects.filter(stopped__gte=now - timedelta(hours=24)).count()
-        oldest = OrmQ.objects.filter(lock__lte=now).order_by("lock").values_list("lock", flat=True).first()
+        ready, oldest = queue_backlog(now)
         waited = (now - oldest).total_seconds() / 60 if oldest else 0.0
         details = [f"cluster last seen: {timezone.localtime(seen):%Y-%m-%d %H:%M:%S}" if seen else
                    "cluster never seen", f"failed tasks in 24 h: {failures}",
                    f"oldest due task waiting: {waited:.0f} min"]
+        if ready is not None:
+            details.append(f"tasks ready for a worker: {ready}")
         if seen is None or now - seen > timedelta(minutes=conf.cluster_silent_minutes):
             raise_with(CheckFailed, "no django-q2 cluster is running: triggers and schedules wait (start one with "
                                     "`manage.py qcluster`)", details)

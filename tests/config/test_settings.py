@@ -21,6 +21,7 @@ HTTPS_NAMES = ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECU
                "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "SECURE_PROXY_SSL_HEADER")
 # Left out of the copied environment: pytest-env sets some of them (SECURE_SSL_REDIRECT=false) for the test run.
 ENV_NAMES = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "EMAIL_BACKEND", "Q_SYNC", "Q_WORKERS",
+             "Q_BROKER", "REDIS_URL", "STATIC_MANIFEST",
              "ZOHO_DATA_CENTER", "ZOHO_API_BASE_URL", "ZOHO_ACCOUNTS_URL", "ZOHO_CLIENT_ID", *HTTPS_NAMES)
 
 
@@ -236,3 +237,28 @@ def test_https_settings_behind_a_tls_terminating_proxy(client, settings):
     response = client.get("/admin/login/", headers={"X-Forwarded-Proto": "https"})
     assert response.status_code == 200
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_the_broker_is_the_database_unless_redis_is_chosen(monkeypatch, tmp_path):
+    settings = load_settings(monkeypatch, tmp_path, {"SECRET_KEY": "x" * 50, "REDIS_URL": "redis://cache:6379/0"})
+    assert settings["Q_CLUSTER"]["orm"] == "default" and "broker_class" not in settings["Q_CLUSTER"]
+    settings = load_settings(monkeypatch, tmp_path, {"SECRET_KEY": "x" * 50, "Q_BROKER": "Redis",
+                                                     "REDIS_URL": "redis://cache:6379/0"})
+    assert "orm" not in settings["Q_CLUSTER"]
+    assert settings["Q_CLUSTER"]["redis"] == "redis://cache:6379/0"
+    assert settings["Q_CLUSTER"]["broker_class"] == "zoho_sync.brokers.DelayingRedis"
+
+
+def test_a_redis_broker_needs_its_url_and_other_brokers_are_refused(monkeypatch, tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="Q_BROKER=redis needs REDIS_URL"):
+        load_settings(monkeypatch, tmp_path, {"SECRET_KEY": "x" * 50, "Q_BROKER": "redis"})
+    with pytest.raises(ImproperlyConfigured, match="Q_BROKER must be orm or redis, not 'sqs'"):
+        load_settings(monkeypatch, tmp_path, {"SECRET_KEY": "x" * 50, "Q_BROKER": "sqs"})
+
+
+def test_production_serves_hashed_compressed_static_files(monkeypatch, tmp_path):
+    production = load_settings(monkeypatch, tmp_path, {"SECRET_KEY": "x" * 50})
+    assert production["STORAGES"]["staticfiles"]["BACKEND"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    assert production["MIDDLEWARE"].index("whitenoise.middleware.WhiteNoiseMiddleware") == 1
+    development = load_settings(monkeypatch, tmp_path, {"DEBUG": "true"})
+    assert development["STORAGES"]["staticfiles"]["BACKEND"].startswith("django.contrib.staticfiles")

@@ -328,9 +328,10 @@ def start_cluster(transactional_db, live_sandbox, tmp_path):
     flushed."""
     started: list[Cluster] = []
 
-    def start(*, workers: int = 1, debounce: float = 1.0) -> Cluster:
+    def start(*, workers: int = 1, debounce: float = 1.0, **extra_env: str) -> Cluster:
         log = tmp_path / f"qcluster-{len(started)}.log"
-        env = process_env(live_sandbox, Q_POLL="0.2", Q_WORKERS=str(workers), SYNC_DEBOUNCE_SECONDS=str(debounce))
+        env = process_env(live_sandbox, Q_POLL="0.2", Q_WORKERS=str(workers), SYNC_DEBOUNCE_SECONDS=str(debounce),
+                          **extra_env)
         with log.open("wb") as out:
             proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
