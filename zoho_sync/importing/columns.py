@@ -111,7 +111,13 @@ def empty_description(model_field: models.Field) -> str:
     return ""
 
 
+PLAIN_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
 def parse_money(name: str, text: str) -> Decimal:
+    # Plain decimals only: "1e3", "1,200.00" or "$12" would otherwise be read as something the file did not mean.
+    if not PLAIN_DECIMAL.match(text):
+        raise CellError(f"{name} {short(text)} is not a plain decimal number like 1234.50.")
     try:
         return validation.parse_money(text, field=name)
     except ValidationError as exc:

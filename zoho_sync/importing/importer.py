@@ -244,7 +244,7 @@ def check(record: Record, existing: dict, hooks) -> None:
     entity = record.entity
     obj = existing.get(record.key) or entity.model()
     record.obj = obj
-    present = {entity.column(n).field for n in record.cells}
+    present = [c.field for c in entity.columns if c.name in record.cells]  # in the documented column order
     before = {name: getattr(obj, obj._meta.get_field(name).attname) for name in present}
     for name, value in record.values.items():
         if name not in record.bad_fields:

@@ -1,0 +1,436 @@
+"""`manage.py zoho_import`: columns and their messages, all or nothing, dry runs, reruns, the sync bookkeeping."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from tests.builders import make_customer
+from zoho_sync import importing
+from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage, SyncStatus
+from zoho_sync.models.base import CHANGED_SINCE_FAILURE
+
+pytestmark = pytest.mark.django_db
+ORDER = ("customers", "service_packages", "customer_services", "invoices", "payments")
+
+
+def template_rows(entity: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(importing.template(importing.entity_named(entity)))))
+
+
+def csv_text(rows: list[dict[str, str]], header: list[str] | None = None) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=header or list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def run(tmp_path, entity: str, text: str, *args: str) -> tuple[str, int]:
+    """Run the command on `text`; return its output (with the error line, if any) and its exit code."""
+    path = tmp_path / f"{entity}.csv"
+    path.write_text(text, encoding="utf-8")
+    out = io.StringIO()
+    try:
+        call_command("zoho_import", "--entity", entity, str(path), *args, stdout=out, stderr=io.StringIO())
+    except CommandError as exc:
+        return out.getvalue() + str(exc), exc.returncode
+    return out.getvalue(), 0
+
+
+def import_templates(tmp_path, *entities: str) -> None:
+    for entity in entities:
+        output, code = run(tmp_path, entity, importing.template(importing.entity_named(entity)))
+        assert code == 0, output
+
+
+def with_cells(entity: str, **cells: str) -> str:
+    """The entity's template with some cells replaced (on every row of an invoice)."""
+    return csv_text([{**row, **cells} for row in template_rows(entity)])
+
+
+def snapshot(model) -> list[tuple]:
+    return list(model.objects.order_by("pk").values_list("pk", "sync_version", "sync_status", "updated_at"))
+
+
+# --- templates ---------------------------------------------------------------------------------------------------
+def test_the_templates_import_cleanly_in_dependency_order(tmp_path):
+    import_templates(tmp_path, *ORDER)
+    service = CustomerService.objects.get(reference="SVC-0001")
+    assert service.customer.account_number == "CT-2025-00001" and service.package.plan_code == "FIBER-100"
+    invoice = Invoice.objects.get(invoice_number="INV-2025-0001")
+    assert [(x.position, x.amount, x.package_id is not None) for x in invoice.lines.all()] == [
+        (1, Decimal("39.00"), True), (2, Decimal("10.00"), False)]
+    assert invoice.totals_problems() == []
+    assert Payment.objects.get(reference="PAY-2025-0001").invoice == invoice
+    for model in (Customer, ServicePackage, CustomerService, Invoice, Payment):
+        assert list(model.objects.values_list("sync_status", "sync_version")) == [(SyncStatus.PENDING, 0)]
+
+
+def test_template_to_stdout_and_to_a_file(tmp_path):
+    out = io.StringIO()
+    call_command("zoho_import", "--entity", "customers", "--template", stdout=out)
+    assert out.getvalue().splitlines()[0].startswith("account_number,email,first_name")
+    assert len(out.getvalue().splitlines()) == 2
+    target = tmp_path / "t.csv"
+    call_command("zoho_import", "--entity", "plans", "--template", str(target), stdout=io.StringIO())
+    assert target.read_text().startswith("plan_code,name,description,price")
+
+
+def test_help_documents_every_column():
+    from zoho_sync.management.commands.zoho_import import Command
+
+    text = Command().create_parser("manage.py", "zoho_import").format_help()
+    for entity in importing.ENTITIES.values():
+        for column in entity.all_columns:
+            assert column.name in text
+    assert "price (required; a plain decimal, at most 2 places" in text
+    assert "issued_on (required; an ISO date, YYYY-MM-DD)" in text
+
+
+# --- every column's bad values -------------------------------------------------------------------------------------
+BAD_CELLS = [
+    ("customers", {"account_number": ""}, "account_number: the cell is empty; this column is required."),
+    ("customers", {"account_number": "ct 1"},
+     "account_number: Account numbers use capital letters, digits and dashes, like CT-2025-00002."),
+    ("customers", {"account_number": "C" * 33},
+     "account_number: Ensure this value has at most 32 characters (it has 33)."),
+    ("customers", {"email": "ava@@example"}, "email: Email address 'ava@@example' is not valid."),
+    ("customers", {"first_name": "A" * 101}, "first_name: Ensure this value has at most 100 characters (it has 101)."),
+    ("customers", {"last_name": "L" * 101}, "last_name: Ensure this value has at most 100 characters (it has 101)."),
+    ("customers", {"company_name": "C" * 201},
+     "company_name: Ensure this value has at most 200 characters (it has 201)."),
+    ("customers", {"first_name": "", "last_name": ""},
+     "Give a first name, a last name or a company name: Zoho needs a display name."),
+    ("customers", {"phone": "1" * 41}, "phone: Ensure this value has at most 40 characters (it has 41)."),
+    ("customers", {"account_type": "vip"}, "account_type: 'vip' is not one of individual, business, internal_test."),
+    ("customers", {"status": "gone"}, "status: 'gone' is not one of active, suspended, closed."),
+    ("customers", {"billing_street": "s" * 256}, "billing_street: Ensure this value has at most 255 characters"),
+    ("customers", {"billing_city": "c" * 101}, "billing_city: Ensure this value has at most 100 characters"),
+    ("customers", {"billing_state": "s" * 101}, "billing_state: Ensure this value has at most 100 characters"),
+    ("customers", {"billing_postal_code": "9" * 21},
+     "billing_postal_code: Ensure this value has at most 20 characters"),
+    ("customers", {"billing_country": "c" * 101}, "billing_country: Ensure this value has at most 100 characters"),
+    ("customers", {"currency_code": "usd"}, "currency_code: Use a three-letter ISO 4217 currency code, like USD."),
+    ("customers", {"email": "x" * 20_000}, "email: the cell is 20000 characters long; a cell holds at most 10000."),
+    ("service_packages", {"plan_code": "fiber 100"},
+     "plan_code: Plan codes use letters, digits, dashes and underscores only (Zoho keys plans by it)."),
+    ("service_packages", {"name": ""}, "name: the cell is empty; this column is required."),
+    ("service_packages", {"price": "abc"}, "price 'abc' is not a plain decimal number like 1234.50."),
+    ("service_packages", {"price": "12.345"}, "price 12.345 has more than two decimal places."),
+    ("service_packages", {"price": "$12"}, "price '$12' is not a plain decimal number like 1234.50."),
+    ("service_packages", {"price": "1,200.00"}, "price '1,200.00' is not a plain decimal number like 1234.50."),
+    ("service_packages", {"price": "-1.00"}, "price: Amounts cannot be negative (got -1.00)."),
+    ("service_packages", {"price": "12345678901.00"}, "price: Ensure that there are no more than 12 digits in total."),
+    ("service_packages", {"interval": "monthly"}, "interval 'monthly' is not a whole number."),
+    ("service_packages", {"interval": "0"}, "package_interval_positive"),
+    ("service_packages", {"interval_unit": "days"}, "interval_unit: 'days' is not one of weeks, months, years."),
+    ("service_packages", {"is_active": "maybe"}, "is_active 'maybe' is not true or false."),
+    ("customer_services", {"reference": ""}, "reference: the cell is empty; this column is required."),
+    ("customer_services", {"customer_account_number": "CT-NOPE"},
+     "customer_account_number: no customer with account number 'CT-NOPE'."),
+    ("customer_services", {"plan_code": "NOPE"}, "plan_code: no service package with plan code 'NOPE'."),
+    ("customer_services", {"status": "paused"}, "status: 'paused' is not one of pending, active, suspended, cancelled"),
+    ("customer_services", {"quantity": "1.5"}, "quantity '1.5' is not a whole number."),
+    ("customer_services", {"activated_at": ""}, "activated_at: An active service needs the time it was activated."),
+    ("customer_services", {"activated_at": "2025-13-01T00:00"},
+     "activated_at '2025-13-01T00:00' is not a date and time like 2025-01-31T09:30:00+00:00."),
+    ("customer_services", {"activated_at": "yesterday"},
+     "activated_at 'yesterday' is not a date and time like 2025-01-31T09:30:00+00:00."),
+    ("customer_services", {"status": "cancelled"},
+     "cancelled_at: A cancelled service needs the time it was cancelled."),
+    ("customer_services", {"cancelled_at": "2025-02-30T00:00"},
+     "cancelled_at '2025-02-30T00:00' is not a date and time"),
+    ("invoices", {"customer_account_number": "CT-NOPE"},
+     "customer_account_number: no customer with account number 'CT-NOPE'."),
+    ("invoices", {"service_reference": "SVC-NOPE"},
+     "service_reference: no customer service with reference 'SVC-NOPE'."),
+    ("invoices", {"kind": "subscription_period", "service_reference": ""},
+     "service_reference: A subscription-period invoice needs its service and the period it bills."),
+    ("invoices", {"kind": "refund"}, "kind: 'refund' is not one of manual, subscription_period."),
+    ("invoices", {"status": "open"}, "status: 'open' is not one of draft, issued, partially_paid, paid, void."),
+    ("invoices", {"issued_on": "01/02/2025"}, "issued_on '01/02/2025' is not a date like 2025-01-31 (YYYY-MM-DD)."),
+    ("invoices", {"issued_on": ""}, "issued_on: the cell is empty; this column is required."),
+    ("invoices", {"due_on": "2025-01-01"}, "due_on: The due date is before the issue date."),
+    ("invoices", {"period_start": "2025-1-1"}, "period_start '2025-1-1' is not a date like 2025-01-31 (YYYY-MM-DD)."),
+    ("invoices", {"period_end": "2025-02-31"}, "period_end '2025-02-31' is not a date like 2025-01-31 (YYYY-MM-DD)."),
+    ("invoices", {"currency_code": "EURO"}, "currency_code: Ensure this value has at most 3 characters (it has 4)."),
+    ("invoices", {"subtotal": "49.001"}, "subtotal 49.001 has more than two decimal places."),
+    ("invoices", {"subtotal": "48.00", "total": "48.00"},
+     "The subtotal 48.00 does not match the sum of the lines (49.00)."),
+    ("invoices", {"tax_total": "-1.00"}, "tax_total: Amounts cannot be negative (got -1.00)."),
+    ("invoices", {"total": "50.00"}, "total: The total 50.00 is not the subtotal 49.00 plus tax 0.00."),
+    ("invoices", {"total": "fifty"}, "total 'fifty' is not a plain decimal number like 1234.50."),
+    ("invoices", {"line_description": ""}, "line_description: the cell is empty; this column is required."),
+    ("invoices", {"line_plan_code": "NOPE"}, "line_plan_code: no service package with plan code 'NOPE'."),
+    ("invoices", {"line_quantity": "0"}, "line_quantity: The amount must be greater than zero (got 0)."),
+    ("invoices", {"line_quantity": "one"}, "line_quantity 'one' is not a plain decimal number like 1234.50."),
+    ("invoices", {"line_unit_price": "1.001"}, "line_unit_price 1.001 has more than two decimal places."),
+    ("payments", {"customer_account_number": "CT-NOPE"},
+     "customer_account_number: no customer with account number 'CT-NOPE'."),
+    ("payments", {"invoice_number": "INV-NOPE"}, "invoice_number: no invoice with number 'INV-NOPE'."),
+    ("payments", {"amount": "0"}, "amount: The amount must be greater than zero (got 0)."),
+    ("payments", {"amount": "1e3"}, "amount '1e3' is not a plain decimal number like 1234.50."),
+    ("payments", {"amount": "50.00"},
+     "amount: The payment of 50.00 is larger than the balance of invoice INV-2025-0001 (49.00 due)."),
+    ("payments", {"method": "paypal"},
+     "method: 'paypal' is not one of banktransfer, creditcard, cash, check, bankremittance, others."),
+    ("payments", {"status": "done"}, "status: 'done' is not one of pending, completed, failed, refunded."),
+    ("payments", {"paid_at": ""}, "paid_at: A completed payment needs the time it was paid."),
+    ("payments", {"paid_at": "2025-02-10 noon"}, "paid_at '2025-02-10 noon' is not a date and time"),
+    ("payments", {"currency_code": "U$D"}, "currency_code: Use a three-letter ISO 4217 currency code, like USD."),
+]
+
+
+@pytest.mark.parametrize(("entity", "cells", "message"), BAD_CELLS,
+                         ids=[f"{e}-{'-'.join(c)}-{i}" for i, (e, c, _) in enumerate(BAD_CELLS)])
+def test_a_bad_cell_is_refused_with_its_message_and_nothing_is_written(tmp_path, entity, cells, message):
+    import_templates(tmp_path, *ORDER[: ORDER.index(entity)])
+    model = importing.entity_named(entity).model
+    before = model.objects.count()
+    output, code = run(tmp_path, entity, with_cells(entity, **cells))
+    assert code == 2
+    assert ": refused " in output
+    assert message in output
+    assert "Nothing was written" in output
+    assert model.objects.count() == before
+
+
+# --- the file's shape -----------------------------------------------------------------------------------------------
+def test_missing_required_and_unknown_columns_refuse_the_file(tmp_path):
+    output, code = run(tmp_path, "customers", "email,nickname,Email\nx@example.com,Al,y@example.com\n")
+    assert code == 2
+    assert "Unknown column(s) 'nickname': the customers columns are account_number, email" in output
+    assert "Column(s) 'email' appear more than once in the header." in output
+    assert "Missing required column(s): account_number." in output
+    assert "the file was refused; nothing was written" in output
+    assert not Customer.objects.exists()
+
+
+def test_an_empty_file_and_a_row_of_the_wrong_width(tmp_path):
+    output, code = run(tmp_path, "customers", "")
+    assert code == 2 and "The file is empty" in output
+    output, code = run(tmp_path, "customers", "account_number,first_name\nCT-1000,Ava,extra\n\nCT-1001,Bo\n")
+    assert code == 2 and "row 2: refused" in output and "The row has 3 cells; the header has 2." in output
+    assert "row 4: created customer CT-1001" in output  # blank rows count, as a spreadsheet numbers them
+    assert not Customer.objects.exists()
+
+
+def test_a_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("account_number,first_name\nCT-1000,Zoë\n".encode("latin-1"))
+    with pytest.raises(CommandError, match="is not UTF-8 text") as caught:
+        call_command("zoho_import", "--entity", "customers", str(path), stdout=io.StringIO())
+    assert caught.value.returncode == 1
+    assert not Customer.objects.exists()
+
+
+def test_a_missing_file_and_no_file(tmp_path):
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("zoho_import", "--entity", "customers", str(tmp_path / "nope.csv"), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="Give the CSV file"):
+        call_command("zoho_import", "--entity", "customers", stdout=io.StringIO())
+
+
+def test_a_key_twice_in_the_file_refuses_the_second(tmp_path):
+    rows = template_rows("customers") * 2
+    output, code = run(tmp_path, "customers", csv_text(rows))
+    assert code == 2
+    assert "row 3: refused customer CT-2025-00001:\n    account_number 'CT-2025-00001' is also on row 2: one " \
+           "customer per file." in output
+    assert not Customer.objects.exists()
+
+
+def test_header_names_in_any_order_and_case_and_only_the_required_columns(tmp_path):
+    output, code = run(tmp_path, "customers", " Last_Name ,ACCOUNT_NUMBER\nLovelace,CT-1000\n")
+    assert code == 0, output
+    customer = Customer.objects.get()
+    assert (customer.last_name, customer.account_type, customer.currency_code) == ("Lovelace", "individual", "USD")
+
+
+# --- all or nothing, dry runs, reruns ---------------------------------------------------------------------------------
+def three_customers(bad_email: str = "b@example.com") -> str:
+    return ("account_number,first_name,email\n"
+            f"CT-1000,Ava,a@example.com\nCT-1001,Bo,{bad_email}\nCT-1002,Cy,c@example.com\n")
+
+
+def test_one_bad_row_writes_nothing(tmp_path):
+    output, code = run(tmp_path, "customers", three_customers("not-an-email"))
+    assert code == 2
+    assert "row 2: created customer CT-1000" in output  # what the rows would do...
+    assert "row 3: refused customer CT-1001:\n    email: Email address 'not-an-email' is not valid." in output
+    assert "customers: 3 row(s) in" in output and "2 created, 0 changed, 0 unchanged, 1 refused." in output
+    assert "Nothing was written: 1 record(s) refused" in output
+    assert not Customer.objects.exists()  # ...and nothing is written
+
+
+def test_skip_invalid_imports_the_others(tmp_path):
+    output, code = run(tmp_path, "customers", three_customers("not-an-email"), "--skip-invalid")
+    assert code == 2
+    assert "1 refused record(s) were left out (--skip-invalid); the others were imported." in output
+    assert sorted(Customer.objects.values_list("account_number", flat=True)) == ["CT-1000", "CT-1002"]
+
+
+def test_dry_run_reports_what_a_run_would_do_and_writes_nothing(tmp_path):
+    make_customer(account_number="CT-1001", first_name="Bo", email="old@example.com")
+    before = snapshot(Customer)
+    output, code = run(tmp_path, "customers", three_customers(), "--dry-run")
+    assert code == 0, output
+    assert "Dry run: every row is checked" in output and "Dry run: nothing was written." in output
+    assert "row 2: created customer CT-1000" in output
+    assert "row 3: changed customer CT-1001 (email)" in output
+    assert snapshot(Customer) == before
+    assert Customer.objects.get().email == "old@example.com"
+    output, code = run(tmp_path, "customers", three_customers("nope"), "--dry-run")
+    assert code == 2 and "a real run writes nothing (all or nothing)" in output
+
+
+def test_a_rerun_of_the_same_file_changes_nothing(tmp_path):
+    import_templates(tmp_path, *ORDER)
+    before = {model: snapshot(model) for model in (Customer, ServicePackage, CustomerService, Invoice, Payment)}
+    lines = list(InvoiceLine.objects.values_list("pk", "amount"))
+    for entity in ORDER:
+        output, code = run(tmp_path, entity, importing.template(importing.entity_named(entity)), "-v2")
+        assert code == 0, output
+        assert "0 created, 0 changed, 1 unchanged, 0 refused." in output
+        assert ": unchanged " in output
+        assert "Nothing changed: every imported row matches its record." in output
+    assert {model: snapshot(model) for model in before} == before
+    assert list(InvoiceLine.objects.values_list("pk", "amount")) == lines
+
+
+# --- the sync bookkeeping -------------------------------------------------------------------------------------------
+def test_a_changed_row_is_a_local_change_even_under_a_workers_claim(tmp_path, django_capture_on_commit_callbacks):
+    import_templates(tmp_path, "customers")
+    customer = Customer.objects.get()
+    until = timezone.now() + timedelta(minutes=5)
+    Customer.objects.filter(pk=customer.pk).update(
+        sync_status=SyncStatus.FAILED, sync_version=7, sync_attempts=3, last_sync_error="Zoho said no",
+        last_error_kind="validation", zoho_id="460000000012345", claimed_by="host:1:run", claimed_until=until)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        output, code = run(tmp_path, "customers", with_cells("customers", phone="+1 555 0199"))
+    assert code == 0, output
+    assert "row 2: changed customer CT-2025-00001 (phone)" in output
+    assert "1 record(s) are pending for Zoho (no push was queued per record): `manage.py zoho_backfill --entity " \
+           "customers`" in output
+    assert callbacks == []  # no push queued per record: the backfill or the schedule sends it
+    customer.refresh_from_db()
+    assert (customer.phone, customer.sync_status, customer.sync_version, customer.sync_attempts) == (
+        "+1 555 0199", SyncStatus.PENDING, 8, 0)
+    assert (customer.last_sync_error, customer.last_error_kind) == (CHANGED_SINCE_FAILURE, "")
+    assert (customer.zoho_id, customer.claimed_by, customer.claimed_until) == ("460000000012345", "host:1:run", until)
+
+
+def test_created_records_are_pending_like_a_save_leaves_them(tmp_path):
+    output, code = run(tmp_path, "customers", three_customers())
+    assert code == 0, output
+    assert "3 record(s) are pending for Zoho" in output
+    assert set(Customer.objects.values_list("sync_status", "sync_version", "zoho_id")) == {
+        (SyncStatus.PENDING, 0, None)}
+
+
+def test_an_empty_optional_cell_clears_the_field_or_sets_its_default(tmp_path):
+    make_customer(account_number="CT-1000", first_name="Ava", phone="123", account_type="business")
+    output, code = run(tmp_path, "customers", "account_number,first_name,phone,account_type\nCT-1000,Ava,,\n")
+    assert code == 0, output
+    assert "changed customer CT-1000 (phone, account_type)" in output
+    assert Customer.objects.values_list("phone", "account_type").get() == ("", "individual")
+
+
+# --- invoices with lines --------------------------------------------------------------------------------------------
+def test_changed_lines_replace_the_old_ones_and_change_the_invoice(tmp_path):
+    import_templates(tmp_path, *ORDER[:4])
+    rows = template_rows("invoices")
+    rows[1].update(line_quantity="3")
+    for row in rows:
+        row.update(subtotal="54.00", total="54.00")
+    output, code = run(tmp_path, "invoices", csv_text(rows))
+    assert code == 0, output
+    assert "rows 2-3: changed invoice INV-2025-0001 (subtotal, total, lines)" in output
+    invoice = Invoice.objects.get()
+    assert (invoice.sync_version, invoice.sync_status) == (1, SyncStatus.PENDING)
+    assert list(invoice.lines.values_list("position", "quantity", "amount")) == [
+        (1, Decimal("1.00"), Decimal("39.00")), (2, Decimal("3.00"), Decimal("15.00"))]
+    assert invoice.totals_problems() == []
+
+
+def test_invoice_rows_may_leave_the_invoice_columns_empty_after_the_first(tmp_path):
+    import_templates(tmp_path, *ORDER[:3])
+    rows = template_rows("invoices")
+    rows[1] = {k: (v if k.startswith("line_") or k == "invoice_number" else "") for k, v in rows[1].items()}
+    output, code = run(tmp_path, "invoices", csv_text(rows))
+    assert code == 0, output
+    assert Invoice.objects.get().lines.count() == 2
+
+
+def test_invoice_rows_that_disagree_or_are_apart_are_refused(tmp_path):
+    import_templates(tmp_path, *ORDER[:3])
+    rows = template_rows("invoices")
+    rows[1]["issued_on"] = "2025-03-01"
+    output, code = run(tmp_path, "invoices", csv_text(rows))
+    assert code == 2
+    assert "rows 2-3: refused invoice INV-2025-0001:\n    row 3: issued_on '2025-03-01' differs from the " \
+           "invoice's first row ('2025-02-01')." in output
+    other = {**template_rows("invoices")[0], "invoice_number": "INV-2025-0002", "subtotal": "39.00",
+             "total": "39.00"}
+    rows = template_rows("invoices")
+    output, code = run(tmp_path, "invoices", csv_text([rows[0], other, rows[1]]))
+    assert code == 2
+    assert "invoice_number 'INV-2025-0001' is also on row 2: one invoice per file (its lines on consecutive rows)." \
+        in output
+    assert not Invoice.objects.exists() and not InvoiceLine.objects.exists()
+
+
+def test_a_line_row_error_names_its_row(tmp_path):
+    import_templates(tmp_path, *ORDER[:3])
+    rows = template_rows("invoices")
+    rows[1]["line_unit_price"] = "five"
+    output, code = run(tmp_path, "invoices", csv_text(rows))
+    assert code == 2 and "    row 3: line_unit_price 'five' is not a plain decimal number like 1234.50." in output
+
+
+def test_an_invoice_for_a_service_of_another_customer(tmp_path):
+    import_templates(tmp_path, *ORDER[:3])
+    make_customer(account_number="CT-2025-00002")
+    output, code = run(tmp_path, "invoices", with_cells("invoices", customer_account_number="CT-2025-00002"))
+    assert code == 2 and "service_reference: The service belongs to another customer." in output
+
+
+# --- payments against their invoice's balance ------------------------------------------------------------------------
+def test_payments_that_together_pay_too_much_are_refused_from_the_one_that_goes_over(tmp_path):
+    import_templates(tmp_path, *ORDER[:4])
+    first = {**template_rows("payments")[0], "amount": "30.00"}
+    rows = [first, {**first, "reference": "PAY-2", "amount": "19.00"}, {**first, "reference": "PAY-3"}]
+    output, code = run(tmp_path, "payments", csv_text(rows))
+    assert code == 2
+    assert "row 4: refused payment PAY-3:\n    amount: The payment of 30.00 is larger than the balance of invoice " \
+           "INV-2025-0001 (0.00 due)." in output
+    assert "2 created, 0 changed, 0 unchanged, 1 refused." in output
+    output, code = run(tmp_path, "payments", csv_text(rows[:2]))
+    assert code == 0, output
+    # A rerun counts the payments already recorded once, not twice; a pending payment is checked, not counted.
+    output, code = run(tmp_path, "payments", csv_text([*rows[:2], {**rows[2], "amount": "1.00", "status": "pending",
+                                                                   "paid_at": ""}]))
+    assert code == 2
+    assert "The payment of 1.00 is larger than the balance of invoice INV-2025-0001 (0.00 due)." in output
+
+
+def test_a_payment_for_an_invoice_of_another_customer(tmp_path):
+    import_templates(tmp_path, *ORDER[:4])
+    make_customer(account_number="CT-2025-00002")
+    output, code = run(tmp_path, "payments", with_cells("payments", customer_account_number="CT-2025-00002"))
+    assert code == 2 and "invoice_number: The invoice belongs to another customer." in output
+
+
+def test_a_changed_payment_is_checked_against_the_others_only(tmp_path):
+    import_templates(tmp_path, *ORDER)
+    output, code = run(tmp_path, "payments", with_cells("payments", notes="wire 42"))
+    assert code == 0, output
+    assert "changed payment PAY-2025-0001 (notes)" in output
