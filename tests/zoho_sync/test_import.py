@@ -434,3 +434,11 @@ def test_a_changed_payment_is_checked_against_the_others_only(tmp_path):
     output, code = run(tmp_path, "payments", with_cells("payments", notes="wire 42"))
     assert code == 0, output
     assert "changed payment PAY-2025-0001 (notes)" in output
+
+
+def test_the_docs_list_the_columns_the_command_knows():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "import.md").read_text()
+    for entity in importing.ENTITIES.values():
+        assert importing.describe(entity) in docs

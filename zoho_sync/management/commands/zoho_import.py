@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from zoho_sync import importing
 from zoho_sync.importing.columns import short
@@ -96,7 +96,7 @@ class Command(BaseCommand):
     def progress(self, entity, path: Path):
         with path.open("rb") as f:
             due = max(0, sum(1 for _ in f) - 1)
-        printer = ProgressPrinter(self.stderr)
+        printer = ProgressPrinter(OutputWrapper(self.stderr._out))  # on stderr, without its error colour
 
         def show(report: importing.ImportReport) -> None:
             rate = report.rows / report.seconds if report.seconds else 0.0
