@@ -442,3 +442,29 @@ def test_the_docs_list_the_columns_the_command_knows():
     docs = (Path(__file__).resolve().parents[2] / "docs" / "import.md").read_text()
     for entity in importing.ENTITIES.values():
         assert importing.describe(entity) in docs
+
+
+@pytest.mark.parametrize("entity", ["customer_services", "invoices", "payments"])
+def test_the_queries_do_not_grow_with_the_rows(tmp_path, entity):
+    """References and existing records are loaded per batch: 3 rows and 30 rows cost the same queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import_templates(tmp_path, *ORDER[: ORDER.index(entity)])
+    customers = [f"CT-2025-{n:05d}" for n in range(2, 32)]
+    run(tmp_path, "customers", csv_text([{"account_number": c, "first_name": "Ava"} for c in customers]))
+    counts = []
+    for size in (3, 30):
+        rows = []
+        for n in range(size):
+            cells = {"reference": f"R-{size}-{n}", "invoice_number": f"I-{size}-{n}", "service_reference": ""}
+            if entity == "payments":
+                cells.update(amount="1.00", invoice_number="INV-2025-0001")
+            else:
+                cells["customer_account_number"] = customers[n]
+            rows += [{**row, **{k: v for k, v in cells.items() if k in row}} for row in template_rows(entity)]
+        with CaptureQueriesContext(connection) as queries:
+            output, code = run(tmp_path, entity, csv_text(rows))
+        assert code == 0, output
+        counts.append(len(queries))
+    assert counts[0] == counts[1]

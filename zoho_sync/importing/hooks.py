@@ -73,7 +73,7 @@ class InvoiceHooks(EntityHooks):
             if line.quantity is not None and line.unit_price is not None:
                 line.amount = validation.line_amount(line.quantity, line.unit_price)
             try:
-                line.clean_fields(exclude=["invoice"])
+                line.clean_fields(exclude=["invoice", "package"])  # the package was resolved for the batch
             except ValidationError as exc:
                 record.refuse(*record.messages_of(exc, lines=True), row=row)
             lines.append(line)

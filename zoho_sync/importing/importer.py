@@ -249,7 +249,8 @@ def check(record: Record, existing: dict, hooks) -> None:
     for name, value in record.values.items():
         if name not in record.bad_fields:
             setattr(obj, name, value)
-    exclude = set(ZohoSyncedModel.BOOKKEEPING_FIELDS) | record.bad_fields
+    # References were resolved for the whole batch: their fields' own check would query once per row.
+    exclude = set(ZohoSyncedModel.BOOKKEEPING_FIELDS) | record.bad_fields | {c.field for c in entity.columns if c.ref}
     try:
         obj.clean_fields(exclude=exclude)
     except ValidationError as exc:
