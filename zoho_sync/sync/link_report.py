@@ -64,9 +64,9 @@ class LinkReport:
                          f"{e.already:>9}{len(e.ambiguous):>10}{len(e.missing):>12}{len(e.left):>6}")
         in_step = sum(item.synced for e in self.entities.values() for item in e.linked)
         linked = sum(len(e.linked) for e in self.entities.values())
-        lines.append(f"{linked} {would}linked ({in_step} already as Zoho holds them; the rest are pending: the next "
-                     f"backfill updates them in Zoho instead of creating them). {self.calls} API calls (list "
-                     f"pages, reads only), run {self.run_id}")
+        lines.append(f"{linked} {would}linked ({in_step} of them already in step with Zoho: synced; the rest "
+                     "pending: the next backfill updates them in Zoho instead of creating them). "
+                     f"{self.calls} API calls (list pages, reads only), run {self.run_id}")
         if verbosity > 1:
             for e in self.entities.values():
                 for item in e.linked[:limit]:
