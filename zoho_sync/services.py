@@ -9,7 +9,6 @@ import os
 import uuid
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -239,7 +238,7 @@ def sync_enqueue(*, entity: str, pk: int, delay: float | None = None) -> bool:
     spec = specs.BY_NAME[entity]
     now = timezone.now()
     wait = get_sync_settings().debounce_seconds if delay is None else delay
-    stale = now - timedelta(seconds=float(settings.Q_CLUSTER.get("retry", 720)) + wait)
+    stale = claims.trigger_cutoff(now, wait)
     queued = spec.model.objects.filter(pk=pk).filter(
         Q(push_queued_at__isnull=True) | Q(push_queued_at__lt=stale)).update(push_queued_at=now)
     if not queued:

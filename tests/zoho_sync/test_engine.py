@@ -380,3 +380,52 @@ def test_quota_stopped_backfill_task_schedules_its_continuation(zoho, zoho_setti
     tomorrow = (timezone.now() + timedelta(days=1)).date()
     assert schedule.func == "zoho_sync.tasks.backfill" and schedule.schedule_type == Schedule.ONCE
     assert schedule.next_run.date() == tomorrow and schedule.next_run.time().hour == 0
+
+
+# --- a backfill beside live triggers -------------------------------------------------------------------------------
+def beat_cluster(seconds_ago: float = 0) -> None:
+    from monitoring.heartbeat import KEY
+    from zoho_sync.models import SharedState
+
+    at = timezone.now() - timedelta(seconds=seconds_ago)
+    SharedState.objects.update_or_create(key=KEY, defaults={"data": at.isoformat()})
+
+
+def test_a_backfill_leaves_a_record_to_its_queued_trigger_while_a_cluster_runs(zoho):
+    waiting_for_trigger, plain = make_customer(), make_customer()
+    Customer.objects.filter(pk=waiting_for_trigger.pk).update(push_queued_at=timezone.now())
+    beat_cluster()
+
+    report = backfill(entity="customers")
+    assert report.done == 1
+    assert Customer.objects.get(pk=plain.pk).sync_status == SyncStatus.SYNCED
+    left = Customer.objects.get(pk=waiting_for_trigger.pk)
+    assert left.sync_status == SyncStatus.PENDING and not left.claimed_by  # its trigger pushes it, ahead of us
+    assert [r["display_name"] for r in zoho.records("customers")] == [payloads.customer_to_zoho(plain)["display_name"]]
+
+
+@pytest.mark.parametrize("why", ["no cluster beats", "the trigger is overdue"])
+def test_a_backfill_pushes_a_triggered_record_no_cluster_will_push(zoho, why):
+    customer = make_customer()
+    queued_at = timezone.now() - (timedelta(minutes=5) if why == "the trigger is overdue" else timedelta(0))
+    Customer.objects.filter(pk=customer.pk).update(push_queued_at=queued_at)
+    if why == "the trigger is overdue":
+        beat_cluster()
+    else:
+        beat_cluster(seconds_ago=3600)
+
+    assert backfill(entity="customers").done == 1
+    assert Customer.objects.get(pk=customer.pk).sync_status == SyncStatus.SYNCED
+
+
+def test_a_batch_holds_a_few_seconds_of_work_at_the_pace_the_run_goes():
+    from zoho_sync.sync.backfill import BATCH_SECONDS, MAX_BATCH, next_batch_size
+
+    assert next_batch_size(100, 0.0, 0.001) == 200  # unthrottled: grows as before
+    assert next_batch_size(800, 0.0, 0.001) == MAX_BATCH
+    assert next_batch_size(100, 0.0, 0.001, most=200) == 200
+    # At the rate budget's pace (a backfill worker's turn every 3.3 s), a batch is three records, not hundreds:
+    # a person's edit of a claimed record waits at most about BATCH_SECONDS for its push.
+    assert next_batch_size(100, 0.0, 3.3) == int(BATCH_SECONDS / 3.3) == 3
+    assert next_batch_size(100, 0.0, 30.0) == 1
+    assert next_batch_size(100, 0.5, 0.001) == 50  # failures still halve it

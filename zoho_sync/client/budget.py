@@ -4,7 +4,10 @@ The rules live here once, as a pure function over a small state record (`reserve
 concurrency slot, all or nothing); a backend only has to apply it atomically, in one compare-and-set. Memory (one
 process) is here; the database and Redis backends, shared by every process, live in zoho_sync/shared_state.py.
 Pacing is GCRA with no burst: calls are spread evenly at the budgeted rate, so no 60-second window ever holds more
-than the budget, whatever window Zoho counts in.
+than the budget, whatever window Zoho counts in. BULK callers (backfills) have a second, slower lane on top: their
+share of the budget, as an average with a small burst tolerance (`bulk_burst` calls), so a turn a live trigger
+takes between two bulk calls delays the backfill only by that turn, which it makes up later, instead of shifting
+its whole pace; the first lane stays strict for everyone.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class BudgetPolicy:
     daily_limit: int = 1000  # calls per UTC day (plan-dependent)
     daily_reserve: int = 100  # calls a BULK caller may never take: kept for live triggers
     bulk_share: float = 0.8  # share of the per-minute budget BULK callers may use
+    bulk_burst: int = 2  # calls a BULK caller may run ahead of its share's even pace, to make up turns triggers took
     max_concurrency: int = 10  # in-flight calls per organization
     slot_ttl: float = 120.0  # a crashed holder's concurrency slot frees itself after this
 
@@ -78,6 +82,7 @@ class Decision:
     wait: float = 0.0  # sleep this long, then send (the call and its concurrency slot are reserved)
     error: Exception | None = None  # or raise this (nothing reserved)
     busy: bool = False  # or every concurrency slot is taken: nothing reserved, ask again shortly
+    retry_in: float = 0.0  # with busy: a BULK caller's turn is too far ahead to hold; ask again in this many s
 
 
 def utc_day(now: float) -> str:
@@ -111,14 +116,20 @@ def decide(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Pr
         return state, Decision(error=ZohoDailyQuotaError(message, retry_after=seconds_to_next_utc_midnight(now)))
     send_at = max(now, new.blocked_until, new.tat)
     if priority == Priority.BULK:
-        send_at = max(send_at, new.bulk_tat)
+        send_at = max(send_at, new.bulk_tat - policy.bulk_burst * policy.bulk_interval)
+        if send_at - now > policy.interval + 1e-3:  # a millisecond's tolerance: no re-asking for float dust
+            # A backfill holds at most one turn ahead of now: turns reserved further out would all come before a
+            # trigger that asks later. It asks again when its turn is one away (nothing reserved meanwhile).
+            return state, Decision(busy=True, retry_in=send_at - now - policy.interval)
     wait = send_at - now
     if wait > max_wait:
         return state, Decision(error=ZohoRateLimitError(
             f"The rate budget has no free call within {max_wait:.0f} s (next in {wait:.0f} s).", retry_after=wait))
     new.tat = send_at + policy.interval
     if priority == Priority.BULK:
-        new.bulk_tat = send_at + policy.bulk_interval
+        # GCRA with tolerance: the lane's clock runs on at the share's pace from where it was (or from now, when
+        # the lane sat idle), so a run of calls faster than the share ends after bulk_burst calls.
+        new.bulk_tat = max(new.bulk_tat, send_at) + policy.bulk_interval
     new.day_count += 1
     return new, Decision(wait=wait)
 
@@ -142,7 +153,7 @@ def reserve(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: P
     if drop in state.slots:
         state, _ = drop_slot(state, holder=drop)
     new, decision = decide(state, policy, now=now, priority=priority, max_wait=max_wait)
-    if decision.error is not None:
+    if decision.error is not None or decision.busy:
         return state, decision
     live = live_slots(state, now=now, is_dead=is_dead)
     if len(live) >= policy.max_concurrency:
@@ -286,6 +297,9 @@ class RateBudget:
                 raise decision.error
             if not decision.busy:
                 break
+            if decision.retry_in:  # a backfill's turn is more than one turn away: wait for it, holding nothing
+                self._wait(decision.retry_in, f"rate budget ({priority.name.lower()} priority)")
+                continue
             self.stats.slot_waits += 1
             if self.clock() - started > max_wait:
                 raise ZohoRateLimitError(f"No free concurrency slot within {max_wait:.0f} s.", retry_after=1.0)

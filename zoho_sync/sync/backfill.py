@@ -26,6 +26,10 @@ from zoho_sync.sync.specs import EntitySpec
 
 logger = logging.getLogger(__name__)
 MIN_BATCH, MAX_BATCH = 5, 1000
+# A claimed record waits for its turn in its batch, and so does a person's edit of it (its trigger finds it
+# claimed and leaves it to the batch). So a batch holds at most this many seconds of work at the pace the run
+# actually goes: at the rate budget's pace (a call a second or so) a handful of records, unthrottled hundreds.
+BATCH_SECONDS = 10.0
 # What a run did to each record it pushed, in the one vocabulary: a synced record by its action, else its state.
 SYNCED_KEYS = {"create": "created", "update": "updated", "link": "linked", "cancel": "cancelled", "none": "unchanged"}
 FAILED_KEYS = (SyncState.NEEDS_PERSON, SyncState.RETRYING)
@@ -109,6 +113,13 @@ class SyncReport:
     @property
     def done(self) -> int:
         return sum(e.done for e in self.entities.values())
+
+
+def next_batch_size(size: int, error_rate: float, seconds_per_record: float, most: int = MAX_BATCH) -> int:
+    """The next batch: adapted to the error rate (adapt_batch), at most `most`, and at most BATCH_SECONDS of work
+    at the pace of the last batch."""
+    size = min(most, adapt_batch(size, error_rate))
+    return max(1, min(size, int(BATCH_SECONDS / max(seconds_per_record, 1e-6))))
 
 
 def adapt_batch(size: int, error_rate: float) -> int:
@@ -202,11 +213,11 @@ class BackfillRun:
             remaining = self._remaining()
             if remaining == 0:
                 return
-            pks = claims.claim(self.base(spec), claimer=self.claimer,
+            pks = claims.claim(self._claimable(spec), claimer=self.claimer,
                                limit=min(size, remaining) if remaining else size)
             if not pks:
                 break
-            batch_failed = 0
+            batch_started, batch_failed = time.monotonic(), 0
             objs = claims.claimed_objects(spec, pks, self.claimer)
             skipped = self.engine.skip_many(spec, objs)
             for pk, outcome in skipped.items():
@@ -222,7 +233,18 @@ class BackfillRun:
                 self._progress(spec, entity, size)
             self.engine.wake_deferred()
             claims.release(spec, claimer=self.claimer)  # anything set aside goes back
-            size = min(self.max_batch, adapt_batch(size, batch_failed / len(pks)))
+            size = next_batch_size(size, batch_failed / len(pks), (time.monotonic() - batch_started) / len(pks),
+                                   self.max_batch)
+
+    def _claimable(self, spec: EntitySpec):
+        """What this run may claim. While a cluster runs, a record whose triggered push is queued is left to that
+        push: it goes ahead of the backfill in the rate budget, and claimed here it would wait for its turn in the
+        batch. With no cluster to run it (or once it is a minute overdue), the run pushes it itself."""
+        from monitoring.heartbeat import cluster_alive
+
+        if not cluster_alive():
+            return self.base(spec)
+        return self.base(spec).exclude(claims.trigger_queued(timezone.now()))
 
     def _pushed_too_often(self, spec: EntitySpec, obj) -> bool:
         """A safety net: every outcome leaves a record not due until its retry time, a change or a wake-up, so a

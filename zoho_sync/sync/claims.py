@@ -40,6 +40,25 @@ def due_filter(now: datetime) -> Q:
     return due & free_filter(now)
 
 
+def trigger_cutoff(now: datetime, debounce: float | None = None) -> datetime:
+    """A `push_queued_at` older than this is taken as a lost task: the queue's retry time plus the debounce."""
+    from django.conf import settings
+
+    wait = get_sync_settings().debounce_seconds if debounce is None else debounce
+    return now - timedelta(seconds=float(settings.Q_CLUSTER.get("retry", 720)) + wait)
+
+
+# A triggered push overdue by more than this (a busy or stopped cluster) is pushed by whichever run gets to it.
+TRIGGER_GRACE_SECONDS = 60.0
+
+
+def trigger_queued(now: datetime) -> Q:
+    """The record's triggered push is queued and due soon, or due within the grace: a batch run leaves it to that
+    push (see BackfillRun)."""
+    since = now - timedelta(seconds=get_sync_settings().debounce_seconds + TRIGGER_GRACE_SECONDS)
+    return Q(push_queued_at__isnull=False, push_queued_at__gte=since)
+
+
 def claim(queryset: QuerySet, *, claimer: str, limit: int, now: datetime | None = None) -> list[int]:
     """Claim up to `limit` due rows of the queryset; return the primary keys this claimer now holds."""
     now = now or timezone.now()
