@@ -197,3 +197,50 @@ def test_the_deployment_files_start_the_same_processes():
     assert app_env["DATABASE_URL"].startswith("postgres://") and "@db:5432/" in app_env["DATABASE_URL"]
     assert services["worker"]["environment"] == app_env
     assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
+def session_processes(sid: int) -> list[str]:
+    """The processes still running in a session (ps -s), as "pid command" lines."""
+    listed = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(sid)], capture_output=True, text=True)
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip()]
+
+
+def test_bin_serve_runs_the_procfile_with_debug_off_and_stops_all_of_it(transactional_db, tmp_path):
+    """./bin/serve: the deploy steps, then gunicorn and a cluster from the Procfile; SIGTERM (or Ctrl-C) stops
+    every process it started, the cluster's workers included."""
+    port = free_port()
+    env = {**production_env(tmp_path / "static", port), "PORT": str(port), "SECURE_PROXY_SSL_HEADER": "",
+           "GUNICORN_BIND": "", "WEB_CONCURRENCY": "1", "Q_WORKERS": "1"}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        serve = subprocess.Popen([str(ROOT / "bin" / "serve")], cwd=ROOT, env=env, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline, page = time.monotonic() + 120, None
+        while page is None:
+            assert serve.poll() is None, f"bin/serve exited ({serve.returncode}):\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"bin/serve did not answer:\n{log.read_text()[-3000:]}"
+            with contextlib.suppress(requests.ConnectionError):
+                page = requests.get(f"http://127.0.0.1:{port}/admin/login/", timeout=5)
+            time.sleep(0.3)
+        assert page.status_code == 200  # plain http on this machine: no redirect to https
+        css = linked_static(page.text, "css")
+        assert css and re.search(r"\.[0-9a-f]{12}\.css$", css[0])  # collected by bin/serve, hashed
+        assert requests.get(f"http://127.0.0.1:{port}{css[0]}", timeout=5).status_code == 200
+        deadline = time.monotonic() + 30
+        while not any("qcluster" in p for p in session_processes(serve.pid)):
+            assert time.monotonic() < deadline, f"no cluster started:\n{log.read_text()[-3000:]}"
+            time.sleep(0.3)
+        assert any("gunicorn" in p for p in session_processes(serve.pid))
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            serve.wait(timeout=60)
+        left = session_processes(serve.pid)
+        with contextlib.suppress(ProcessLookupError):
+            for line in left:
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+    assert serve.returncode is not None, "bin/serve did not stop on SIGTERM"
+    assert left == [], f"bin/serve left processes running:\n{left}\n{log.read_text()[-2000:]}"
+    text = log.read_text()
+    assert "web | " in text and "worker | " in text
