@@ -11,6 +11,7 @@ from django.db.models import Sum
 
 from zoho_sync import validation
 from zoho_sync.models import InvoiceLine, Payment
+from zoho_sync.signals import triggers_muted
 
 ZERO = Decimal("0.00")
 
@@ -89,9 +90,10 @@ class InvoiceHooks(EntityHooks):
 
     def write(self, records) -> None:
         replaced = [r.obj.pk for r in records if r.outcome == "changed" and "lines" in r.changed]
-        # A raw delete: the queryset's delete() would send post_delete per line, and the trigger behind it queues
-        # a push per invoice; the import's own bookkeeping write already marks the invoice changed.
-        InvoiceLine.objects.filter(invoice_id__in=replaced)._raw_delete(InvoiceLine.objects.db)
+        # Triggers muted: a deleted line would otherwise mark its invoice changed and queue its push one line at a
+        # time; the import's own bookkeeping write already marks the invoice changed.
+        with triggers_muted():
+            InvoiceLine.objects.filter(invoice_id__in=replaced).delete()
         lines = []
         for record in records:
             if record.outcome == "created" or (record.outcome == "changed" and "lines" in record.changed):
