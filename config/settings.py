@@ -154,6 +154,8 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "var" / "static")
 STATIC_MANIFEST = env.bool("STATIC_MANIFEST", default=not DEBUG)
+# Without the manifest, WhiteNoise serves the files straight from the apps (no collectstatic needed).
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -26,7 +26,7 @@ import requests
 import yaml
 from django.contrib.auth import get_user_model
 
-from tests.zoho_sync.test_triggers import database_url
+from tests.zoho_sync.test_triggers import Cluster, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple 42"
@@ -106,12 +106,7 @@ def gunicorn(transactional_db, tmp_path):
             time.sleep(0.2)
         yield base, log
     finally:
-        proc.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+        Cluster(proc, log).stop()  # SIGTERM, then SIGKILL to whatever is left of its session
 
 
 def procfile() -> dict[str, str]:
