@@ -200,3 +200,47 @@ def test_push_now_action_pushes_and_reports(admin_client, zoho_settings, zoho_sa
     assert any("1 record(s) failed" in t and "syncfailure" in t for t in texts)
     good.refresh_from_db()
     assert good.sync_status == SyncStatus.SYNCED and len(zoho_sandbox.records("customers")) == 1
+
+
+def change_form_data(response) -> dict[str, str]:
+    """What a browser posts back from a change page left as it is: the form's and every inline's current values."""
+    from django.forms import CheckboxInput, MultiWidget
+
+    forms = [response.context["adminform"].form]
+    data = {}
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        forms += [formset.management_form, *formset.forms]
+    for form in forms:
+        for field in form:
+            value, widget = field.value(), field.field.widget
+            if isinstance(widget, MultiWidget):  # the split date and time of a date-time
+                for i, part in enumerate(widget.decompress(value)):
+                    data[f"{field.html_name}_{i}"] = "" if part is None else str(part)
+            elif isinstance(widget, CheckboxInput):
+                if value:
+                    data[field.html_name] = "on"
+            elif value is not None:
+                data[field.html_name] = str(value)
+    return data
+
+
+@pytest.mark.parametrize(("make", "changes", "field", "message"), [
+    (make_package, {"interval": "0"}, "interval", "The interval must be at least 1."),
+    (lambda: make_service(reference="SVC-1"), {"quantity": "0"}, "quantity", "The quantity must be at least 1."),
+    (make_invoice, {"period_start": "2026-11-01", "period_end": "2026-10-31"}, "period_end",
+     "The period ends before it starts."),
+], ids=["package-interval", "service-quantity", "invoice-period"])
+def test_a_value_only_a_constraint_refused_is_explained_on_the_change_form(admin_client, make, changes, field,
+                                                                            message):
+    """The database constraints behind these have a clean() check, so the form names the field in words instead of
+    "Constraint “...” is violated."."""
+    obj = make()
+    url = admin_url(type(obj), "change", obj.pk)
+    data = change_form_data(admin_client.get(url))
+    assert admin_client.post(url, data).status_code == 302, "the page as it is saves"
+    response = admin_client.post(url, {**data, **changes})
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {field: [message]}
+    page = response.content.decode()
+    assert message in page and "is violated" not in page

@@ -130,7 +130,7 @@ BAD_CELLS = [
     ("service_packages", {"price": "-1.00"}, "price: Amounts cannot be negative (got -1.00)."),
     ("service_packages", {"price": "12345678901.00"}, "price: Ensure that there are no more than 12 digits in total."),
     ("service_packages", {"interval": "monthly"}, "interval 'monthly' is not a whole number."),
-    ("service_packages", {"interval": "0"}, "package_interval_positive"),
+    ("service_packages", {"interval": "0"}, "interval: The interval must be at least 1."),
     ("service_packages", {"interval_unit": "days"}, "interval_unit: 'days' is not one of weeks, months, years."),
     ("service_packages", {"is_active": "maybe"}, "is_active 'maybe' is not true or false."),
     ("customer_services", {"reference": ""}, "reference: the cell is empty; this column is required."),
@@ -138,6 +138,7 @@ BAD_CELLS = [
      "customer_account_number: no customer with account number 'CT-NOPE'."),
     ("customer_services", {"plan_code": "NOPE"}, "plan_code: no service package with plan code 'NOPE'."),
     ("customer_services", {"status": "paused"}, "status: 'paused' is not one of pending, active, suspended, cancelled"),
+    ("customer_services", {"quantity": "0"}, "quantity: The quantity must be at least 1."),
     ("customer_services", {"quantity": "1.5"}, "quantity '1.5' is not a whole number."),
     ("customer_services", {"activated_at": ""}, "activated_at: An active service needs the time it was activated."),
     ("customer_services", {"activated_at": "2025-13-01T00:00"},
@@ -161,6 +162,8 @@ BAD_CELLS = [
     ("invoices", {"due_on": "2025-01-01"}, "due_on: The due date is before the issue date."),
     ("invoices", {"period_start": "2025-1-1"}, "period_start '2025-1-1' is not a date like 2025-01-31 (YYYY-MM-DD)."),
     ("invoices", {"period_end": "2025-02-31"}, "period_end '2025-02-31' is not a date like 2025-01-31 (YYYY-MM-DD)."),
+    ("invoices", {"period_start": "2025-02-01", "period_end": "2025-01-31"},
+     "period_end: The period ends before it starts."),
     ("invoices", {"currency_code": "EURO"}, "currency_code: Ensure this value has at most 3 characters (it has 4)."),
     ("invoices", {"subtotal": "49.001"}, "subtotal 49.001 has more than two decimal places."),
     ("invoices", {"subtotal": "48.00", "total": "48.00"},
@@ -199,6 +202,7 @@ def test_a_bad_cell_is_refused_with_its_message_and_nothing_is_written(tmp_path,
     assert code == 2
     assert ": refused " in output
     assert message in output
+    assert "is violated" not in output  # every constraint has a clean() check with words
     assert "Nothing was written" in output
     assert model.objects.count() == before
 

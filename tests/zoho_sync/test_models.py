@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -82,6 +83,23 @@ class TestValidation:
         package.price = Decimal("-3.00")
         with pytest.raises(ValidationError, match="cannot be negative"):
             package.full_clean()
+
+    @pytest.mark.parametrize(("make", "changes", "field", "message"), [
+        (make_package, {"interval": 0}, "interval", "The interval must be at least 1."),
+        (make_service, {"quantity": 0}, "quantity", "The quantity must be at least 1."),
+        (make_invoice, {"period_start": date(2025, 3, 1), "period_end": date(2025, 2, 28)}, "period_end",
+         "The period ends before it starts."),
+    ])
+    def test_check_constraints_without_a_field_validator_have_a_readable_message(self, make, changes, field,
+                                                                                  message):
+        """The field allows the value (0 is a PositiveIntegerField's), the constraint does not: clean() says why,
+        and the constraint's own "Constraint ... is violated." never reaches a person."""
+        obj = make()
+        for name, value in changes.items():
+            setattr(obj, name, value)
+        with pytest.raises(ValidationError) as exc:
+            obj.full_clean()
+        assert exc.value.message_dict == {field: [message]}
 
     def test_payment_larger_than_invoice_balance(self):
         invoice = make_invoice(lines=((Decimal("1"), Decimal("100.00")),))

@@ -117,6 +117,12 @@ class ServicePackage(ZohoSyncedModel):
     def __str__(self) -> str:
         return f"{self.name} ({self.plan_code})"
 
+    def clean(self) -> None:
+        super().clean()
+        # The field allows 0 (PositiveSmallIntegerField); the constraint needs at least 1.
+        if self.interval is not None and self.interval < 1:
+            raise ValidationError({"interval": "The interval must be at least 1."})
+
 
 class CustomerService(ZohoSyncedModel):
     """A customer's subscription to a service package; an active one becomes a Zoho subscription."""
@@ -179,6 +185,9 @@ class CustomerService(ZohoSyncedModel):
 
     def clean(self) -> None:
         super().clean()
+        # The field allows 0 (PositiveIntegerField); the constraint needs at least 1.
+        if self.quantity is not None and self.quantity < 1:
+            raise ValidationError({"quantity": "The quantity must be at least 1."})
         if self.status == self.Status.ACTIVE and not self.activated_at:
             raise ValidationError({"activated_at": "An active service needs the time it was activated."})
         if self.status == self.Status.CANCELLED and not self.cancelled_at:
@@ -271,6 +280,8 @@ class Invoice(ZohoSyncedModel):
             errors["service"] = "The service belongs to another customer."
         if self.due_on and self.issued_on and self.due_on < self.issued_on:
             errors["due_on"] = "The due date is before the issue date."
+        if self.period_start and self.period_end and self.period_end < self.period_start:
+            errors["period_end"] = "The period ends before it starts."
         if errors:
             raise ValidationError(errors)
 
