@@ -97,7 +97,7 @@ def test_help_documents_every_column():
 
 # --- every column's bad values -------------------------------------------------------------------------------------
 BAD_CELLS = [
-    ("customers", {"account_number": ""}, "account_number: the cell is empty; this column is required."),
+    ("customers", {"account_number": ""}, "account_number: This field is required. The cell is empty."),
     ("customers", {"account_number": "ct 1"},
      "account_number: Account numbers use capital letters, digits and dashes, like CT-2025-00002."),
     ("customers", {"account_number": "C" * 33},
@@ -110,8 +110,12 @@ BAD_CELLS = [
     ("customers", {"first_name": "", "last_name": ""},
      "Give a first name, a last name or a company name: Zoho needs a display name."),
     ("customers", {"phone": "1" * 41}, "phone: Ensure this value has at most 40 characters (it has 41)."),
-    ("customers", {"account_type": "vip"}, "account_type: 'vip' is not one of individual, business, internal_test."),
-    ("customers", {"status": "gone"}, "status: 'gone' is not one of active, suspended, closed."),
+    ("customers", {"account_type": "vip"},
+     "account_type: Select a valid choice. vip is not one of the available choices. Write one of individual, "
+     "business, internal_test."),
+    ("customers", {"status": "gone"},
+     "status: Select a valid choice. gone is not one of the available choices. Write one of active, suspended, "
+     "closed."),
     ("customers", {"billing_street": "s" * 256}, "billing_street: Ensure this value has at most 255 characters"),
     ("customers", {"billing_city": "c" * 101}, "billing_city: Ensure this value has at most 100 characters"),
     ("customers", {"billing_state": "s" * 101}, "billing_state: Ensure this value has at most 100 characters"),
@@ -122,72 +126,99 @@ BAD_CELLS = [
     ("customers", {"email": "x" * 20_000}, "email: the cell is 20000 characters long; a cell holds at most 10000."),
     ("service_packages", {"plan_code": "fiber 100"},
      "plan_code: Plan codes use letters, digits, dashes and underscores only (Zoho keys plans by it)."),
-    ("service_packages", {"name": ""}, "name: the cell is empty; this column is required."),
-    ("service_packages", {"price": "abc"}, "price 'abc' is not a plain decimal number like 1234.50."),
-    ("service_packages", {"price": "12.345"}, "price 12.345 has more than two decimal places."),
-    ("service_packages", {"price": "$12"}, "price '$12' is not a plain decimal number like 1234.50."),
-    ("service_packages", {"price": "1,200.00"}, "price '1,200.00' is not a plain decimal number like 1234.50."),
+    ("service_packages", {"name": ""}, "name: This field is required. The cell is empty."),
+    ("service_packages", {"price": "abc"}, "price: Enter a number. The cell holds 'abc'"),
+    ("service_packages", {"price": "12.345"},
+     "price: Ensure that there are no more than 2 decimal places. The cell holds '12.345'"),
+    ("service_packages", {"price": "$12"}, "price: Enter a number. The cell holds '$12'"),
+    ("service_packages", {"price": "1,200.00"}, "price: Enter a number. The cell holds '1,200.00'"),
     ("service_packages", {"price": "-1.00"}, "price: Amounts cannot be negative (got -1.00)."),
     ("service_packages", {"price": "12345678901.00"}, "price: Ensure that there are no more than 12 digits in total."),
-    ("service_packages", {"interval": "monthly"}, "interval 'monthly' is not a whole number."),
+    ("service_packages", {"interval": "monthly"},
+     "interval: Enter a whole number. The cell holds 'monthly'; write a whole number."),
     ("service_packages", {"interval": "0"}, "interval: The interval must be at least 1."),
-    ("service_packages", {"interval_unit": "days"}, "interval_unit: 'days' is not one of weeks, months, years."),
+    ("service_packages", {"interval_unit": "days"},
+     "interval_unit: Select a valid choice. days is not one of the available choices. Write one of weeks, "
+     "months, years."),
     ("service_packages", {"is_active": "maybe"}, "is_active 'maybe' is not true or false."),
-    ("customer_services", {"reference": ""}, "reference: the cell is empty; this column is required."),
+    ("customer_services", {"reference": ""}, "reference: This field is required. The cell is empty."),
     ("customer_services", {"customer_account_number": "CT-NOPE"},
-     "customer_account_number: no customer with account number 'CT-NOPE'."),
-    ("customer_services", {"plan_code": "NOPE"}, "plan_code: no service package with plan code 'NOPE'."),
-    ("customer_services", {"status": "paused"}, "status: 'paused' is not one of pending, active, suspended, cancelled"),
+     "customer_account_number: Select a valid choice. That choice is not one of the available choices. No "
+     "customer with account number 'CT-NOPE'."),
+    ("customer_services", {"plan_code": "NOPE"},
+     "plan_code: Select a valid choice. That choice is not one of the available choices. No service package "
+     "with plan code 'NOPE'."),
+    ("customer_services", {"status": "paused"},
+     "status: Select a valid choice. paused is not one of the available choices. Write one of pending, active, "
+     "suspended, cancelled, expired."),
     ("customer_services", {"quantity": "0"}, "quantity: The quantity must be at least 1."),
-    ("customer_services", {"quantity": "1.5"}, "quantity '1.5' is not a whole number."),
+    ("customer_services", {"quantity": "1.5"},
+     "quantity: Enter a whole number. The cell holds '1.5'; write a whole number."),
     ("customer_services", {"activated_at": ""}, "activated_at: An active service needs the time it was activated."),
     ("customer_services", {"activated_at": "2025-13-01T00:00"},
-     "activated_at '2025-13-01T00:00' is not a date and time like 2025-01-31T09:30:00+00:00."),
+     "activated_at: Enter a valid date. The cell holds '2025-13-01T00:00'"),
     ("customer_services", {"activated_at": "yesterday"},
-     "activated_at 'yesterday' is not a date and time like 2025-01-31T09:30:00+00:00."),
+     "activated_at: Enter a valid date. The cell holds 'yesterday'"),
     ("customer_services", {"status": "cancelled"},
      "cancelled_at: A cancelled service needs the time it was cancelled."),
     ("customer_services", {"cancelled_at": "2025-02-30T00:00"},
-     "cancelled_at '2025-02-30T00:00' is not a date and time"),
+     "cancelled_at: Enter a valid date. The cell holds '2025-02-30T00:00'"),
     ("invoices", {"customer_account_number": "CT-NOPE"},
-     "customer_account_number: no customer with account number 'CT-NOPE'."),
+     "customer_account_number: Select a valid choice. That choice is not one of the available choices. No "
+     "customer with account number 'CT-NOPE'."),
     ("invoices", {"service_reference": "SVC-NOPE"},
-     "service_reference: no customer service with reference 'SVC-NOPE'."),
+     "service_reference: Select a valid choice. That choice is not one of the available choices. No customer "
+     "service with reference 'SVC-NOPE'."),
     ("invoices", {"kind": "subscription_period", "service_reference": ""},
      "service_reference: A subscription-period invoice needs its service and the period it bills."),
-    ("invoices", {"kind": "refund"}, "kind: 'refund' is not one of manual, subscription_period."),
-    ("invoices", {"status": "open"}, "status: 'open' is not one of draft, issued, partially_paid, paid, void."),
+    ("invoices", {"kind": "refund"},
+     "kind: Select a valid choice. refund is not one of the available choices. Write one of manual, "
+     "subscription_period."),
+    ("invoices", {"status": "open"},
+     "status: Select a valid choice. open is not one of the available choices. Write one of draft, issued, "
+     "partially_paid, paid, void."),
     ("invoices", {"issued_on": "01/02/2025"}, "issued_on '01/02/2025' is not a date like 2025-01-31 (YYYY-MM-DD)."),
-    ("invoices", {"issued_on": ""}, "issued_on: the cell is empty; this column is required."),
+    ("invoices", {"issued_on": ""}, "issued_on: This field is required. The cell is empty."),
     ("invoices", {"due_on": "2025-01-01"}, "due_on: The due date is before the issue date."),
     ("invoices", {"period_start": "2025-1-1"}, "period_start '2025-1-1' is not a date like 2025-01-31 (YYYY-MM-DD)."),
-    ("invoices", {"period_end": "2025-02-31"}, "period_end '2025-02-31' is not a date like 2025-01-31 (YYYY-MM-DD)."),
+    ("invoices", {"period_end": "2025-02-31"},
+     "period_end: Enter a valid date. The cell holds '2025-02-31'; write an ISO date, YYYY-MM-DD."),
     ("invoices", {"period_start": "2025-02-01", "period_end": "2025-01-31"},
      "period_end: The period ends before it starts."),
     ("invoices", {"currency_code": "EURO"}, "currency_code: Ensure this value has at most 3 characters (it has 4)."),
-    ("invoices", {"subtotal": "49.001"}, "subtotal 49.001 has more than two decimal places."),
+    ("invoices", {"subtotal": "49.001"},
+     "subtotal: Ensure that there are no more than 2 decimal places. The cell holds '49.001'"),
     ("invoices", {"subtotal": "48.00", "total": "48.00"},
      "The subtotal 48.00 does not match the sum of the lines (49.00)."),
     ("invoices", {"tax_total": "-1.00"}, "tax_total: Amounts cannot be negative (got -1.00)."),
     ("invoices", {"total": "50.00"}, "total: The total 50.00 is not the subtotal 49.00 plus tax 0.00."),
-    ("invoices", {"total": "fifty"}, "total 'fifty' is not a plain decimal number like 1234.50."),
-    ("invoices", {"line_description": ""}, "line_description: the cell is empty; this column is required."),
-    ("invoices", {"line_plan_code": "NOPE"}, "line_plan_code: no service package with plan code 'NOPE'."),
+    ("invoices", {"total": "fifty"}, "total: Enter a number. The cell holds 'fifty'"),
+    ("invoices", {"line_description": ""}, "line_description: This field is required. The cell is empty."),
+    ("invoices", {"line_plan_code": "NOPE"},
+     "line_plan_code: Select a valid choice. That choice is not one of the available choices. No service "
+     "package with plan code 'NOPE'."),
     ("invoices", {"line_quantity": "0"}, "line_quantity: The amount must be greater than zero (got 0)."),
-    ("invoices", {"line_quantity": "one"}, "line_quantity 'one' is not a plain decimal number like 1234.50."),
-    ("invoices", {"line_unit_price": "1.001"}, "line_unit_price 1.001 has more than two decimal places."),
+    ("invoices", {"line_quantity": "one"}, "line_quantity: Enter a number. The cell holds 'one'"),
+    ("invoices", {"line_unit_price": "1.001"},
+     "line_unit_price: Ensure that there are no more than 2 decimal places. The cell holds '1.001'"),
     ("payments", {"customer_account_number": "CT-NOPE"},
-     "customer_account_number: no customer with account number 'CT-NOPE'."),
-    ("payments", {"invoice_number": "INV-NOPE"}, "invoice_number: no invoice with number 'INV-NOPE'."),
+     "customer_account_number: Select a valid choice. That choice is not one of the available choices. No "
+     "customer with account number 'CT-NOPE'."),
+    ("payments", {"invoice_number": "INV-NOPE"},
+     "invoice_number: Select a valid choice. That choice is not one of the available choices. No invoice with "
+     "number 'INV-NOPE'."),
     ("payments", {"amount": "0"}, "amount: The amount must be greater than zero (got 0)."),
     ("payments", {"amount": "1e3"}, "amount '1e3' is not a plain decimal number like 1234.50."),
     ("payments", {"amount": "50.00"},
      "amount: The payment of 50.00 is larger than the balance of invoice INV-2025-0001 (49.00 due)."),
     ("payments", {"method": "paypal"},
-     "method: 'paypal' is not one of banktransfer, creditcard, cash, check, bankremittance, others."),
-    ("payments", {"status": "done"}, "status: 'done' is not one of pending, completed, failed, refunded."),
+     "method: Select a valid choice. paypal is not one of the available choices. Write one of banktransfer, "
+     "creditcard, cash, check, bankremittance, others."),
+    ("payments", {"status": "done"},
+     "status: Select a valid choice. done is not one of the available choices. Write one of pending, "
+     "completed, failed, refunded."),
     ("payments", {"paid_at": ""}, "paid_at: A completed payment needs the time it was paid."),
-    ("payments", {"paid_at": "2025-02-10 noon"}, "paid_at '2025-02-10 noon' is not a date and time"),
+    ("payments", {"paid_at": "2025-02-10 noon"}, "paid_at: Enter a valid time. The cell holds '2025-02-10 noon'"),
     ("payments", {"currency_code": "U$D"}, "currency_code: Use a three-letter ISO 4217 currency code, like USD."),
 ]
 
@@ -205,6 +236,136 @@ def test_a_bad_cell_is_refused_with_its_message_and_nothing_is_written(tmp_path,
     assert "is violated" not in output  # every constraint has a clean() check with words
     assert "Nothing was written" in output
     assert model.objects.count() == before
+
+
+# --- the admin's words ------------------------------------------------------------------------------------------------
+# (entity, cells, the field whose admin error the import must repeat): the admin's own form is rendered with the
+# same bad values, and the import's message for the column is that form's message (perhaps followed by a hint).
+SAME_AS_ADMIN = [
+    ("customers", {"account_type": "vip"}, "account_type"),
+    ("customers", {"status": "gone"}, "status"),
+    ("customers", {"account_number": ""}, "account_number"),
+    ("customers", {"account_number": "ct 1"}, "account_number"),
+    ("customers", {"email": "ava@@example"}, "email"),
+    ("customers", {"first_name": "A" * 101}, "first_name"),
+    ("customers", {"currency_code": "usd"}, "currency_code"),
+    ("service_packages", {"name": ""}, "name"),
+    ("service_packages", {"price": "abc"}, "price"),
+    ("service_packages", {"price": "$12"}, "price"),
+    ("service_packages", {"price": "1,200.00"}, "price"),
+    ("service_packages", {"price": "12.345"}, "price"),
+    ("service_packages", {"price": "-1.00"}, "price"),
+    ("service_packages", {"price": "12345678901.00"}, "price"),
+    ("service_packages", {"interval": "monthly"}, "interval"),
+    ("service_packages", {"interval": "1.5"}, "interval"),
+    ("service_packages", {"interval": "-1"}, "interval"),
+    ("service_packages", {"interval": "0"}, "interval"),
+    ("service_packages", {"interval_unit": "days"}, "interval_unit"),
+    ("customer_services", {"customer_account_number": "CT-NOPE"}, "customer"),
+    ("customer_services", {"plan_code": "NOPE"}, "package"),
+    ("customer_services", {"status": "paused"}, "status"),
+    ("customer_services", {"quantity": "x"}, "quantity"),
+    ("customer_services", {"quantity": "1.5"}, "quantity"),
+    ("customer_services", {"quantity": "-2"}, "quantity"),
+    ("customer_services", {"quantity": "0"}, "quantity"),
+    ("customer_services", {"activated_at": "2025-13-01T00:00"}, "activated_at"),
+    ("customer_services", {"activated_at": "yesterday"}, "activated_at"),
+    ("customer_services", {"activated_at": "2025-01-15T25:00"}, "activated_at"),
+    ("customer_services", {"activated_at": ""}, "activated_at"),
+    ("invoices", {"customer_account_number": "CT-NOPE"}, "customer"),
+    ("invoices", {"service_reference": "SVC-NOPE"}, "service"),
+    ("invoices", {"kind": "refund"}, "kind"),
+    ("invoices", {"status": "open"}, "status"),
+    ("invoices", {"issued_on": ""}, "issued_on"),
+    ("invoices", {"issued_on": "2025-02-31"}, "issued_on"),
+    ("invoices", {"due_on": "2025-01-01"}, "due_on"),
+    ("invoices", {"period_end": "2025-02-31"}, "period_end"),
+    ("invoices", {"period_start": "2025-02-01", "period_end": "2025-01-31"}, "period_end"),
+    ("invoices", {"subtotal": "fifty"}, "subtotal"),
+    ("invoices", {"subtotal": "49.001"}, "subtotal"),
+    ("invoices", {"tax_total": "-1.00"}, "tax_total"),
+    ("invoices", {"line_description": ""}, "description"),
+    ("invoices", {"line_plan_code": "NOPE"}, "package"),
+    ("invoices", {"line_quantity": "one"}, "quantity"),
+    ("invoices", {"line_quantity": "0"}, "quantity"),
+    ("invoices", {"line_unit_price": "1.001"}, "unit_price"),
+    ("payments", {"invoice_number": "INV-NOPE"}, "invoice"),
+    ("payments", {"amount": "0"}, "amount"),
+    ("payments", {"amount": "abc"}, "amount"),
+    ("payments", {"method": "paypal"}, "method"),
+    ("payments", {"status": "done"}, "status"),
+    ("payments", {"paid_at": "2025-02-10 noon"}, "paid_at"),
+    ("payments", {"paid_at": "2025-02-10T10:00", "status": "completed", "amount": "-5"}, "amount"),
+    ("payments", {"currency_code": "U$D"}, "currency_code"),
+]
+# The import is stricter than the admin here (ISO dates, plain decimals, true or false): the admin's form takes
+# these values, so it has no message to repeat and the import keeps its own.
+STRICTER_THAN_ADMIN = [
+    ("service_packages", {"is_active": "maybe"}, "is_active", "is_active 'maybe' is not true or false."),
+    ("service_packages", {"interval": "1.0"}, "interval", "interval '1.0' is not a whole number."),
+    ("invoices", {"issued_on": "01/02/2025"}, "issued_on",
+     "issued_on '01/02/2025' is not a date like 2025-01-31 (YYYY-MM-DD)."),
+    ("invoices", {"period_start": "2025-1-1"}, "period_start",
+     "period_start '2025-1-1' is not a date like 2025-01-31 (YYYY-MM-DD)."),
+    ("payments", {"amount": "1e3"}, "amount", "amount '1e3' is not a plain decimal number like 1234.50."),
+]
+
+
+def admin_form(rf, admin_user, entity: importing.ImportEntity, cells: dict[str, str], field: str):
+    """The admin's own form for the entity (for an invoice line field: its line inline's), bound to a valid record
+    made from the template with `cells` put in, as a person would type them; a reference to no record becomes an
+    id no record has."""
+    from django.contrib import admin
+
+    from zoho_sync.models import InvoiceLine
+
+    request = rf.get("/")
+    request.user = admin_user
+    model_admin = admin.site._registry[entity.model]
+    row = {**template_rows(entity.name)[0], **cells}
+    line = field in {c.field for c in entity.line_columns}
+    columns = entity.line_columns if line else entity.columns
+    data = {"origin": "local", "refunded_amount": "0.00", "position": "1"}
+    for column in columns:
+        text = row[column.name]
+        if column.ref:
+            target = column.ref.model.objects.filter(**{column.ref.key: text}).first()
+            data[column.field] = target.pk if target else 0
+        elif column.kind == "datetime":
+            date_part, _, time_part = text.replace(" ", "T", 1).partition("T")
+            data[f"{column.field}_0"], data[f"{column.field}_1"] = date_part, time_part
+        elif column.kind != "boolean" or text == "true":
+            data[column.field] = text
+    if line:
+        inline = next(i for i in model_admin.get_inline_instances(request) if i.model is InvoiceLine)
+        return inline.get_formset(request).form(data=data)
+    return model_admin.get_form(request)(data=data)
+
+
+@pytest.mark.parametrize(("entity", "cells", "field"), SAME_AS_ADMIN,
+                         ids=[f"{e}-{'-'.join(f'{k}={v[:12]}' for k, v in c.items())}" for e, c, _ in SAME_AS_ADMIN])
+def test_a_bad_value_gets_the_message_the_admins_form_gives_it(tmp_path, rf, admin_user, entity, cells, field):
+    import_templates(tmp_path, *ORDER[: ORDER.index(entity)])
+    form = admin_form(rf, admin_user, importing.entity_named(entity), cells, field)
+    assert not form.is_valid()
+    admin_message = form.errors[field][0]
+    assert "is violated" not in admin_message
+    column = {c.field: c.name for c in importing.entity_named(entity).all_columns}[field]
+    output, code = run(tmp_path, entity, with_cells(entity, **cells))
+    assert code == 2
+    assert f"{column}: {admin_message}" in output, output
+
+
+@pytest.mark.parametrize(("entity", "cells", "field", "message"), STRICTER_THAN_ADMIN,
+                         ids=[f"{e}-{f}" for e, _, f, _ in STRICTER_THAN_ADMIN])
+def test_a_value_the_admin_takes_but_the_import_does_not_keeps_the_imports_message(tmp_path, rf, admin_user, entity,
+                                                                                   cells, field, message):
+    import_templates(tmp_path, *ORDER[: ORDER.index(entity)])
+    form = admin_form(rf, admin_user, importing.entity_named(entity), cells, field)
+    form.is_valid()
+    assert field not in form.errors
+    output, code = run(tmp_path, entity, with_cells(entity, **cells))
+    assert code == 2 and message in output
 
 
 # --- the file's shape -----------------------------------------------------------------------------------------------
@@ -399,7 +560,8 @@ def test_a_line_row_error_names_its_row(tmp_path):
     rows = template_rows("invoices")
     rows[1]["line_unit_price"] = "five"
     output, code = run(tmp_path, "invoices", csv_text(rows))
-    assert code == 2 and "    row 3: line_unit_price 'five' is not a plain decimal number like 1234.50." in output
+    assert code == 2
+    assert "    row 3: line_unit_price: Enter a number. The cell holds 'five'; write a plain decimal" in output
 
 
 def test_an_invoice_for_a_service_of_another_customer(tmp_path):

@@ -1,6 +1,9 @@
 """Import columns: what one CSV column holds, how its text becomes a value, and the words used when it cannot.
 
-No queries here: a reference column yields the natural key it names; the importer resolves keys in bulk.
+When the admin's form refuses the same text, the message is the admin form field's own, followed by a hint
+(the import's format); when the admin would take it (the import is stricter: ISO dates, plain decimals, true or
+false), the import's specific message. No queries here: a reference column yields the natural key it names; the
+importer resolves keys in bulk.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
+from django import forms
+from django.contrib.admin.options import FORMFIELD_FOR_DBFIELD_DEFAULTS
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils import timezone
 
@@ -82,17 +88,59 @@ class Column:
         text = text.strip()
         if not text:
             if self.required:
-                raise CellError(f"{self.name}: the cell is empty; this column is required.")
+                raise CellError(f"{self.name}: {forms.Field.default_error_messages['required']} The cell is empty.")
             return empty_value(model_field)
         if self.kind in ("text", "choice", "ref"):
             limit = getattr(model_field, "max_length", None) if self.kind != "ref" else None
             if limit and len(text) > limit:
-                # Django's own words (the admin form says the same).
-                raise CellError(f"{self.name}: Ensure this value has at most {limit} characters (it has {len(text)}).")
+                raise CellError(f"{self.name}: {first_message(MaxLengthValidator(limit), text)}")
             if self.kind == "choice" and text not in self.choices(model_field):
-                raise CellError(f"{self.name}: {short(text)} is not one of {', '.join(self.choices(model_field))}.")
+                words = admin_words(model_field, text) or f"{short(text)} is not a valid choice."
+                raise CellError(f"{self.name}: {words} Write one of {', '.join(self.choices(model_field))}.")
             return text
-        return PARSERS[self.kind](self.name, text)
+        try:
+            return PARSERS[self.kind](self.name, text)
+        except CellError:
+            words = admin_words(model_field, text)
+            if words is None:  # the admin would take it: the import's own message says why the import does not
+                raise
+            raise CellError(f"{self.name}: {words} The cell holds {short(text)}; write {FORMATS[self.kind]}.") from None
+
+    def missing(self, key: str) -> str:
+        """A reference to no record: the admin's words for a choice that is not there, then which record."""
+        return (f"{self.name}: {forms.ModelChoiceField.default_error_messages['invalid_choice']} No {self.ref.noun} "
+                f"{short(key)}.")
+
+
+def first_message(validator, value) -> str:
+    try:
+        validator(value)
+    except ValidationError as exc:
+        return exc.messages[0]
+    return ""
+
+
+def admin_form_field(model_field: models.Field) -> forms.Field:
+    """The form field the admin's form has for a (non-relational) model field: Django's admin defaults, as
+    ModelAdmin.formfield_for_dbfield picks them (a date-time is a split date and time); our admins add none."""
+    for klass in type(model_field).mro():
+        if klass in FORMFIELD_FOR_DBFIELD_DEFAULTS:
+            return model_field.formfield(**FORMFIELD_FOR_DBFIELD_DEFAULTS[klass])
+    return model_field.formfield()
+
+
+def admin_words(model_field: models.Field, text: str) -> str | None:
+    """What the admin's form says of `text` in this field, or None when it takes it (called for refused cells only)."""
+    field = admin_form_field(model_field)
+    value: object = text
+    if isinstance(field, forms.SplitDateTimeField):  # the admin's two boxes: the date, then the time
+        date_part, _, time_part = text.replace(" ", "T", 1).partition("T")
+        value = [date_part, time_part]
+    try:
+        field.clean(value)
+    except ValidationError as exc:
+        return exc.messages[0]
+    return None
 
 
 def empty_value(model_field: models.Field):

@@ -224,7 +224,7 @@ def assign_refs(record: Record, found: dict) -> None:
         column = entity.column(name)
         target = found[name].get(key) if key else None
         if key and target is None:
-            record.refuse(f"{name}: no {column.ref.noun} {short(key)}.")
+            record.refuse(column.missing(key))
             record.bad_fields.add(column.field)
         record.values[column.field] = target
     lines = []
@@ -233,7 +233,7 @@ def assign_refs(record: Record, found: dict) -> None:
             column = entity.column(name)
             target = found[name].get(key) if key else None
             if key and target is None:
-                record.refuse(f"{name}: no {column.ref.noun} {short(key)}.", row=row)
+                record.refuse(column.missing(key), row=row)
             values[column.field] = target
         lines.append((row, values))
     record.lines = lines
