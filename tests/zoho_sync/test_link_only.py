@@ -5,12 +5,27 @@ linked instead of creating it again."""
 
 from __future__ import annotations
 
+import importlib
+from datetime import timedelta
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
 
 from tests.builders import make_customer, make_package, make_service
 from tests.zoho_sync.test_commands import run
 from zoho_sync import services
-from zoho_sync.models import Customer, CustomerService, ServicePackage, SyncLog, SyncState, SyncStatus
+from zoho_sync.models import (
+    Customer,
+    CustomerService,
+    ServicePackage,
+    SyncFailure,
+    SyncLog,
+    SyncState,
+    SyncStatus,
+)
 from zoho_sync.sync.link import AMBIGUOUS, link_existing
 from zoho_sync.sync.specs import CUSTOMER, SPECS
 
@@ -249,3 +264,96 @@ def test_arguments(zoho, monkeypatch):
     assert code == 1 and "write ENTITY:LABEL=ZOHO_ID" in text
     code, text = run("zoho_backfill", monkeypatch, link_only=True, workers=3)
     assert code == 0 and "--workers is ignored" in text
+
+
+def test_the_hold_is_on_the_record_and_survives_pruning_the_log_and_a_local_save(book, zoho, monkeypatch,
+                                                                                  admin_client):
+    _, ours = book
+    run("zoho_backfill", monkeypatch, link_only=True)
+    held = Customer.objects.get(pk=ours["ambiguous"].pk)
+    assert held.link_hold.startswith(AMBIGUOUS) and held.link_hold == held.last_sync_error
+    assert "9100004" in held.link_hold and "9100005" in held.link_hold
+    assert SyncFailure.objects.filter(entity="customer", record_id=held.pk, last_error_kind="validation").exists()
+
+    # The retention prune deletes the link rows that used to be the only record of the hold.
+    SyncLog.objects.update(created_at=timezone.now() - timedelta(days=100))
+    call_command("zoho_prune_logs", older_than=90, stdout=StringIO())
+    assert not SyncLog.objects.exists()
+    # A person edits the record: it is due again, but still held.
+    held.first_name = "Edited"
+    held.save()
+    held.refresh_from_db()
+    assert held.sync_status == SyncStatus.PENDING and held.link_hold.startswith(AMBIGUOUS)
+
+    since = len(zoho.requests())
+    services.sync_pending(entity="customers")  # creates the missing one, and tries the held one
+    held.refresh_from_db()
+    assert held.zoho_id is None and held.sync_state == SyncState.NEEDS_PERSON
+    assert held.last_sync_error == held.link_hold and held.last_error_kind == "validation"
+    assert SyncFailure.objects.filter(entity="customer", record_id=held.pk).exists(), "still a failed record"
+    services.sync_retry_failed(entity="customers", include_validation=True)
+    response = admin_client.post(reverse("admin:zoho_sync_customer_push", args=[held.pk]), follow=True)
+    assert "1 record(s) failed" in " ".join(str(m.message) for m in response.context["messages"])
+    page = admin_client.get(reverse("admin:zoho_sync_customer_change", args=[held.pk])).content.decode()
+    assert 'id="sync-error"' in page and "Candidates: customer 9100004" in page
+    creates = [r for r in writes_since(zoho, since) if r["method"] == "POST"]
+    assert len(creates) == 1 and "CT-2025-20005" in str(creates[0]), "only the missing one: the held never created"
+    assert not [c for c in zoho.records("customers") if "CT-2025-20004" in str(c)]
+    assert Customer.objects.get(pk=held.pk).link_hold == held.link_hold
+
+    # Settling it is what lifts the hold.
+    code, text = run("zoho_backfill", monkeypatch, link_only=True, settle=["customers:CT-2025-20004=9100004"])
+    assert code == 0, text
+    held.refresh_from_db()
+    assert (held.zoho_id, held.link_hold) == ("9100004", "")
+
+
+def test_the_record_page_shows_the_hold_after_a_local_save(book, zoho, monkeypatch, admin_client):
+    _, ours = book
+    run("zoho_backfill", monkeypatch, link_only=True)
+    held = Customer.objects.get(pk=ours["ambiguous"].pk)
+    held.first_name = "Edited"
+    held.save()  # the error is history now ("changed since the last failure"); the hold is not
+    page = admin_client.get(reverse("admin:zoho_sync_customer_change", args=[held.pk])).content.decode()
+    banner = page[page.index('id="sync-banner"'):page.index('id="sync-history"')]
+    assert 'id="link-hold"' in banner and "Candidates: customer 9100004" in banner
+    fieldset = page[page.index("field-link_hold"):]
+    assert "readonly" in fieldset[:600] and "<textarea" not in fieldset[:600], "read-only on the record page"
+
+
+def test_settled_as_new_clears_the_hold_even_after_a_local_save(book, zoho, monkeypatch):
+    _, ours = book
+    run("zoho_backfill", monkeypatch, link_only=True)
+    held = Customer.objects.get(pk=ours["ambiguous"].pk)
+    held.first_name = "Edited"
+    held.save()
+    code, text = run("zoho_backfill", monkeypatch, link_only=True, settle=["customers:CT-2025-20004=new"])
+    assert code == 0, text
+    held.refresh_from_db()
+    assert (held.link_hold, held.sync_status) == ("", SyncStatus.PENDING)
+    services.sync_pending(entity="customers")
+    held.refresh_from_db()
+    assert held.zoho_id not in (None, "9100004", "9100005") and held.sync_status == SyncStatus.SYNCED
+
+
+def test_migration_0014_carries_the_logs_holds_over_to_the_records(zoho):
+    """Before 0014 a hold was only a failed latest link row in the sync log: the migration puts it on the row."""
+    from django.apps import apps
+
+    hold_what_the_log_holds = importlib.import_module(
+        "zoho_sync.migrations.0014_link_hold_and_link_runs").hold_what_the_log_holds
+    held, settled, linked = (make_customer() for _ in range(3))
+    Customer.objects.filter(pk=linked.pk).update(zoho_id="9700001")
+
+    def link_row(obj, status, message):
+        SyncLog.objects.create(entity="customer", object_pk=str(obj.pk), action=SyncLog.Action.LINK, status=status,
+                               message=message)
+
+    link_row(held, "failed", f"{AMBIGUOUS} first")
+    link_row(held, "failed", f"{AMBIGUOUS} latest")
+    link_row(settled, "failed", f"{AMBIGUOUS} old")
+    link_row(settled, "skipped", "Settled by a person")
+    link_row(linked, "failed", f"{AMBIGUOUS} old")
+    hold_what_the_log_holds(apps, None)
+    assert dict(Customer.objects.values_list("pk", "link_hold")) == {
+        held.pk: f"{AMBIGUOUS} latest", settled.pk: "", linked.pk: ""}

@@ -90,6 +90,7 @@ class ZohoSyncedModel(models.Model):
         "push_queued_at",
         "failing_since",
         "zoho_modified_at",
+        "link_hold",
     )
     BOOKKEEPING_FIELDS = frozenset(BOOKKEEPING)
 
@@ -136,6 +137,11 @@ class ZohoSyncedModel(models.Model):
     zoho_modified_at = models.DateTimeField(
         null=True, blank=True, help_text="Zoho's modified time of the state last pulled from Zoho: an older one "
         "(a late or replayed event) never overwrites it."
+    )
+    link_hold = models.TextField(
+        blank=True, help_text="Set by `zoho_backfill --link-only` when several Zoho records may be this one (the "
+        "candidates and how to settle it): never created in Zoho while set. Only linking or settling it "
+        "(--settle ...=ZOHO_ID or =new) clears it; a local change does not."
     )
 
     class Meta:

@@ -1,4 +1,5 @@
-"""SyncRun: one backfill, retry or trigger run, persisted while it runs, so monitoring reads runs, not terminals."""
+"""SyncRun: one backfill, retry, trigger or link (--link-only) run, persisted while it runs, so monitoring reads
+runs, not terminals."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class SyncRun(models.Model):
         BACKFILL = "backfill", "Backfill"
         RETRY = "retry", "Retry of failed records"
         TRIGGER = "trigger", "Triggered push"
+        LINK = "link", "Link to existing Zoho records (--link-only)"
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"

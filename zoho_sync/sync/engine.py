@@ -149,7 +149,7 @@ class Engine:
                 existing = self._existing(spec, obj, ctx)
                 if existing is not None:
                     break
-                self._check_link_hold(spec, obj)
+                self._check_link_hold(obj)
                 if self._mark_intent(obj, fingerprint):
                     record = self._create(spec, obj, ctx, payload)
                     if isinstance(record, dict):
@@ -260,14 +260,14 @@ class Engine:
         return None
 
     @staticmethod
-    def _check_link_hold(spec: EntitySpec, obj) -> None:
+    def _check_link_hold(obj) -> None:
         """Never create a record `zoho_backfill --link-only` found ambiguous (several Zoho records may be it: a
-        create would add one more) until a person settles it: its latest link row in the sync log is a failure.
-        One indexed read, and only before a create."""
-        last = SyncLog.objects.filter(entity=spec.name, object_pk=str(obj.pk), action=SyncLog.Action.LINK).order_by(
-            "-created_at", "-id").values_list("status", "message").first()
-        if last and last[0] == SyncLog.Status.FAILED:
-            raise RemoteConflict(last[1])
+        create would add one more) until a person settles it. The hold is on the row (`link_hold`), read with the
+        claimed batch: no query unless the field was deferred. `_mark_intent` refuses a held row as well."""
+        if "link_hold" in obj.get_deferred_fields():
+            obj.refresh_from_db(fields=["link_hold"])
+        if obj.link_hold:
+            raise RemoteConflict(obj.link_hold)
 
     def _index(self, spec: EntitySpec) -> dict[str, list[str]]:
         """Zoho's records of this entity by natural key, read once per run from list pages (200 a call)."""
@@ -385,11 +385,11 @@ class Engine:
         """Before deciding to create: the Zoho id and create intent as they are now, not as read with the batch
         (an earlier push of this worker, or a lost answer, may have changed them since)."""
         now = type(obj).objects.filter(pk=obj.pk, claimed_by=self.claimer).values(
-            "zoho_id", "create_intent_at", "sync_fingerprint").first()
+            "zoho_id", "create_intent_at", "sync_fingerprint", "link_hold").first()
         if now is None:
             raise ClaimLost("Another worker took the record over (this worker's lease ran out); left to it.")
-        obj.zoho_id, obj.create_intent_at, obj.sync_fingerprint = (
-            now["zoho_id"], now["create_intent_at"], now["sync_fingerprint"])
+        obj.zoho_id, obj.create_intent_at, obj.sync_fingerprint, obj.link_hold = (
+            now["zoho_id"], now["create_intent_at"], now["sync_fingerprint"], now["link_hold"])
 
     def _hold(self, obj, **fields) -> None:
         """Right before a write is sent: make sure this worker still holds the record, and renew its lease (a
@@ -401,12 +401,13 @@ class Engine:
     def _mark_intent(self, obj, fingerprint: str) -> bool:
         """Recorded (and committed) before the create is sent, with the fingerprint of what is sent, so a crash or
         a lost answer is repaired by a lookup. One conditional UPDATE: it renews this worker's lease and holds only
-        while the record's Zoho id and create intent are still what the batch read. Otherwise (a lapsed worker's
-        create landed meanwhile) they are read again into `obj` and False says to decide again; ClaimLost when this
-        worker no longer holds the record."""
+        while the record's Zoho id and create intent are still what the batch read, and no link hold is set.
+        Otherwise (a lapsed worker's create landed meanwhile) they are read again into `obj` and False says to
+        decide again; ClaimLost when this worker no longer holds the record."""
         now = timezone.now()
         same = Q(create_intent_at=obj.create_intent_at) if obj.create_intent_at else Q(create_intent_at__isnull=True)
-        if type(obj).objects.filter(same, pk=obj.pk, claimed_by=self.claimer, zoho_id__isnull=True).update(
+        if type(obj).objects.filter(same, pk=obj.pk, claimed_by=self.claimer, zoho_id__isnull=True,
+                                    link_hold="").update(
                 claimed_until=now + timedelta(seconds=get_sync_settings().claim_lease_seconds),
                 create_intent_at=now, sync_fingerprint=fingerprint):
             obj.create_intent_at, obj.sync_fingerprint = now, fingerprint
@@ -425,7 +426,8 @@ class Engine:
         if outcome.status == SyncLog.Status.SUCCESS:
             return {"sync_status": SyncStatus.SYNCED, "zoho_id": zoho_id or obj.zoho_id, "last_synced_at": now,
                     "last_sync_error": "", "last_error_kind": "", "sync_attempts": 0, "next_retry_at": None,
-                    "create_intent_at": None, "sync_fingerprint": fingerprint, "failing_since": None}
+                    "create_intent_at": None, "sync_fingerprint": fingerprint, "failing_since": None,
+                    "link_hold": ""}  # linked now: a hold against creating it is settled
         if outcome.status == SyncLog.Status.SKIPPED:
             return {"sync_status": SyncStatus.SKIPPED, "last_sync_error": outcome.message, "last_error_kind": "",
                     "next_retry_at": None, "sync_attempts": 0}
@@ -463,7 +465,7 @@ class Engine:
             changed = not mine.filter(sync_version=obj.sync_version).update(**free, **result)
             if changed:
                 if zoho_id:  # whatever else happened meanwhile, the id Zoho gave is never lost
-                    model.objects.filter(pk=obj.pk).update(zoho_id=zoho_id, create_intent_at=None)
+                    model.objects.filter(pk=obj.pk).update(zoho_id=zoho_id, create_intent_at=None, link_hold="")
                 # Saved while it was pushed: the save left it pending; keep what Zoho holds now (so the next push
                 # compares the new data with it) and let the next push send the new data.
                 landed = {"sync_fingerprint": fingerprint, "last_synced_at": now} \

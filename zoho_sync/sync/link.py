@@ -4,7 +4,8 @@ the records Zoho holds (entered by hand, or by an older integration), linked whe
 Reads only: Zoho's lists, one call per 200 records; nothing is created or changed in Zoho. Customers match by
 their account number (wherever a person typed it in the display name, in any case or spacing), else by email;
 other entities by their natural key. A record with more than one candidate is held for a person (failed, needs
-a person, listing the candidates), and the engine never creates a held record (engine.Engine._check_link_hold).
+a person, listing the candidates, in the record's `link_hold`), and the engine never creates a held record
+(engine.Engine._check_link_hold) until linking or settling it clears the hold.
 """
 
 from __future__ import annotations
@@ -129,7 +130,6 @@ class Linker:
         if self.since:
             rows = rows.filter(updated_at__gte=self.since)
         result.already = rows.filter(zoho_id__isnull=False).count()
-        held = held_pks(spec)
         now = timezone.now()
         local = [obj for obj in spec.prepare(rows.filter(zoho_id__isnull=True)).order_by("pk").iterator(
             chunk_size=2000) if not spec.skip_reason(obj)]
@@ -183,7 +183,7 @@ class Linker:
                 tentative[obj.pk] = (obj, item, email_hits[0])
             else:
                 result.missing.append(item)
-                if obj.pk in held and not self.dry_run:
+                if obj.link_hold and not self.dry_run:
                     self._release(spec, obj, item, "No Zoho record matches it any longer: released; a normal "
                                                     "backfill creates it.")
 
@@ -288,7 +288,7 @@ class Linker:
             return
         now = timezone.now()
         fields = {"zoho_id": item.zoho_id, "create_intent_at": None, "next_retry_at": None, "sync_attempts": 0,
-                  "last_sync_error": "", "last_error_kind": "", "failing_since": None}
+                  "last_sync_error": "", "last_error_kind": "", "failing_since": None, "link_hold": ""}
         if item.synced:
             fields.update(sync_status=SyncStatus.SYNCED, sync_fingerprint=fingerprint, last_synced_at=now)
         else:
@@ -318,28 +318,31 @@ class Linker:
         result.left.append(item)
 
     def _hold(self, spec: EntitySpec, item: Item) -> None:
-        """Failed, needs a person, with the candidates in the message; the engine never creates it while held.
-        A rerun finding the same record held with the same words writes nothing."""
+        """Failed, needs a person, with the candidates in the message, and held on the row (`link_hold`): the
+        engine never creates it while held, whatever a local change or the sync log's pruning does. A rerun finding
+        the same record held with the same words writes nothing."""
         message = hold_message(item)
         now = timezone.now()
         rows = spec.model.objects.filter(free_filter(now), pk=item.pk, zoho_id__isnull=True)
-        if rows.filter(sync_status=SyncStatus.FAILED, next_retry_at__isnull=True, last_sync_error=message).exists() \
-                and item.pk in held_pks(spec, pks=[item.pk]):
+        if rows.filter(sync_status=SyncStatus.FAILED, next_retry_at__isnull=True, last_sync_error=message,
+                       link_hold=message).exists():
             item.done = "held"
             return
         with transaction.atomic():
             if rows.update(sync_status=SyncStatus.FAILED, next_retry_at=None, last_sync_error=message,
-                           last_error_kind=ErrorKind.VALIDATION, failing_since=Coalesce(F("failing_since"),
-                                                                                        Value(now))):
+                           last_error_kind=ErrorKind.VALIDATION, link_hold=message,
+                           failing_since=Coalesce(F("failing_since"), Value(now))):
                 _log(spec, item, SyncLog.Status.FAILED, message, self.report.run_id, error=RemoteConflict.__name__)
                 item.done = "held"
 
     def _release(self, spec: EntitySpec, obj, item: Item, message: str, *, force: bool = False) -> None:
         """Lift a hold: the record is pending again (a normal backfill creates it) and the log says why."""
-        if not force and obj.pk not in held_pks(spec, pks=[obj.pk]):
+        if not force and not obj.link_hold:
             return
         with transaction.atomic():
-            # Failed by the hold: pending again. A record a person saved since is pending already.
+            # The hold goes whoever holds the claim; a record failed by the hold is pending again (one a person
+            # saved since is pending already).
+            spec.model.objects.filter(pk=obj.pk, zoho_id__isnull=True).update(link_hold="")
             spec.model.objects.filter(free_filter(timezone.now()), pk=obj.pk, zoho_id__isnull=True,
                                       sync_status=SyncStatus.FAILED, next_retry_at__isnull=True).update(
                 sync_status=SyncStatus.PENDING, sync_attempts=0, last_sync_error="", last_error_kind="")
@@ -365,22 +368,6 @@ def _log(spec: EntitySpec, item: Item, status: str, message: str, run_id: str, *
                            message=message, error_type=error,
                            error_kind=ErrorKind.VALIDATION if status == SyncLog.Status.FAILED else "", run_id=run_id)
     logger.info("%s %s: %s", spec.name, item.pk, message)
-
-
-def held_pks(spec: EntitySpec, *, pks: list[int] | None = None) -> set[int]:
-    """Records --link-only holds: their latest link row in the sync log is a failure (an ambiguity not settled).
-    Only link-only writes failed link rows (the engine's failures are creates or updates)."""
-    failed = SyncLog.objects.filter(entity=spec.name, action=SyncLog.Action.LINK, status=SyncLog.Status.FAILED)
-    if pks is not None:
-        failed = failed.filter(object_pk__in=[str(pk) for pk in pks])
-    candidates = set(failed.values_list("object_pk", flat=True))
-    if not candidates:
-        return set()
-    latest: dict[str, str] = {}
-    rows = SyncLog.objects.filter(entity=spec.name, action=SyncLog.Action.LINK, object_pk__in=candidates)
-    for object_pk, status in rows.order_by("created_at", "id").values_list("object_pk", "status"):
-        latest[object_pk] = status
-    return {int(pk) for pk, status in latest.items() if status == SyncLog.Status.FAILED}
 
 
 def link_existing(*, specs: tuple[EntitySpec, ...], dry_run: bool = False, since: datetime | None = None,
