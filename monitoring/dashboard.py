@@ -209,10 +209,10 @@ def recent_activity(now: datetime, *, entity: str = "", status: str = "", period
 
 
 def last_runs(limit: int = 5) -> list[SyncRun]:
-    """The latest finished backfills and retries (triggered pushes are runs too, one a record: too many to show);
-    one query a kind on the (kind, started_at) index."""
+    """The latest finished backfills, retries and link runs (triggered pushes are runs too, one a record: too many
+    to show); one query a kind on the (kind, started_at) index."""
     runs = []
-    for kind in (SyncRun.Kind.BACKFILL, SyncRun.Kind.RETRY):
+    for kind in (SyncRun.Kind.BACKFILL, SyncRun.Kind.RETRY, SyncRun.Kind.LINK):
         runs += SyncRun.objects.filter(kind=kind).exclude(status=SyncRun.Status.RUNNING).order_by("-started_at")[:limit]
     return sorted(runs, key=lambda run: run.started_at, reverse=True)[:limit]
 

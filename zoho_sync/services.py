@@ -23,7 +23,7 @@ from zoho_sync.sync import claims, specs
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome
 from zoho_sync.sync.parallel import ParallelBackfill
-from zoho_sync.sync_runs import sync_run_finish, sync_run_heartbeat, sync_run_start
+from zoho_sync.sync_runs import budget_stats_since, sync_run_finish, sync_run_heartbeat, sync_run_start
 from zoho_sync.zoho import get_zoho_client
 
 logger = logging.getLogger(__name__)
@@ -92,14 +92,7 @@ def sync_pending(*, entity: str = "all", limit: int | None = None, batch_size: i
         run = BackfillRun(specs=chosen, client=client, batch_size=batch_size, limit=limit, since=since,
                           retry_window=window, on_progress=on_progress, run_id=run_id)
         report = _finish_report(run.run(), specs_run=chosen, since=since, client=client)
-        return record(report, _stats_since(client, before))
-
-
-def _stats_since(client, before: BudgetStats) -> BudgetStats:
-    """The client's budget figures since `before` (a client lives as long as its process)."""
-    now = client.budget.stats
-    return BudgetStats(rate_limited=now.rate_limited - before.rate_limited,
-                       wait_seconds=now.wait_seconds - before.wait_seconds)
+        return record(report, budget_stats_since(client, before))
 
 
 @contextlib.contextmanager
@@ -142,7 +135,7 @@ def sync_retry_failed(*, entity: str = "all", include_validation: bool = False, 
         run = BackfillRun(specs=chosen, client=client, use_index=False, retry_window=0, on_progress=on_progress,
                           run_id=run_id)
         report = _finish_report(run.run(), specs_run=chosen, since=None, client=client)
-        return record(report, _stats_since(client, before))
+        return record(report, budget_stats_since(client, before))
 
 
 def sync_object(*, entity: str, pk: int, client=None, run_id: str = "") -> Outcome | None:
@@ -173,7 +166,7 @@ def sync_trigger(*, entity: str, pk: int) -> Outcome | None:
     if outcome is not None:
         report.entities[entity].count(pk, outcome)
         report.scope = {entity: {str(outcome.state): 1}}
-    sync_run_finish(run, report, stats=_stats_since(client, before))
+    sync_run_finish(run, report, stats=budget_stats_since(client, before))
     return outcome
 
 

@@ -1,5 +1,6 @@
-"""Sync runs: each backfill, retry and trigger run is written down when it starts, beats while it runs and records
-how it ended, so the health check, the alerts and the dashboard read runs rather than terminals."""
+"""Sync runs: each backfill, retry, trigger and link (--link-only) run is written down when it starts, beats while
+it runs and records how it ended, so the health check, the alerts and the dashboard read runs rather than
+terminals."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from collections.abc import Iterator
 from django.db import connection
 from django.utils import timezone
 
-from zoho_sync.client.budget import HOST
-from zoho_sync.models import SyncRun
+from zoho_sync.client.budget import HOST, BudgetStats
+from zoho_sync.models import SyncRun, SyncState
 from zoho_sync.models.runs import HEARTBEAT_SECONDS
 from zoho_sync.sync.backfill import SyncReport
+from zoho_sync.sync.link_report import LinkReport
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +32,7 @@ def sync_run_finish(run: SyncRun, report: SyncReport | None, *, stats=None, erro
                     ) -> SyncRun:
     """Record how the run ended: what it did to each record, the scope left unsettled, the calls and waits, the
     stop reason and the exit code its command gives (0 settled, 2 otherwise; none for a crash)."""
-    now = timezone.now()
-    fields = {"finished_at": now, "heartbeat_at": now}
+    fields = {}
     if report is not None:
         unsettled = report.unsettled
         fields.update(
@@ -40,6 +41,23 @@ def sync_run_finish(run: SyncRun, report: SyncReport | None, *, stats=None, erro
             unsettled=unsettled, exit_code=0 if report.settled else 2,
             status=SyncRun.Status.STOPPED if report.stopped else (
                 SyncRun.Status.UNSETTLED if unsettled else SyncRun.Status.SETTLED))
+    return _finished(run, fields, stats=stats, error=error)
+
+
+def sync_run_finish_link(run: SyncRun, report: LinkReport, *, stats=None, stopped: str = "") -> SyncRun:
+    """Record how a --link-only run ended: per entity what it found and did (LinkReport.run_counts), the ambiguous
+    records left for a person (exit 2) or none (exit 0); `stopped` says why it ended early (a list not read)."""
+    unsettled = {SyncState.NEEDS_PERSON.value: len(report.ambiguous)} if report.ambiguous else {}
+    fields = {"records": report.records, "api_calls": report.calls, "counts": report.run_counts(),
+              "unsettled": unsettled, "stop_reason": stopped, "exit_code": 0 if report.settled and not stopped else 2,
+              "status": SyncRun.Status.STOPPED if stopped else (
+                  SyncRun.Status.UNSETTLED if unsettled else SyncRun.Status.SETTLED)}
+    return _finished(run, fields, stats=stats)
+
+
+def _finished(run: SyncRun, fields: dict, *, stats=None, error: BaseException | None = None) -> SyncRun:
+    now = timezone.now()
+    fields = {"finished_at": now, "heartbeat_at": now, **fields}
     if stats is not None:
         fields.update(rate_limited=stats.rate_limited, budget_wait_seconds=round(stats.wait_seconds, 3))
     if error is not None:
@@ -49,6 +67,13 @@ def sync_run_finish(run: SyncRun, report: SyncReport | None, *, stats=None, erro
     for name, value in fields.items():
         setattr(run, name, value)
     return run
+
+
+def budget_stats_since(client, before: BudgetStats) -> BudgetStats:
+    """The client's budget figures since `before` (a client lives as long as its process)."""
+    now = client.budget.stats
+    return BudgetStats(rate_limited=now.rate_limited - before.rate_limited,
+                       wait_seconds=now.wait_seconds - before.wait_seconds)
 
 
 @contextlib.contextmanager

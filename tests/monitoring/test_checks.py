@@ -124,6 +124,18 @@ def test_a_dead_run_degrades(healthy):
     assert health_run(cheap_only=True).status == DEGRADED
 
 
+def test_a_link_run_is_a_run_like_the_others(healthy):
+    """--link-only runs are SyncRuns of kind "link": alive while they beat, dead when they stop, 429s counted."""
+    SyncRun.objects.create(run_id="l" * 32, kind=SyncRun.Kind.LINK, entities="customer", host="app-2", pid=7,
+                           rate_limited=2)
+    assert result(checks.DeadRunsCheck).status == OK
+    assert result(checks.ApiBudgetCheck).status == WARNING and "429 answers today: 2" in result(
+        checks.ApiBudgetCheck).details
+    SyncRun.objects.update(heartbeat_at=timezone.now() - timedelta(minutes=10))
+    outcome = result(checks.DeadRunsCheck)
+    assert outcome.status == FAILED and outcome.details[0].startswith("link llllllllllll on app-2 pid 7")
+
+
 def test_queue_without_a_cluster_and_with_failed_tasks(healthy):
     assert result(checks.QueueCheck).status == OK
     SharedState.objects.filter(key="monitoring:cluster-heartbeat").update(

@@ -96,6 +96,19 @@ def test_every_section_for_an_operator(admin_client, records, settings):
         assert attribute not in html
 
 
+def test_link_runs_show_with_the_backfills_and_retries(admin_client, records):
+    finished = timezone.now() - timedelta(minutes=3)
+    SyncRun.objects.create(run_id="l" * 32, kind=SyncRun.Kind.LINK, entities="customer", status="unsettled",
+                           records=5, api_calls=1, exit_code=2, finished_at=finished,
+                           counts={"customer": {"linked_by_key": 2, "needs_person": 1}})
+    SyncRun.objects.create(run_id="t" * 32, kind=SyncRun.Kind.TRIGGER, entities="customer", status="settled")
+    runs = section(admin_client.get(URL).content.decode(), "sync-runs")
+    assert "Link to existing Zoho records (--link-only)" in runs and "5 records, 1 calls" in runs
+    assert "Triggered push" not in runs, "one a record: too many to show"
+    listing = admin_client.get("/admin/zoho_sync/syncrun/", {"kind": "link"}).content.decode()
+    assert "llllllllllll" in listing and "tttttttttttt" not in listing
+
+
 def test_the_counts_are_the_commands_counts(admin_client, records):
     html = admin_client.get(URL).content.decode()
     for name, states in selectors.sync_state_counts().items():

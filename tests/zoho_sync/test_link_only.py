@@ -23,6 +23,7 @@ from zoho_sync.models import (
     ServicePackage,
     SyncFailure,
     SyncLog,
+    SyncRun,
     SyncState,
     SyncStatus,
 )
@@ -334,6 +335,37 @@ def test_settled_as_new_clears_the_hold_even_after_a_local_save(book, zoho, monk
     services.sync_pending(entity="customers")
     held.refresh_from_db()
     assert held.zoho_id not in (None, "9100004", "9100005") and held.sync_status == SyncStatus.SYNCED
+
+
+def test_a_link_run_is_a_sync_run_with_its_counts(book, zoho, monkeypatch):
+    since = len(zoho.requests())
+    code, text = run("zoho_backfill", monkeypatch, link_only=True, entity="customers")
+    run_row = SyncRun.objects.get(kind=SyncRun.Kind.LINK)
+    assert run_row.run_id in text and code == run_row.exit_code == 2
+    assert (run_row.status, run_row.entities, run_row.records) == ("unsettled", "customer", 5)
+    assert run_row.counts == {"customer": {"in_zoho": 8, "linked_by_key": 2, "linked_by_email": 1, "already": 1,
+                                           "needs_person": 1, "not_in_zoho": 1}}
+    assert run_row.unsettled == {"needs_person": 1} and run_row.finished_at and not run_row.is_dead
+    assert run_row.api_calls == len([r for r in zoho.requests()[since:] if r.get("api_path")]) == 1
+    assert set(SyncLog.objects.filter(action=SyncLog.Action.LINK).values_list("run_id", flat=True)) == {
+        run_row.run_id}
+
+    code, text = run("zoho_backfill", monkeypatch, link_only=True, settle=["customers:CT-2025-20004=9100005"])
+    settled = SyncRun.objects.filter(kind=SyncRun.Kind.LINK).exclude(pk=run_row.pk).get()
+    assert (code, settled.status, settled.exit_code, settled.unsettled) == (0, "settled", 0, {})
+    assert settled.counts["customer"]["settled"] == 1
+
+    run("zoho_backfill", monkeypatch, link_only=True, dry_run=True)
+    assert SyncRun.objects.filter(kind=SyncRun.Kind.LINK).count() == 2, "a dry run writes no run"
+
+
+def test_a_link_run_stopped_by_an_unreadable_list_is_recorded_as_stopped(book, zoho, monkeypatch):
+    zoho.fail_next("GET", "/customers", status=403)
+    code, text = run("zoho_backfill", monkeypatch, link_only=True)
+    assert code == 2 and "Reading Zoho's lists failed" in text
+    stopped = SyncRun.objects.get(kind=SyncRun.Kind.LINK)
+    assert (stopped.status, stopped.exit_code) == ("stopped", 2) and stopped.finished_at
+    assert stopped.stop_reason.startswith("Reading Zoho's lists failed") and stopped.api_calls == 1
 
 
 def test_migration_0014_carries_the_logs_holds_over_to_the_records(zoho):

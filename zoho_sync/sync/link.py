@@ -10,6 +10,7 @@ a person, listing the candidates, in the record's `link_hold`), and the engine n
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -23,13 +24,21 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from zoho_sync.client.budget import Priority
-from zoho_sync.models import ErrorKind, SyncLog, SyncStatus
+from zoho_sync.client.errors import ZohoError
+from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncStatus
 from zoho_sync.sync import payloads
 from zoho_sync.sync.claims import free_filter
 from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
 from zoho_sync.sync.link_report import EntityLinks, Item, LinkReport
 from zoho_sync.sync.pull import current_fingerprint
 from zoho_sync.sync.specs import CUSTOMER, EntitySpec
+from zoho_sync.sync_runs import (
+    budget_stats_since,
+    sync_run_finish,
+    sync_run_finish_link,
+    sync_run_heartbeat,
+    sync_run_start,
+)
 
 logger = logging.getLogger(__name__)
 AMBIGUOUS = "Ambiguous link:"  # how a held record's error and sync-log message begin
@@ -101,10 +110,12 @@ class Linker:
     def run(self) -> LinkReport:
         stats = self.client.budget.stats
         before = stats.calls
-        with self.client.priority(Priority.BULK):  # the backfill's share of the budget; the daily reserve kept
-            for spec in self.specs:
-                self.report.entities[spec.name] = self._entity(spec)
-        self.report.calls = stats.calls - before
+        try:
+            with self.client.priority(Priority.BULK):  # the backfill's share of the budget; the daily reserve kept
+                for spec in self.specs:
+                    self.report.entities[spec.name] = self._entity(spec)
+        finally:  # a run stopped by an unreadable list is recorded with the calls it made
+            self.report.calls = stats.calls - before
         return self.report
 
     # --- reading and matching ---------------------------------------------------------------------------------
@@ -372,11 +383,30 @@ def _log(spec: EntitySpec, item: Item, status: str, message: str, run_id: str, *
 
 def link_existing(*, specs: tuple[EntitySpec, ...], dry_run: bool = False, since: datetime | None = None,
                   settle: dict[tuple[str, str], str] | None = None, client=None) -> LinkReport:
-    """Link our records that never reached Zoho with the records Zoho already holds; see the module's note.
+    """Link our records that never reached Zoho with the records Zoho already holds; see the module's note. A run
+    that writes (not a dry run) is recorded as a SyncRun of kind "link", like a backfill.
 
-    Raises the client's ZohoError when a list cannot be read (nothing after it is linked); rerunning is safe."""
+    Raises the client's ZohoError when a list cannot be read (nothing after it is linked; the run is recorded as
+    stopped); rerunning is safe."""
     if client is None:
         from zoho_sync.zoho import get_zoho_client
 
         client = get_zoho_client()
-    return Linker(specs=specs, client=client, dry_run=dry_run, since=since, settle=settle).run()
+    linker = Linker(specs=specs, client=client, dry_run=dry_run, since=since, settle=settle)
+    if dry_run:
+        return linker.run()
+    run = sync_run_start(run_id=linker.report.run_id, kind=SyncRun.Kind.LINK, entities=[s.name for s in specs],
+                         since=since)
+    before = dataclasses.replace(client.budget.stats)
+    try:
+        with sync_run_heartbeat(run):
+            report = linker.run()
+    except ZohoError as error:
+        sync_run_finish_link(run, linker.report, stats=budget_stats_since(client, before),
+                             stopped=f"Reading Zoho's lists failed: {error}")
+        raise
+    except BaseException as error:
+        sync_run_finish(run, None, error=error)
+        raise
+    sync_run_finish_link(run, report, stats=budget_stats_since(client, before))
+    return report

@@ -49,6 +49,21 @@ class LinkReport:
         return [item for e in self.entities.values() for item in e.ambiguous]
 
     @property
+    def records(self) -> int:
+        """Our records the run examined (those without a Zoho id, in scope)."""
+        return sum(len(e.linked) + len(e.ambiguous) + len(e.missing) + len(e.left) for e in self.entities.values())
+
+    def run_counts(self) -> dict[str, dict[str, int]]:
+        """Per entity, what the run found and did, for its SyncRun (zero counts left out, as a backfill's are)."""
+        counts = {}
+        for name, e in self.entities.items():
+            row = {"in_zoho": e.zoho, "linked_by_key": e.by("key"), "linked_by_email": e.by("email"),
+                   "settled": e.by("settled"), "already": e.already, "needs_person": len(e.ambiguous),
+                   "not_in_zoho": len(e.missing), "left": len(e.left)}
+            counts[name] = {key: n for key, n in row.items() if n}
+        return counts
+
+    @property
     def settled(self) -> bool:
         """Nothing is left for a person to settle: exit code 0."""
         return not self.ambiguous
