@@ -299,6 +299,8 @@ class TestPagingAndBudget:
             client.get("/customers")
             client.get("/customers")
         assert slept == pytest.approx([1.0, 1.0]), "bulk runs at half the budget: one call every 2 s"
+        stats = client.budget.stats
+        assert (stats.waits, stats.wait_seconds) == (1, pytest.approx(2.0)), "one wait of 2 s, counted once"
         client.get("/customers", priority=Priority.HIGH)
         assert slept[2:] == pytest.approx([1.0]), "the trigger takes the free slot between two bulk calls"
         with client.priority(Priority.BULK):

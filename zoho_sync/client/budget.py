@@ -284,6 +284,7 @@ class RateBudget:
         """Wait for a call's turn and a concurrency slot, reserved together; return the holder id for release()."""
         holder, started = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}", self.clock()
         kept, self._local.kept = getattr(self._local, "kept", ""), ""
+        waited = 0.0  # seconds already waited for a turn without holding one (a BULK caller's turn far ahead)
 
         def change(state: BudgetState):
             now = self.clock()
@@ -298,14 +299,15 @@ class RateBudget:
             if not decision.busy:
                 break
             if decision.retry_in:  # a backfill's turn is more than one turn away: wait for it, holding nothing
-                self._wait(decision.retry_in, f"rate budget ({priority.name.lower()} priority)")
+                waited += decision.retry_in
+                self.sleep(decision.retry_in)
                 continue
             self.stats.slot_waits += 1
             if self.clock() - started > max_wait:
                 raise ZohoRateLimitError(f"No free concurrency slot within {max_wait:.0f} s.", retry_after=1.0)
             self.sleep(0.05)
         try:
-            self._wait(decision.wait, f"rate budget ({priority.name.lower()} priority)")
+            self._wait(decision.wait, f"rate budget ({priority.name.lower()} priority)", already=waited)
         except BaseException:
             self.release(holder)  # interrupted before the call: give the slot back
             raise
@@ -349,11 +351,13 @@ class RateBudget:
     def snapshot(self) -> BudgetState:
         return self.backend.update(self.key, lambda s: (s, replace(s, slots=dict(s.slots))))
 
-    def _wait(self, seconds: float, what: str) -> None:
-        if seconds <= 0:
+    def _wait(self, seconds: float, what: str, *, already: float = 0.0) -> None:
+        """Sleep `seconds` more; the call's wait (counted once) includes the `already` waited for the same call."""
+        if seconds + already <= 0:
             return
         self.stats.waits += 1
-        self.stats.wait_seconds += seconds
-        if seconds >= 1:
-            logger.info("Waiting %.1f s for the Zoho %s", seconds, what)
-        self.sleep(seconds)
+        self.stats.wait_seconds += seconds + already
+        if seconds + already >= 1:
+            logger.info("Waiting %.1f s for the Zoho %s", seconds + already, what)
+        if seconds > 0:
+            self.sleep(seconds)
