@@ -57,10 +57,10 @@ VALUES ('Scale plan', 'SCALE-1', '', 10, 1, 'months', true, '9030', now(), now()
 
 INSERT INTO zoho_sync_customerservice (customer_id, package_id, status, quantity, activated_at, created_at,
     updated_at, zoho_id, sync_status, sync_version, last_sync_error, last_error_kind, sync_attempts,
-    sync_fingerprint, claimed_by)
+    sync_fingerprint, claimed_by, zoho_child_invoice_id)
 SELECT c.id, p.id, 'active', 1, now() - interval '300 days', now(), now(),
     CASE WHEN c.zoho_id IS NOT NULL THEN 'SUB' || c.id END,
-    CASE WHEN c.zoho_id IS NOT NULL THEN 'synced' ELSE 'blocked' END, 1, '', '', 0, '', ''
+    CASE WHEN c.zoho_id IS NOT NULL THEN 'synced' ELSE 'blocked' END, 1, '', '', 0, '', '', ''
 FROM zoho_sync_customer c CROSS JOIN zoho_sync_servicepackage p WHERE c.id % 10 = 0;
 
 INSERT INTO zoho_sync_synclog (entity, object_pk, object_repr, zoho_entity, zoho_id, direction, action, status,
@@ -75,10 +75,10 @@ FROM generate_series(1, {logs}) AS n;
 BILLING = """
 INSERT INTO zoho_sync_customerservice (customer_id, package_id, status, quantity, activated_at, created_at,
     updated_at, zoho_id, sync_status, sync_version, last_sync_error, last_error_kind, sync_attempts,
-    sync_fingerprint, claimed_by)
+    sync_fingerprint, claimed_by, zoho_child_invoice_id)
 SELECT c.id, p.id, 'active', 1, now() - interval '30 days', now(), now(), NULL, 'blocked', 1,
     'Blocked until a person fixes its customer: ' || c.account_number || ' Email address is not valid.',
-    'dependency', 0, '', ''
+    'dependency', 0, '', '', ''
 FROM zoho_sync_customer c CROSS JOIN zoho_sync_servicepackage p WHERE c.sync_status = 'failed' AND c.id % 1000 = 995;
 
 INSERT INTO zoho_sync_invoice (invoice_number, customer_id, service_id, kind, origin, status, issued_on, due_on,
@@ -105,7 +105,7 @@ FROM zoho_sync_invoice i CROSS JOIN zoho_sync_servicepackage p;
 
 INSERT INTO zoho_sync_payment (reference, customer_id, invoice_id, amount, currency_code, method, status, paid_at,
     notes, created_at, updated_at, zoho_id, sync_status, sync_version, last_synced_at, last_sync_error,
-    last_error_kind, sync_attempts, sync_fingerprint, claimed_by)
+    last_error_kind, sync_attempts, sync_fingerprint, claimed_by, origin, refunded_amount)
 SELECT 'PAY-SCALE-' || lpad(i.customer_id::text, 8, '0'), i.customer_id, i.id, i.total, 'USD', 'banktransfer',
     CASE WHEN i.zoho_id IS NOT NULL THEN 'completed' ELSE 'pending' END,
     CASE WHEN i.zoho_id IS NOT NULL THEN i.issued_on + interval '3 days' END, '', i.created_at, i.created_at,
@@ -113,7 +113,7 @@ SELECT 'PAY-SCALE-' || lpad(i.customer_id::text, 8, '0'), i.customer_id, i.id, i
     CASE WHEN i.zoho_id IS NOT NULL THEN 'synced' ELSE 'blocked' END, 1,
     CASE WHEN i.zoho_id IS NOT NULL THEN now() END,
     CASE WHEN i.zoho_id IS NULL THEN 'Blocked: its invoice is blocked itself (' || i.invoice_number || ')' ELSE '' END,
-    CASE WHEN i.zoho_id IS NULL THEN 'dependency' ELSE '' END, 0, '', ''
+    CASE WHEN i.zoho_id IS NULL THEN 'dependency' ELSE '' END, 0, '', '', 'local', 0
 FROM zoho_sync_invoice i
 WHERE (i.customer_id % 40 = 0 AND i.zoho_id IS NOT NULL) OR (i.zoho_id IS NULL AND i.customer_id % 1000 = 995);
 """

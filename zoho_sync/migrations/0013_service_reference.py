@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='customerservice',
             name='reference',
-            field=models.CharField(blank=True, help_text="The business's own reference for the service (how an import finds it again); unique when given.", max_length=64),
+            field=models.CharField(blank=True, db_default="", default="", help_text="The business's own reference for the service (how an import finds it again); unique when given.", max_length=64),
         ),
         migrations.AddConstraint(
             model_name='customerservice',

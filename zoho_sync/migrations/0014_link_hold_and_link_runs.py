@@ -42,27 +42,27 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='customer',
             name='link_hold',
-            field=models.TextField(blank=True, help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
+            field=models.TextField(blank=True, db_default='', default='', help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
         ),
         migrations.AddField(
             model_name='customerservice',
             name='link_hold',
-            field=models.TextField(blank=True, help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
+            field=models.TextField(blank=True, db_default='', default='', help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
         ),
         migrations.AddField(
             model_name='invoice',
             name='link_hold',
-            field=models.TextField(blank=True, help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
+            field=models.TextField(blank=True, db_default='', default='', help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
         ),
         migrations.AddField(
             model_name='payment',
             name='link_hold',
-            field=models.TextField(blank=True, help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
+            field=models.TextField(blank=True, db_default='', default='', help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
         ),
         migrations.AddField(
             model_name='servicepackage',
             name='link_hold',
-            field=models.TextField(blank=True, help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
+            field=models.TextField(blank=True, db_default='', default='', help_text='Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or =new) clears it; a local change does not.'),
         ),
         migrations.AlterField(
             model_name='syncrun',

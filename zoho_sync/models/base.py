@@ -138,10 +138,12 @@ class ZohoSyncedModel(models.Model):
         null=True, blank=True, help_text="Zoho's modified time of the state last pulled from Zoho: an older one "
         "(a late or replayed event) never overwrites it."
     )
+    # db_default as well: rows written by SQL that does not name the column (bulk loads, the benches) stay valid.
     link_hold = models.TextField(
-        blank=True, help_text="Set by `zoho_backfill --link-only` when several Zoho records may be this one (the "
-        "candidates and how to settle it): never created in Zoho while set. Only linking or settling it "
-        "(--settle ...=ZOHO_ID or =new) clears it; a local change does not."
+        blank=True, default="", db_default="",
+        help_text="Set by `zoho_backfill --link-only` when several Zoho records may be this one (the candidates and "
+        "how to settle it): never created in Zoho while set. Only linking or settling it (--settle ...=ZOHO_ID or "
+        "=new) clears it; a local change does not.",
     )
 
     class Meta:

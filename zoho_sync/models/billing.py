@@ -138,8 +138,8 @@ class CustomerService(ZohoSyncedModel):
     package = models.ForeignKey(ServicePackage, on_delete=models.PROTECT, related_name="services")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     reference = models.CharField(
-        max_length=64, blank=True, help_text="The business's own reference for the service (how an import finds it "
-        "again); unique when given.")
+        max_length=64, blank=True, default="", db_default="",
+        help_text="The business's own reference for the service (how an import finds it again); unique when given.")
     quantity = models.PositiveIntegerField(default=1)
     activated_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
