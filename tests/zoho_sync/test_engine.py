@@ -395,6 +395,8 @@ def test_a_backfill_leaves_a_record_to_its_queued_trigger_while_a_cluster_runs(z
     waiting_for_trigger, plain = make_customer(), make_customer()
     Customer.objects.filter(pk=waiting_for_trigger.pk).update(push_queued_at=timezone.now())
     beat_cluster()
+    dry_run = plan_backfill(specs=specs.specs_for("customers")).as_text()
+    assert "1 of them have their triggered push queued: the running cluster sends those first" in dry_run
 
     report = backfill(entity="customers")
     assert report.done == 1
@@ -414,6 +416,7 @@ def test_a_backfill_pushes_a_triggered_record_no_cluster_will_push(zoho, why):
     else:
         beat_cluster(seconds_ago=3600)
 
+    assert "triggered push queued" not in plan_backfill(specs=specs.specs_for("customers")).as_text()
     assert backfill(entity="customers").done == 1
     assert Customer.objects.get(pk=customer.pk).sync_status == SyncStatus.SYNCED
 

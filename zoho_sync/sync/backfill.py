@@ -237,14 +237,11 @@ class BackfillRun:
                                    self.max_batch)
 
     def _claimable(self, spec: EntitySpec):
-        """What this run may claim. While a cluster runs, a record whose triggered push is queued is left to that
-        push: it goes ahead of the backfill in the rate budget, and claimed here it would wait for its turn in the
-        batch. With no cluster to run it (or once it is a minute overdue), the run pushes it itself."""
-        from monitoring.heartbeat import cluster_alive
-
-        if not cluster_alive():
-            return self.base(spec)
-        return self.base(spec).exclude(claims.trigger_queued(timezone.now()))
+        """What this run may claim: while a cluster runs, not a record whose triggered push is queued (the trigger
+        goes first; claims.left_to_triggers). Once that push is a minute overdue, or with no cluster, the run
+        pushes it itself."""
+        left = claims.left_to_triggers(timezone.now())
+        return self.base(spec) if left is None else self.base(spec).exclude(left)
 
     def _pushed_too_often(self, spec: EntitySpec, obj) -> bool:
         """A safety net: every outcome leaves a record not due until its retry time, a change or a wake-up, so a

@@ -59,6 +59,15 @@ def trigger_queued(now: datetime) -> Q:
     return Q(push_queued_at__isnull=False, push_queued_at__gte=since)
 
 
+def left_to_triggers(now: datetime) -> Q | None:
+    """What a batch run leaves to the records' queued triggered pushes now (they go ahead of it in the rate
+    budget; claimed by the batch they would wait for their turn in it), or None when no cluster beats to run them.
+    The backfill and its dry run both ask here."""
+    from monitoring.heartbeat import cluster_alive
+
+    return trigger_queued(now) if cluster_alive() else None
+
+
 def claim(queryset: QuerySet, *, claimer: str, limit: int, now: datetime | None = None) -> list[int]:
     """Claim up to `limit` due rows of the queryset; return the primary keys this claimer now holds."""
     now = now or timezone.now()

@@ -36,6 +36,7 @@ class EntityPlan:
     samples: list[dict] = field(default_factory=list)
     first_bills: list[tuple[str, str]] = field(default_factory=list)  # (record, date) for subscriptions
     in_the_past: int = 0
+    to_triggers: int = 0  # due, but left to their queued triggered pushes (a cluster runs them first)
 
 
 @dataclass
@@ -82,6 +83,9 @@ class BackfillPlan:
                 out.append(f"    invalid: {line}")
             for bill in e.first_bills[: 5 if verbosity < 2 else None]:
                 out.append(f"    Zoho will invoice {bill[0]} next on {bill[1]}")
+            if e.to_triggers:
+                out.append(f"    {e.to_triggers} of them have their triggered push queued: the running cluster "
+                           "sends those first, and the backfill leaves them to it")
             if e.in_the_past:
                 out.append(f"    {e.in_the_past} start before today: their last local period ended earlier, and "
                            "Zoho will not bill the days in between (no back-dated invoices)")
@@ -122,6 +126,8 @@ def plan_backfill(*, specs: tuple[EntitySpec, ...], since: datetime | None = Non
         due = claims.due_filter(timezone.now())
         if (landed := Engine.landed_filter(spec)) is not None:
             due |= landed & claims.free_filter(timezone.now())  # a backfill wakes these first (wake_landed)
+        if (left := claims.left_to_triggers(timezone.now())) is not None:
+            plan.to_triggers = base.filter(due).filter(left).count()
         for obj in spec.prepare(base.filter(due)).iterator(chunk_size=2000):
             if reason := spec.skip_reason(obj):
                 plan.skipped[reason] += 1
