@@ -135,6 +135,7 @@ def test_a_dead_worker_stops_the_run_loudly_and_the_next_run_finishes_exactly_on
 
     assert proc.returncode == 2, output
     assert "Worker" in output and "of 3 ended unexpectedly (exit code -9)" in output, output
+    assert "daily quota" not in output.lower() and "The run stopped before the end" in output, output
     run_to_completion(env, expected)
     assert_local_state(expected)
     assert_one_zoho_object_per_record(crash_zoho)
@@ -190,3 +191,21 @@ def test_a_backfill_inside_a_transaction_stays_in_one_process(zoho_settings, zoh
     customer = make_customer()
     report = services.sync_pending(workers=3, retry_window=0)
     assert report.entities["customer"].last == {customer.pk: "created"}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_refused_oauth_client_is_a_configuration_error_whatever_the_workers(shared_zoho, workers):
+    """Zoho's token endpoint refusing the client (invalid_client) is the deployment's fault, not a quota stop:
+    worker processes report it as one process does (exit 1, the message, no traceback), and nothing is pushed."""
+    seed(6)
+    env = {**crash_env(shared_zoho), "ZOHO_CLIENT_SECRET": "not-the-secret"}
+    done = manage(env, "zoho_backfill", "--workers", workers)
+    output = done.stdout + done.stderr
+
+    assert done.returncode == 1, output
+    assert "Zoho refused the OAuth client (invalid_client): check ZOHO_CLIENT_ID and ZOHO_CLIENT_SECRET" in output
+    assert "Traceback" not in output, output
+    assert "daily quota" not in output.lower(), output
+    assert "not-the-secret" not in output
+    assert not shared_zoho.records("customers")
+    assert not SyncLog.objects.exists(), "no record was attempted: the run stopped before any push"

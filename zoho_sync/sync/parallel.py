@@ -9,7 +9,9 @@ worker is still pushing. Every record's result comes back here, where the one re
 kept; so the summary, the exit code and the state table read as for one process.
 
 A worker that dies (SIGKILL, out of memory) ends the run as stopped, so the command exits 2; its claims are taken
-back at once (its process is gone) and the next run pushes what it held; the others go on. Workers stop by
+back at once (its process is gone) and the next run pushes what it held; the others go on. A configuration error in
+a worker (Zoho refusing the OAuth client, a missing setting) is the deployment's, the same for every worker: it is
+raised here, as one process raises it, so the command says the same (exit 1, no traceback). Workers stop by
 themselves when this process dies (their pipe breaks). Each worker takes an even share of `limit`.
 """
 
@@ -20,6 +22,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +32,7 @@ from django.db import connections
 from django.utils import timezone
 
 from zoho_sync.client.budget import BudgetStats
+from zoho_sync.conf import ZohoConfigurationError
 from zoho_sync.sync import claims
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, Progress, SyncReport
 from zoho_sync.sync.specs import BY_NAME, EntitySpec
@@ -67,6 +71,7 @@ class ParallelBackfill:
         self.report = SyncReport(run_id=self.run_id, started=timezone.now())
         self.stats = BudgetStats()  # the workers' budget figures, added up
         self.processes: list = []
+        self.configuration_error: ZohoConfigurationError | None = None  # a worker's, raised by run()
 
     def run(self) -> SyncReport:
         started = time.monotonic()
@@ -101,6 +106,8 @@ class ParallelBackfill:
             for spec in self.specs:
                 claims.reclaim_dead(spec)  # a worker that died left claims: due again at once
             self.report.seconds = time.monotonic() - started
+        if self.configuration_error is not None:
+            raise self.configuration_error  # what one process raises: the settings, not this run, are wrong
         return self.report
 
     def _work_options(self, limit: int | None) -> dict:
@@ -151,7 +158,9 @@ class ParallelBackfill:
             self.report.calls += end.get("calls", 0)
             self.stats.rate_limited += end.get("rate_limited", 0)
             self.stats.wait_seconds += end.get("wait_seconds", 0.0)
-            if "died" in end:
+            if "configuration" in end:
+                self.configuration_error = self.configuration_error or end["configuration"]
+            elif "died" in end:
                 stops.append(f"Worker {index + 1} of {self.workers} ended unexpectedly (exit code {end['died']}); "
                              "what it held is due again: run the backfill again.")
             elif end.get("error"):
@@ -219,6 +228,10 @@ def _work(index: int, conn, others: list, options: dict, barrier_timeout: float)
         if client is not None:
             client.budget.flush_usage()
         os._exit(0)  # quietly: the run gave its claims back as it stopped
+    except ZohoConfigurationError as error:  # the settings: the main process raises it as one process would
+        if client is not None:
+            client.budget.flush_usage()
+        end = {"configuration": _portable(error)}
     except BaseException as error:  # reported to the main process, which says so in the summary
         logger.exception("Backfill worker %d failed", index + 1)
         end = {"error": f"{type(error).__name__}: {error}"}
@@ -227,3 +240,12 @@ def _work(index: int, conn, others: list, options: dict, barrier_timeout: float)
     with contextlib.suppress(OSError):
         conn.send(("end", end))
     conn.close()
+
+
+def _portable(error: ZohoConfigurationError) -> ZohoConfigurationError:
+    """The error itself when it crosses the pipe intact (its class and message), else one with its message."""
+    try:
+        copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object, round-tripped in this process
+    except Exception:  # an attribute that does not pickle: the message is what the command prints
+        return ZohoConfigurationError(str(error))
+    return copy if str(copy) == str(error) else ZohoConfigurationError(str(error))

@@ -87,6 +87,14 @@ def unsettled_sentence(report: SyncReport) -> str:
     return "Not everything in scope is in Zoho: " + ", ".join(parts) + "." if parts else ""
 
 
+def stopped_sentence(report: SyncReport) -> str:
+    """Why the run ended early, in one sentence: the quota only when the quota stopped it (it then says when the
+    run can go on); a worker that died or failed is said as such, above, in the summary."""
+    if not report.stopped:
+        return ""
+    return "The daily quota stopped the run." if report.resume_at else "The run stopped before the end (see above)."
+
+
 def finish(command, report: SyncReport, *, advice: str) -> None:
     """Print the closing line and leave with the documented exit code (a report, not an exception, for callers
     from code)."""
@@ -95,8 +103,7 @@ def finish(command, report: SyncReport, *, advice: str) -> None:
             "Nothing in scope is failed, waiting or blocked: every record is in Zoho, skipped by design, or "
             "pending its push."))
         return
-    message = " ".join(filter(None, (report.stopped and "The daily quota stopped the run.",
-                                     unsettled_sentence(report), advice)))
+    message = " ".join(filter(None, (stopped_sentence(report), unsettled_sentence(report), advice)))
     if command._called_from_command_line:
         raise CommandError(message, returncode=2)
     command.stderr.write(message)
