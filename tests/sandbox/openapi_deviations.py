@@ -108,6 +108,11 @@ DEVIATIONS: tuple[Deviation, ...] = (
                        "it out of the payment object; the sandbox sends it, because a refund changes a payment and "
                        "the two-way sync's stale-write guard compares modified times.")
       for name in ("created_time", "updated_time")),
+    *(Deviation(("PUT /payments/{payment_id}",), "add_property", location="payment", name=name,
+                schema={"type": "string"},
+                reason=f"The update answer is the same payment object as a create's, `{name}` included (see the "
+                       "row above): an update changes the payment's modified time.")
+      for name in ("created_time", "updated_time")),
     *(Deviation(("GET /payments",), "add_property", location="payments[]", name=name, schema={"type": "string"},
                 reason=f"List items carry `{name}` too, so reconciliation finds changed payments (§12.6, §12.7).")
       for name in ("created_time", "updated_time")),

@@ -75,6 +75,12 @@ def test_request_bodies_used_by_these_tests_fit_the_documents(openapi_docs: Open
     openapi_docs.assert_request("POST", "/payments", {
         "customer_id": "903000000000002", "payment_mode": "cash", "amount": 30, "date": "2025-01-01",
         "reference_number": "pay-1", "invoices": [{"invoice_id": "903000000000009", "amount_applied": 30}]})
+    openapi_docs.assert_request("PUT", "/payments/903000000000010", {
+        "customer_id": "903000000000002", "payment_mode": "cash", "amount": 25, "date": "2025-01-02",
+        "reference_number": "pay-1", "description": "", "invoices": [
+            {"invoice_id": "903000000000009", "amount_applied": 25}]})
+    assert openapi_docs.request_errors("PUT", "/payments/903000000000010", {
+        "customer_id": "903000000000002", "payment_mode": "cash", "amount": 25, "notes": "typo"})
 
 
 def test_customers(openapi_docs: OpenAPIDocs, api: Api) -> None:
@@ -165,6 +171,15 @@ def test_payments(openapi_docs: OpenAPIDocs, api: Api) -> None:
     check(openapi_docs, api.get(f"/payments/{payment['payment_id']}"), "GET", "/payments/{payment_id}", 200)
     check(openapi_docs, api.get("/payments/903999999999999"), "GET", "/payments/{payment_id}", 404)
     check(openapi_docs, api.get("/payments", params={"customer_id": customer["customer_id"]}), "GET", "/payments", 200)
+    path, update = "/payments/{payment_id}", {**body, "amount": 40, "description": "Corrected",
+                                              "invoices": [{"invoice_id": invoice["invoice_id"], "amount_applied": 40}]}
+    openapi_docs.assert_request("PUT", path, update)
+    updated = check(openapi_docs, api.put(f"/payments/{payment['payment_id']}", update), "PUT", path, 200)["payment"]
+    assert (updated["amount"], updated["description"]) == (40, "Corrected")
+    over = {**update, "invoices": [{"invoice_id": invoice["invoice_id"], "amount_applied": 50.01}]}
+    check(openapi_docs, api.put(f"/payments/{payment['payment_id']}", over), "PUT", path, 400)
+    check(openapi_docs, api.put(f"/payments/{payment['payment_id']}", {**update, "invoices": None}), "PUT", path, 400)
+    check(openapi_docs, api.put("/payments/903999999999999", update), "PUT", path, 404)
 
 
 def test_events_and_organizations(openapi_docs: OpenAPIDocs, api: Api) -> None:

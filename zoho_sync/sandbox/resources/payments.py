@@ -1,10 +1,13 @@
-"""Payments recorded against invoices: create, get, the list Zoho's documents omit (§3.8, §12.7), and the
+"""Payments recorded against invoices: create, get, update, the list Zoho's documents omit (§3.8, §12.7), and the
 Zoho-side declines and refunds.
 
 `sum(amount_applied) > amount`, or an `amount_applied` above an invoice's balance, is PAYMENT_OVER_APPLIED;
 applied amounts move the invoices' `payment_made`, `balance` and `status`; the rest becomes the customer's
-`unused_credits`. A declined charge is stored with status `failure` (payments.yml: "success or failure") and
-applies nothing. A refund is taken from the unapplied part first, then from the invoices, last one first.
+`unused_credits`. An update (PUT, payments.yml "Update a payment") is checked as a create and re-applies the
+payment: its old applications are reversed and the new ones made, each invoice's balance counting what this
+payment had applied there; an over-application is PAYMENT_OVER_APPLIED and changes nothing. A declined charge
+is stored with status `failure` (payments.yml: "success or failure") and applies nothing. A refund is taken
+from the unapplied part first, then from the invoices, last one first.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ LIST_FIELDS = ("payment_id", "payment_mode", "amount", "amount_refunded", "date"
 GATEWAY = "test_gateway"  # subscription.yml's list of gateways names a test gateway
 
 
-def _applications(store: Store, customer_id: str, raw: Any) -> list[tuple[dict[str, Any], Decimal]]:
+def _applications(store: Store, customer_id: str, raw: Any, *, returned: dict[str, Decimal] | None = None
+                  ) -> list[tuple[dict[str, Any], Decimal]]:
+    """The invoices a body applies the payment to, each amount checked against the invoice's balance plus what
+    `returned` gives back to it (an update: what this payment applied there before)."""
+    returned = returned or {}
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -46,7 +53,7 @@ def _applications(store: Store, customer_id: str, raw: Any) -> list[tuple[dict[s
     result = []
     for invoice_id, amount in wanted.items():
         invoice = store.tables["invoices"][invoice_id]
-        if amount > v.dec(invoice["balance"]):
+        if amount > v.dec(invoice["balance"]) + returned.get(invoice_id, Decimal(0)):
             raise ApiError(codes.PAYMENT_OVER_APPLIED)
         result.append((invoice, amount))
     return result
@@ -79,6 +86,52 @@ def create_payment(store: Store, body: Any, *, record_id: str | None = None, emi
     if emit:
         store.emit("payment_thankyou", "payment", detail(record))
     return record
+
+
+def update_payment(store: Store, rec: dict[str, Any], body: Any) -> dict[str, Any]:
+    """Change a payment as PUT /payments/{payment_id} does: the create's fields and checks, `invoices` required
+    (payments.yml's update request); a text field left out keeps its value. Every check runs before anything
+    moves, so a refused update (an over-application, an unknown invoice) leaves the payment, its invoices and
+    the customer as they were. Zoho documents no event for an edited payment (events.yml): none is emitted."""
+    body = v.body_object(body)
+    if rec["status"] != "success" or v.dec(rec["amount_refunded"]) > 0:
+        raise not_allowed(f"the payment is {rec['status']}" if rec["status"] != "success"
+                          else "the payment has refunds")
+    customer = store.get("customers", v.text(body, "customer_id", required=True) or "")
+    if customer is None or customer["customer_id"] != rec["customer_id"]:
+        raise invalid("customer_id")
+    mode = v.text(body, "payment_mode", required=True)
+    if mode not in MODES:
+        raise invalid("payment_mode")
+    amount = v.number(body.get("amount"), "amount", positive=True)
+    on = v.day(body["date"], "date").isoformat() if body.get("date") is not None else rec["date"]
+    bank_charges = v.number(body.get("bank_charges", rec["bank_charges"]), "bank_charges")
+    if body.get("invoices") is None:
+        raise invalid("invoices")
+    held: dict[str, Decimal] = {}
+    for entry in rec["invoices"]:
+        held[entry["invoice_id"]] = held.get(entry["invoice_id"], Decimal(0)) + v.dec(entry["amount_applied"])
+    applications = _applications(store, customer["customer_id"], body["invoices"], returned=held)
+    applied = sum((a for _, a in applications), Decimal(0))
+    if applied > amount:
+        raise ApiError(codes.PAYMENT_OVER_APPLIED)
+    held_total = sum(held.values(), Decimal(0))
+    for invoice_id, share in held.items():  # the old application goes back...
+        invoice = store.get("invoices", invoice_id)
+        if share > 0 and invoice is not None:
+            invoices.revert_payment(store, invoice, share)
+    entries = []
+    for invoice, share in applications:  # ...and the new one is made
+        if share > 0:
+            invoices.apply_payment(store, invoice, share, on)
+        entries.append(_entry(invoice, share))
+    adjust(store, customer["customer_id"], outstanding=held_total - applied,
+           credits=(amount - applied) - (v.dec(rec["amount"]) - held_total))
+    rec.update(payment_mode=mode, amount=v.money_out(amount), date=on, bank_charges=v.money_out(bank_charges),
+               invoices=entries, **{name: v.text(body, name) or "" for name in ("reference_number", "description")
+                                    if name in body})  # left out: kept as it is
+    store.stamp(rec, "updated_time")
+    return rec
 
 
 def _entry(invoice: dict[str, Any], share: Decimal) -> dict[str, Any]:
@@ -166,6 +219,11 @@ def _create(store: Store, call: Call) -> Reply:
     return 201, {"code": 0, "message": "The payment has been created.", "payment": detail(rec)}
 
 
+def _update(store: Store, call: Call) -> Reply:
+    rec = update_payment(store, store.require("payments", call.params["payment_id"], "Payment"), call.body)
+    return 200, {"code": 0, "message": "The payment details have been updated.", "payment": detail(rec)}
+
+
 def _list(store: Store, call: Call) -> Reply:
     q = call.query
     rows = [r for r in store.all("payments") if not q.get("customer_id") or r["customer_id"] == q["customer_id"]]
@@ -183,3 +241,4 @@ def register(router: Router) -> None:
     router.add("POST", "/payments", _create, 201)
     router.add("GET", "/payments", _list)
     router.add("GET", "/payments/{payment_id}", _get)
+    router.add("PUT", "/payments/{payment_id}", _update)
