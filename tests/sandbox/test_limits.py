@@ -83,3 +83,30 @@ def test_limits_are_per_organization_and_skip_the_admin_prefix(api: Api, zoho_sa
         assert requests.get(f"{zoho_sandbox.url}/__sandbox__/state", timeout=5).status_code == 200
     assert api.get("/customers").status_code == 429
     assert zoho_sandbox.state()["limits"][zoho_sandbox.config.organization_id]["locked_for"] == 60
+
+
+def test_per_minute_limit_is_a_sliding_window_across_clock_minutes(api: Api, zoho_sandbox: ZohoSandbox) -> None:
+    """Strict as Zoho may be: any 60 s counts, not clock minutes (a fixed window would admit the third call)."""
+    zoho_sandbox.configure(per_minute=2)
+    zoho_sandbox.set_time(datetime(2025, 3, 10, 12, 0, 50, tzinfo=UTC).timestamp())
+    assert api.get("/customers").status_code == 200  # 12:00:50
+    zoho_sandbox.advance(20)
+    assert api.get("/customers").status_code == 200  # 12:01:10, the next clock minute
+    zoho_sandbox.advance(30)
+    over = api.get("/customers")  # 12:01:40: two calls in the 60 s before it
+    assert (over.status_code, over.json()["code"]) == (429, codes.RATE_LIMIT_PER_MINUTE.code)
+
+
+def test_requests_refused_for_their_token_count_when_configured(api: Api, zoho_sandbox: ZohoSandbox) -> None:
+    zoho_sandbox.configure(per_minute=2)
+    expired = api.headers(Authorization="Zoho-oauthtoken 1000.expired")
+    assert api.get("/customers", headers=expired).status_code == 401
+    assert [api.get("/customers").status_code for _ in range(2)] == [200, 200], "by default a 401 counts for nothing"
+    zoho_sandbox.advance(61)
+    zoho_sandbox.configure(count_unauthorized=True)
+    assert api.get("/customers", headers=expired).status_code == 401
+    assert api.get("/customers").status_code == 200
+    over = api.get("/customers")
+    assert (over.status_code, over.json()["code"]) == (429, codes.RATE_LIMIT_PER_MINUTE.code), "the 401 was counted"
+    locked = api.get("/customers", headers=expired)
+    assert (locked.status_code, locked.json()["code"]) == (429, codes.RATE_LIMIT_PER_MINUTE.code)

@@ -160,9 +160,15 @@ class SandboxApp:
         if injected:
             return injected
         auth = headers.get("Authorization", "")
-        if not auth.startswith(AUTH_SCHEME) or not self.sb.tokens.valid(auth[len(AUTH_SCHEME):].strip()):
-            return Answer.error(ApiError(codes.NOT_AUTHORIZED))
         org = headers.get(ORG_HEADER.title(), "").strip()
+        if not auth.startswith(AUTH_SCHEME) or not self.sb.tokens.valid(auth[len(AUTH_SCHEME):].strip()):
+            if self.sb.config.count_unauthorized and org == self.sb.config.organization_id:
+                try:
+                    with self.sb.limiter.admit(org):  # counted like any request (a 429 when over the limit)
+                        pass
+                except ApiError as err:
+                    return Answer.error(err)
+            return Answer.error(ApiError(codes.NOT_AUTHORIZED))
         if org != self.sb.config.organization_id:
             return Answer.error(ApiError(codes.INVALID_VALUE, field="organization_id"))
         try:

@@ -36,6 +36,9 @@ class SandboxConfig:
     daily: int = 1000
     concurrency: int = 10
     send_retry_after: bool = False
+    # Strict as Zoho may be: a request refused for its token (401) counts toward the per-minute and daily limits
+    # too (Zoho documents no exception), so a client's expired-token replays must fit its budget.
+    count_unauthorized: bool = False
     concurrency_retry_after: int = 1
     # OAuth (§2.2, §12.4).
     token_ttl: int = 3600

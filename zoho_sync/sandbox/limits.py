@@ -2,8 +2,11 @@
 
 zoho-billing-api.md §12.1-§12.2: the first request over the per-minute limit gets 429 code 44 and starts a
 lock-out (default 60 s) during which every request gets the same; the first over the daily quota gets 429
-code 45 until 00:00 UTC; the 11th concurrent request gets 429 code 1070. Refused requests count toward
-nothing. `Retry-After` is computed always and sent only when the config says so.
+code 45 until 00:00 UTC; the 11th concurrent request gets 429 code 1070. The per-minute count is a sliding
+window, the strictest reading: a request is refused when `per_minute` requests arrived in the 60 s before it,
+whatever clock minute they fell in. Refused requests count toward nothing, except, with `count_unauthorized`,
+those refused for their token (401), which Zoho may well count. `Retry-After` is computed always and sent only
+when the config says so.
 """
 
 from __future__ import annotations
