@@ -26,6 +26,7 @@ from zoho_sync.models import ZohoEvent
 from zoho_sync.queueing import task_enqueue_later
 from zoho_sync.redaction import redact_text
 from zoho_sync.sync import inbound
+from zoho_sync.sync.errors import BadZohoValue
 from zoho_sync.sync.pull import PullOutcome, RecordBusy, pull
 from zoho_sync.sync.specs import CUSTOMER_SERVICE, INVOICE, PAYMENT, EntitySpec
 
@@ -152,7 +153,9 @@ def event_apply(pk: int, *, client=None) -> str:
 def _failed(event: ZohoEvent, error: Exception, conf) -> str:
     attempts = ZohoEvent.objects.filter(pk=event.pk).values_list("attempts", flat=True).first() or 1
     text = redact_text(f"{type(error).__name__}: {error}")[:4000]
-    if attempts >= conf.max_attempts:
+    # A number Zoho sent that cannot be kept here stays wrong until someone corrects it in Zoho: retrying cannot
+    # help, so the event waits for that person at once (replayable after the fix).
+    if attempts >= conf.max_attempts or isinstance(error, BadZohoValue):
         ZohoEvent.objects.filter(pk=event.pk).update(state=ZohoEvent.State.QUARANTINED, last_error=text,
                                                      claimed_until=None, next_attempt_at=None)
         logger.error("Zoho event %s (%s) quarantined after %d attempts: %s", event.event_id, event.event_type,

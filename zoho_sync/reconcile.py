@@ -2,14 +2,20 @@
 
 Per entity: records missing in Zoho, missing here, differences in the fields we own (a conflict when the record
 has not changed here since its last push: someone changed it in Zoho) and in the fields Zoho owns (status,
-amounts, terms), with counts and money totals. `repair`: push the local truth for what we own (conflicts only when
-asked: `conflicts="local"`), pull Zoho's truth for what Zoho owns, mirror the invoices and payments Zoho made, and
-re-create what Zoho lost once a read confirms it is gone. Both directions go through the engine's own steps (the
+amounts, terms), with counts and money totals. A subscription's plan and quantity are ours too; Zoho's listing
+does not carry them, so a subscription whose listed plan name or amount (price x quantity) differs from ours is
+read (one call each) to compare them. A number Zoho sent that cannot be kept here (not finite, too large for its
+column) is reported as a bad value of that record, and the rest goes on.
+
+`repair`: push the local truth for what we own (conflicts only when asked: `conflicts="local"`), pull Zoho's truth
+for what Zoho owns, mirror the invoices and payments Zoho made, and re-create what Zoho lost once a read confirms it
+is gone; a bad value is left for a person to correct in Zoho. Both directions go through the engine's own steps (the
 push sequence, the pull step), so nothing here talks HTTP beyond reading.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Callable
@@ -24,7 +30,8 @@ from zoho_sync import inbox
 from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.models import DriftReport, SyncStatus, ZohoEvent
 from zoho_sync.sync import inbound, payloads
-from zoho_sync.sync.pull import current_fingerprint, is_in_step
+from zoho_sync.sync.errors import BadZohoValue
+from zoho_sync.sync.pull import current_fingerprint, is_in_step, zoho_label
 from zoho_sync.sync.specs import CUSTOMER, CUSTOMER_SERVICE, INVOICE, PAYMENT, SERVICE_PACKAGE, EntitySpec
 
 OURS, ZOHOS = "ours", "zoho"
@@ -32,11 +39,6 @@ OURS, ZOHOS = "ours", "zoho"
 
 def _text(value) -> str:
     return "" if value is None else str(value).strip()
-
-
-def _money(value) -> str:
-    amount = inbound.zoho_money(value)
-    return "" if amount is None else str(amount)
 
 
 def _day(value) -> str:
@@ -52,6 +54,26 @@ class Field:
     owner: str  # OURS or ZOHOS
     kind: str = "field"  # field, amount, status
     norm: Callable[[Any], str] = _text
+    column: str = ""  # a number: the local column that bounds it (read by inbound.zoho_number)
+
+    def values(self, spec: EntitySpec, obj, remote: dict) -> tuple[str, str]:
+        """(here, in Zoho) as comparable text; `zoho_key` may name a nested key ("plan.quantity")."""
+        there = _nested(remote, self.zoho_key)[1]
+        if not self.column:
+            return self.norm(self.local(obj)), self.norm(there)
+        to = inbound.column(spec.model, self.column)
+        here = inbound.zoho_number(self.local(obj), to, key=self.name)
+        return _text(here), _text(inbound.zoho_number(there, to, key=self.zoho_key))
+
+
+def _nested(record: dict, key: str) -> tuple[bool, Any]:
+    """(whether `record` has `key`, its value), for a dotted key too."""
+    found: Any = record
+    for part in key.split("."):
+        if not isinstance(found, dict) or part not in found:
+            return False, None
+        found = found[part]
+    return True, found
 
 
 INVOICE_STATUS_OF = {value: value for value in ("issued", "partially_paid", "paid", "void")}
@@ -65,15 +87,19 @@ FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     SERVICE_PACKAGE.name: (
         Field("name", lambda p: p.name, "name", OURS),
-        Field("price", lambda p: p.price, "recurring_price", OURS, "amount", _money),
+        Field("price", lambda p: p.price, "recurring_price", OURS, "amount", column="price"),
         Field("interval", lambda p: p.interval, "interval", OURS),
         Field("interval_unit", lambda p: p.interval_unit, "interval_unit", OURS),
     ),
+    CUSTOMER_SERVICE.name: (
+        Field("plan_code", lambda s: s.package.plan_code, "plan.plan_code", OURS),
+        Field("quantity", lambda s: s.quantity, "plan.quantity", OURS, column="quantity"),
+    ),
     INVOICE.name: (
-        Field("total", lambda i: i.total, "total", OURS, "amount", _money),
+        Field("total", lambda i: i.total, "total", OURS, "amount", column="total"),
     ),
     PAYMENT.name: (
-        Field("amount", lambda p: p.amount, "amount", OURS, "amount", _money),
+        Field("amount", lambda p: p.amount, "amount", OURS, "amount", column="amount"),
         Field("method", lambda p: p.method, "payment_mode", OURS),
         Field("paid_on", lambda p: p.paid_at.date() if p.paid_at else None, "date", OURS, norm=_day),
     ),
@@ -90,10 +116,26 @@ ZOHO_OWNED: dict[str, tuple[tuple[str, str], ...]] = {  # (local field, kind)
 MONEY = {INVOICE.name: ("total", "total"), PAYMENT.name: ("amount", "amount")}  # (local field, Zoho key) summed
 
 
+def _subscription_may_differ(service, listed: dict) -> bool:
+    """Zoho's subscription listing names the plan and the amount (price x quantity), not the plan code or the
+    quantity: when either differs from ours (or is not there), the record is read to compare them."""
+    if _text(listed.get("plan_name")) != _text(service.package.name):
+        return True
+    try:
+        amount = inbound.zoho_number(listed.get("amount"), key="amount")
+    except BadZohoValue:
+        return True
+    return amount is None or amount != service.package.price * service.quantity
+
+
+# Entities with fields of ours that Zoho's listing leaves out: whether a listed record needs a read to compare them.
+READ_WHEN: dict[str, Callable[[Any, dict], bool]] = {CUSTOMER_SERVICE.name: _subscription_may_differ}
+
+
 @dataclass
 class Drift:
     entity: str
-    kind: str  # missing_in_zoho, missing_locally, field, amount, status, conflict
+    kind: str  # missing_in_zoho, missing_locally, field, amount, status, conflict, bad_value
     label: str
     zoho_id: str = ""
     pk: int | None = None
@@ -173,6 +215,65 @@ def _compare_zoho_owned(spec: EntitySpec, obj, remote: dict, zoho_id: str, resul
                                       _text(there), "Zoho owns it", remote=remote))
 
 
+def _listed_label(remote: dict, zoho_id: str) -> str:
+    return str(remote.get("number") or remote.get("invoice_number") or remote.get("display_name") or
+               remote.get("reference_id") or remote.get("reference_number") or zoho_id)
+
+
+def _shown(value) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _bad_value(spec: EntitySpec, obj, remote: dict, zoho_id: str, bad: BadZohoValue) -> Drift:
+    """A record of Zoho's with a number this app cannot keep: named, with the value, for a person."""
+    label = str(spec.label(obj)) if obj is not None else _listed_label(remote, zoho_id)
+    here = ""
+    if obj is not None:
+        ours = [f.local for f in FIELDS.get(spec.name, ()) if f.zoho_key == bad.field]
+        local = MONEY.get(spec.name)
+        if ours:
+            here = _text(ours[0](obj))
+        elif local and local[1] == bad.field:
+            here = _text(getattr(obj, local[0]))
+    bad.record = bad.record or zoho_label(spec, remote)
+    return Drift(spec.name, "bad_value", label, zoho_id, obj.pk if obj is not None else None, bad.field, here,
+                 _shown(bad.value), bad.reason, remote=remote)
+
+
+def _compare_record(spec: EntitySpec, obj, remote: dict, zoho_id: str, fields: tuple[Field, ...], client,
+                    found: list[Drift]) -> None:
+    """The drift of one listed record, appended to `found` (BadZohoValue: a number of it cannot be kept here)."""
+    if obj is None:
+        found.append(Drift(spec.name, "missing_locally", _listed_label(remote, zoho_id), zoho_id,
+                           note="in Zoho only", remote=remote))
+        return
+    owned = EntityReport(spec.name)
+    _compare_zoho_owned(spec, obj, remote, zoho_id, owned)
+    found.extend(owned.drift)
+    if getattr(obj, "origin", "") == "zoho":  # made by Zoho: every field of it is Zoho's
+        return
+    compared = remote
+    unlisted = [f for f in fields if not _nested(remote, f.zoho_key)[0]]
+    may_differ = READ_WHEN.get(spec.name)
+    if unlisted and may_differ is not None and may_differ(obj, remote):
+        with contextlib.suppress(ZohoNotFoundError):  # listed, but gone by now: the next run sees it missing
+            compared = {**remote, **(client.get(f"{spec.list_path}/{zoho_id}").get(spec.zoho_entity) or {})}
+    in_step = None
+    for f in fields:
+        if not _nested(compared, f.zoho_key)[0]:
+            continue  # neither the list nor a read carries it: not compared
+        here, there = f.values(spec, obj, compared)
+        if here == there:
+            continue
+        if in_step is None:  # only for a record that differs: the fingerprint costs a payload build
+            in_step = is_in_step(obj, current_fingerprint(spec, obj))
+        kind = "conflict" if in_step else ("amount" if f.kind == "amount" else "field")
+        note = "changed in Zoho since our last push" if in_step else "changed here, not pushed yet"
+        found.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, f.name, here, there, note,
+                           remote=compared))
+
+
 def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
     result = EntityReport(spec.name)
     fields = FIELDS.get(spec.name, ())
@@ -188,33 +289,21 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
             zoho_id = str(remote[spec.id_field])
             seen.add(zoho_id)
             result.zoho += 1
-            if money:
-                result.zoho_total += inbound.zoho_money(remote.get(money[1])) or Decimal("0")
             obj = local.get(zoho_id)
-            if obj is None:
-                label = str(remote.get("number") or remote.get("invoice_number") or remote.get("display_name") or
-                            remote.get("reference_id") or remote.get("reference_number") or zoho_id)
-                result.drift.append(Drift(spec.name, "missing_locally", label, zoho_id, note="in Zoho only",
-                                          remote=remote))
-                continue
-            result.matched += 1
-            mirror = getattr(obj, "origin", "") == "zoho"  # made by Zoho: every field of it is Zoho's
-            _compare_zoho_owned(spec, obj, remote, zoho_id, result)
-            if mirror:
-                continue
-            in_step = None
-            for f in fields:
-                if f.zoho_key not in remote:
-                    continue  # the list does not carry it: not compared (no call per record)
-                here, there = f.norm(f.local(obj)), f.norm(remote.get(f.zoho_key))
-                if here == there:
-                    continue
-                if in_step is None:  # only for a record that differs: the fingerprint costs a payload build
-                    in_step = is_in_step(obj, current_fingerprint(spec, obj))
-                kind = "conflict" if in_step else ("amount" if f.kind == "amount" else "field")
-                note = "changed in Zoho since our last push" if in_step else "changed here, not pushed yet"
-                result.drift.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, f.name, here,
-                                          there, note, remote=remote))
+            if obj is not None:
+                result.matched += 1
+            found: list[Drift] = []
+            try:
+                if money:
+                    amount = inbound.zoho_number(remote.get(money[1]), inbound.column(spec.model, money[0]),
+                                                 key=money[1])
+                _compare_record(spec, obj, remote, zoho_id, fields, client, found)
+            except BadZohoValue as bad:  # this record is named and left; the others are compared and repaired
+                found = [_bad_value(spec, obj, remote, zoho_id, bad)]
+            else:
+                if money:
+                    result.zoho_total += amount or Decimal("0")
+            result.drift.extend(found)
         if not (body.get("page_context") or {}).get("has_more_page"):
             break
         page_no += 1
@@ -269,6 +358,8 @@ def _repair(report: Report, client, specs, *, conflicts: str) -> None:
             item.repaired = "pushed"
         elif item.kind == "conflict":
             item.repaired = "left for a person (--conflicts local pushes ours)"
+        elif item.kind == "bad_value":
+            item.repaired = "left: Zoho's value cannot be kept here; correct it in Zoho"
         elif (item.kind in ("status", "amount") and _owner(item) == ZOHOS) or item.kind == "missing_locally":
             key = (spec.name, item.zoho_id)
             if key not in pulled:

@@ -46,3 +46,21 @@ class Busy(SyncError):
 
     kind = "unknown"
     retryable = True
+
+
+class BadZohoValue(SyncError):
+    """Zoho sent a number this app cannot keep: not a number, not finite (NaN, Infinity), or too large or too precise
+    for its local column. The record it came in is left as it is (never a silent 0.00); a person corrects it in
+    Zoho. `record` is filled in by whoever knows which record it was (the pull step, reconciliation)."""
+
+    kind = "validation"
+
+    def __init__(self, field: str, value: object, reason: str, *, record: str = ""):
+        self.field, self.value, self.reason, self.record = field, value, reason, record
+        super().__init__(field, value, reason)
+
+    def __str__(self) -> str:
+        shown = repr(self.value)
+        shown = shown if len(shown) <= 60 else f"{shown[:57]}..."
+        where = f"{self.record}: " if self.record else ""
+        return f"{where}Zoho's {self.field} {shown} {self.reason}; nothing was changed here"

@@ -7,6 +7,9 @@
   finds nothing to send. A record a push holds right now is left to it: RecordBusy, and the caller tries later.
 - A record Zoho created (a renewal's period invoice, a payment made through Zoho's hosted page) arrives as a
   local mirror with origin Zoho, which is never pushed.
+- A number Zoho sent that cannot be kept here (not a number, not finite, too large or too precise for its column)
+  changes nothing: BadZohoValue names the record, the field and the value, and is written to the sync log as a
+  failed pull before it reaches the caller (the inbox quarantines the event, reconciliation leaves the record).
 Every pull is written to the sync log (direction pull).
 """
 
@@ -35,7 +38,7 @@ from zoho_sync.models import (
 from zoho_sync.sync import inbound
 from zoho_sync.sync.claims import free_filter
 from zoho_sync.sync.engine import fingerprint_of
-from zoho_sync.sync.errors import InvalidLocalData
+from zoho_sync.sync.errors import BadZohoValue, InvalidLocalData
 from zoho_sync.sync.specs import CUSTOMER_SERVICE, INVOICE, PAYMENT, EntitySpec
 
 logger = logging.getLogger(__name__)
@@ -63,7 +66,12 @@ def pull(spec: EntitySpec, remote: dict, *, when: datetime | None = None, run_id
     modified = inbound.modified_time(remote) or when or timezone.now()
     for _ in range(MAX_TRIES):
         obj = spec.prepare(spec.model.objects.filter(zoho_id=zoho_id)).first() if zoho_id else None
-        outcome = _mirror(spec, remote, modified) if obj is None else _apply(spec, obj, remote, modified)
+        try:
+            outcome = _mirror(spec, remote, modified) if obj is None else _apply(spec, obj, remote, modified)
+        except BadZohoValue as bad:
+            bad.record = bad.record or zoho_label(spec, remote)
+            _log_refused(spec, bad, obj, zoho_id, remote, run_id, note)
+            raise
         if outcome is not None:
             _log(spec, outcome, zoho_id, run_id, note)
             return outcome
@@ -217,6 +225,26 @@ def _mirror_payment(remote: dict, zoho_id: str, modified: datetime) -> PullOutco
         raise
     return PullOutcome("payment", payment.pk, "created", f"{payment.reference}: Zoho's payment of {payment.amount} "
                                                          f"{payment.currency_code} mirrored here ({payment.status})")
+
+
+def zoho_label(spec: EntitySpec, remote: dict) -> str:
+    """A Zoho record as people find it: "invoice INV-000012 (903000000000045)"."""
+    zoho_id = str(remote.get(spec.id_field) or "")
+    name = str(remote.get("invoice_number") or remote.get("number") or remote.get("reference_number") or
+               remote.get("reference_id") or remote.get("display_name") or "")[:64]
+    return f"{spec.zoho_entity} {name} ({zoho_id})" if name and name != zoho_id else f"{spec.zoho_entity} {zoho_id}"
+
+
+def _log_refused(spec: EntitySpec, bad: BadZohoValue, obj, zoho_id: str, remote: dict, run_id: str,
+                 note: str) -> None:
+    message = f"Pulled from Zoho{f' ({note})' if note else ''}: refused: {bad}"
+    SyncLog.objects.create(entity=spec.name, object_pk=str(obj.pk if obj is not None else ""),
+                           object_repr=(spec.label(obj) if obj is not None else bad.record)[:60],
+                           zoho_entity=spec.zoho_entity, zoho_id=zoho_id, direction=SyncLog.Direction.PULL,
+                           action=SyncLog.Action.NONE, status=SyncLog.Status.FAILED, message=message,
+                           error_type=type(bad).__name__, error_kind=bad.kind, response_body=remote,
+                           run_id=run_id[:36])
+    logger.warning("%s", message)
 
 
 def _log(spec: EntitySpec, outcome: PullOutcome, zoho_id: str, run_id: str, note: str) -> None:

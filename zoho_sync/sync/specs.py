@@ -6,6 +6,7 @@ spec here, its payload functions, its remote functions and its model: no `if spe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -19,6 +20,9 @@ from zoho_sync.client import codes
 from zoho_sync.conf import get_sync_settings
 from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
 from zoho_sync.sync import inbound, payloads, remote
+from zoho_sync.sync.errors import BadZohoValue
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -185,8 +189,15 @@ def invoices_paid_by(payment: dict) -> None:
     invoices take it (balance, and paid or partially paid) without a call and without queueing a push (neither is
     in an invoice's fingerprint). Zoho's modified time is not known here: the next pull sets it."""
     for entry in payment.get("invoices") or []:
-        balance = inbound.zoho_money(entry.get("balance_amount"))
-        total = inbound.zoho_money(entry.get("invoice_amount"))
+        try:
+            balance = inbound.zoho_number(entry.get("balance_amount"), inbound.column(Invoice, "balance_due"),
+                                          key="invoices[].balance_amount")
+            total = inbound.zoho_number(entry.get("invoice_amount"), inbound.column(Invoice, "total"),
+                                        key="invoices[].invoice_amount")
+        except BadZohoValue as bad:  # the payment landed; this invoice's balance is left to the next pull
+            bad.record = f"payment {payment.get('payment_id')}, invoice {entry.get('invoice_id')}"
+            logger.warning("%s", bad)
+            continue
         if balance is None or not entry.get("invoice_id"):
             continue
         status = "paid" if balance <= 0 else ("partially_paid" if total is not None and balance < total else None)

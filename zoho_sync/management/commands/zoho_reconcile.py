@@ -18,7 +18,8 @@ class Command(BaseCommand):
             "Zoho since our last push) and in those Zoho owns (status, amounts, terms), with counts and totals. "
             "--repair pushes our truth for what we own and pulls Zoho's for what Zoho owns; conflicts are left for "
             "a person unless --conflicts local. --events replays Zoho's events list into the event inbox instead. "
-            "Exit 0: in step (or events replayed), 2: drift found (or left after repair), 1: an error.")
+            "Exit 0: in step (or events replayed), 2: drift found (or left after repair; or some events could not "
+            "be read, the cursor staying before them), 1: an error (or Zoho's events list could not be read).")
 
     def add_arguments(self, parser):
         parser.add_argument("--entity", choices=[*specs.ENTITY_CHOICES, "all"], default="all")
@@ -59,9 +60,11 @@ class Command(BaseCommand):
             except ValueError as exc:
                 raise CommandError(f"--since {since!r} is not a date like 2026-11-01.") from exc
         report = events_replay(since=start)
-        if as_json:
-            self.stdout.write(_json.dumps({"busy": report.busy, "listed": report.listed, "already": report.already,
-                                           "added": report.added, "api_calls": report.calls,
-                                           "cursor": report.cursor.isoformat() if report.cursor else None}))
-        else:
-            self.stdout.write(report.as_text())
+        self.stdout.write(_json.dumps(report.as_dict()) if as_json else report.as_text())
+        if report.list_error:
+            raise CommandError(f"Zoho's events list could not be read: {report.list_error}", returncode=1)
+        if report.unread:
+            named = ", ".join(event_id for event_id, _ in report.unread[:5])
+            more = f" and {len(report.unread) - 5} more" if len(report.unread) > 5 else ""
+            raise CommandError(f"{len(report.unread)} event(s) could not be read ({named}{more}); the cursor stays "
+                               "before them: run again once Zoho answers.", returncode=2)
