@@ -352,7 +352,7 @@ def _repair(report: Report, client, specs, *, conflicts: str) -> None:
         if (item.kind in ("field", "amount") and item.pk and _owner(item) == OURS) or (
                 item.kind == "conflict" and conflicts == "local"):
             if not spec.updatable:
-                item.repaired = "left: Zoho's payments are never edited; a person decides"
+                item.repaired = f"left: sync never edits a Zoho {spec.zoho_entity}; a person decides"
                 continue
             to_push.setdefault(spec.name, set()).add(item.pk)
             item.repaired = "pushed"

@@ -138,8 +138,14 @@ def test_a_save_during_a_payment_create_never_records_the_money_twice(zoho):
     assert len(zoho.records("payments")) == 1, "two Zoho payments for one local payment"
     payment.refresh_from_db()
     assert payment.zoho_id == zoho.records("payments")[0]["payment_id"]
-    # Sync never edits a Zoho payment: the changed note is not marked synced, it asks for a person.
-    assert payment.sync_state == SyncState.NEEDS_PERSON and "changed after it reached Zoho" in payment.last_sync_error
+    # The note changed while the create was in flight: the next push updates Zoho's payment (PUT /payments/{id},
+    # issue 18 item 9; it used to fail as "needs a person"), and the money is recorded once, applied once.
+    assert payment.sync_state == SyncState.SYNCED, payment.last_sync_error
+    invoice.refresh_from_db()
+    (record,) = zoho.records("payments")
+    assert record["description"] == "Paid at the counter"
+    assert [(e["invoice_id"], e["amount_applied"]) for e in record["invoices"]] == [(invoice.zoho_id, 12.34)]
+    assert [r["method"] for r in zoho.requests(path="/payments") if r["method"] != "GET"] == ["POST", "PUT"]
 
 
 def test_a_lost_answer_then_an_edit_links_and_brings_zoho_up_to_date(zoho, zoho_settings):

@@ -145,7 +145,8 @@ class Engine:
                         self._hold(obj)
                         action = spec.update(ctx, obj, payload)
                         outcome = Outcome(SyncLog.Status.SUCCESS, action, f"{action.capitalize()}d in Zoho.")
-                    return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint)
+                    return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint,
+                                        response=ctx.answer)
                 existing = self._existing(spec, obj, ctx)
                 if existing is not None:
                     break

@@ -203,8 +203,8 @@ def payment_to_zoho(payment, *, today: date | None = None,
 
 
 def payment_fingerprint_fields(payment, *, today: date | None = None) -> dict[str, Any]:
-    """Everything the payment's body says, ids aside: Zoho payments are never edited by sync, so any change of
-    these after it landed must fail loudly rather than leave Zoho's copy silently different."""
+    """Everything the payment's body says, ids aside: a change of any of these after it landed is sent with
+    PUT /payments/{id} (remote.payment_update), never left as a silent difference from Zoho's copy."""
     return {"reference": payment.reference, "amount": str(payment.amount), "method": payment.method,
             "paid_on": payment.paid_at.date().isoformat() if payment.paid_at else None,
             "invoice": payment.invoice.invoice_number if payment.invoice_id else None, "notes": payment.notes}

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from zoho_sync.client.errors import ZohoNotFoundError
-from zoho_sync.sync import payloads
+from zoho_sync.sync import inbound, payloads
 from zoho_sync.sync.errors import RemoteConflict
 
 
@@ -28,6 +28,7 @@ class SyncContext:
     lease: Any = contextlib.nullcontext
     notes: list[str] = field(default_factory=list)  # said in the sync log's message
     sent: Any = None  # the body actually sent, when it differs from the spec's payload (payments)
+    answer: Any = None  # Zoho's answer to an update, for the spec's on_created (a payment's invoice balances)
 
 
 def match_one(records: list[dict], key: str | tuple[str, ...], value: str, what: str) -> dict | None:
@@ -201,25 +202,30 @@ def invoice_find(ctx: SyncContext, invoice) -> dict | None:
 
 
 # --- payments -----------------------------------------------------------------------------------------------
-def payment_applications(ctx: SyncContext, payment) -> list[tuple[str, Decimal]]:
+def payment_applications(ctx: SyncContext, payment, *, left: Decimal | None = None,
+                         applied: dict[str, Decimal] | None = None) -> list[tuple[str, Decimal]]:
     """Where the money goes in Zoho, never more than a balance: the payment's own invoice, else the customer's
-    oldest open invoices, else nothing (it stays as customer credit)."""
+    oldest open invoices, else nothing (it stays as customer credit). An update passes what it adds (`left`) on
+    top of what the payment already applied (`applied`, by Zoho invoice id)."""
     if payment.invoice_id:
         return payloads.payment_own_invoice_application(payment)
-    left, applications = payment.amount, []
-    params = {"customer_id": payment.customer.zoho_id, "filter_by": "Status.Unpaid"}
-    open_invoices = sorted(ctx.client.paginate("/invoices", "invoices", params=params),
-                           key=lambda i: (i.get("invoice_date") or i.get("date") or "", str(i.get("invoice_id"))))
-    for record in open_invoices:
-        if left <= 0:
-            break
-        amount = min(left, Decimal(str(record.get("balance", 0))))
-        if amount > 0:
-            applications.append((str(record["invoice_id"]), amount))
-            left -= amount
+    left = payment.amount if left is None else left
+    wanted = dict(applied or {})
+    if left > 0:
+        params = {"customer_id": payment.customer.zoho_id, "filter_by": "Status.Unpaid"}
+        open_invoices = sorted(ctx.client.paginate("/invoices", "invoices", params=params),
+                               key=lambda i: (i.get("invoice_date") or i.get("date") or "", str(i.get("invoice_id"))))
+        for record in open_invoices:
+            if left <= 0:
+                break
+            amount = min(left, Decimal(str(record.get("balance", 0))))
+            if amount > 0:
+                invoice_id = str(record["invoice_id"])
+                wanted[invoice_id] = wanted.get(invoice_id, Decimal("0")) + amount
+                left -= amount
     if left > 0:
         ctx.notes.append(f"{left} stays with the customer as credit in Zoho.")
-    return applications
+    return list(wanted.items())
 
 
 def payment_create(ctx: SyncContext, payment, payload: dict) -> dict:
@@ -228,11 +234,81 @@ def payment_create(ctx: SyncContext, payment, payload: dict) -> dict:
     return ctx.client.post("/payments", json=payload)["payment"]
 
 
+def _zoho_amount(value: Any, what: str) -> Decimal:
+    """An amount Zoho answered (absent: 0); one that is not a finite number stops the update with a clear error."""
+    amount = inbound.zoho_money(value)
+    if amount is None and value in (None, ""):
+        return Decimal("0")
+    if amount is None or not amount.is_finite():
+        raise RemoteConflict(f"Zoho answered {what} {value!r}, which is not an amount; nothing was changed in "
+                             "Zoho. Check the record in Zoho, then queue it for sync again.")
+    return amount
+
+
+def _applied_by(record: dict) -> dict[str, Decimal]:
+    """What a Zoho payment applies to each invoice (by Zoho invoice id)."""
+    applied: dict[str, Decimal] = {}
+    for entry in record.get("invoices") or []:
+        amount = _zoho_amount(entry.get("amount_applied"), "an amount_applied of")
+        if entry.get("invoice_id") and amount:
+            applied[str(entry["invoice_id"])] = applied.get(str(entry["invoice_id"]), Decimal("0")) + amount
+    return applied
+
+
+def _trimmed(applied: dict[str, Decimal], amount: Decimal) -> list[tuple[str, Decimal]]:
+    """`applied` cut down to `amount`, the last invoice first (as a refund takes money back)."""
+    over = sum(applied.values(), Decimal("0")) - amount
+    kept = list(applied.items())
+    for position in range(len(kept) - 1, -1, -1):
+        if over <= 0:
+            break
+        invoice_id, share = kept[position]
+        cut = min(share, over)
+        kept[position], over = (invoice_id, share - cut), over - cut
+    return [(invoice_id, share) for invoice_id, share in kept if share > 0]
+
+
 def payment_update(ctx: SyncContext, payment, payload: dict) -> str:
-    raise RemoteConflict(
-        f"Payment {payment.reference} changed after it reached Zoho (payment {payment.zoho_id}); Zoho payments are "
-        "not changed by sync. Correct it in Zoho (or record a refund), then queue it for sync again."
-    )
+    """PUT /payments/{id} (§3.8): Zoho's payment takes what is held here. Zoho's copy is read first (one call):
+    what it applied where. Where the amount (or the invoice) changed the payment is re-applied: its own invoice
+    takes the new amount, never more than Zoho's balance there plus what this payment applied there already
+    (one more read, only when an application grows); a payment with no invoice keeps its invoices, giving back
+    from the last one when the amount shrinks and applying a raise to the oldest open invoices. A refunded
+    payment, or one that would over-apply an invoice, is left for a person with the amounts: nothing is sent."""
+    held = ctx.client.get(f"/payments/{payment.zoho_id}")["payment"]
+    refunded = _zoho_amount(held.get("amount_refunded"), "an amount_refunded of")
+    if str(held.get("status") or "success") != "success" or refunded > 0:
+        raise RemoteConflict(
+            f"Payment {payment.reference} changed here, but Zoho's payment {payment.zoho_id} is "
+            f"{held.get('status')} with {refunded} refunded: sync edits only a payment nothing was refunded from. "
+            "Nothing was changed in Zoho; correct it there, then queue it for sync again.")
+    applied = _applied_by(held)
+    if payment.invoice_id:
+        wanted = payloads.payment_own_invoice_application(payment)
+        for invoice_id, amount in wanted:
+            already = applied.get(invoice_id, Decimal("0"))
+            if amount <= already:
+                continue
+            balance = _zoho_amount(ctx.client.get(f"/invoices/{invoice_id}")["invoice"].get("balance"),
+                                   f"invoice {payment.invoice.invoice_number}'s balance")
+            room = balance + already
+            if amount > room:
+                raise RemoteConflict(
+                    f"Applying {amount} of payment {payment.reference} to invoice {payment.invoice.invoice_number} "
+                    f"would over-apply it: Zoho's balance there is {balance}, plus {already} this "
+                    f"payment applied already, so {room} at most. Nothing was changed in Zoho; correct the amount "
+                    "here or the invoice in Zoho, then queue it for sync again.")
+    else:
+        raise_by = max(payment.amount - _zoho_amount(held.get("amount"), "the payment's amount"), Decimal("0"))
+        kept = _trimmed(applied, payment.amount)
+        wanted = payment_applications(ctx, payment, left=raise_by, applied=dict(kept)) if raise_by else kept
+    body = payloads.payment_to_zoho(payment, applications=wanted)
+    # `invoices` is required on update (an empty list takes every application back); an emptied description
+    # is sent empty, since Zoho keeps a field an update leaves out.
+    ctx.sent = {**body, "description": payment.notes, "invoices": body.get("invoices", [])}
+    answer = ctx.client.put(f"/payments/{payment.zoho_id}", json=ctx.sent)["payment"]
+    ctx.answer = answer
+    return "update"
 
 
 def payment_find(ctx: SyncContext, payment) -> dict | None:

@@ -47,12 +47,13 @@ class EntitySpec:
     extra_create_calls: Callable[[Any], int] = lambda obj: 0  # calls a create makes besides the POST (dry run)
     duplicate_codes: tuple[str, ...] = ()  # Zoho's answers meaning "you have one with this key already"
     # Whether sync may change the Zoho record after it exists: a record linked to one Zoho already had is brought
-    # up to date when it may; payments are never edited (a changed one fails and asks for a person).
+    # up to date when it may (every entity may today; payments are updated with PUT /payments/{id}, §3.8).
     updatable: bool = True
     # The reverse direction: from a Zoho record to the local fields Zoho owns ({} when it owns none), applied by
     # the pull step (sync/pull.py).
     from_zoho: Callable[[dict, Any], dict] | None = None
-    # Called with Zoho's answer to a create: a payment's answer says the balance of each invoice it paid.
+    # Called with Zoho's answer to a create (or to an update that answers one, ctx.answer): a payment's answer
+    # says the balance of each invoice it paid.
     on_created: Callable[[dict], None] | None = None
 
     def payload(self, obj, *, today: date) -> dict:
@@ -174,7 +175,7 @@ PAYMENT = EntitySpec(
     depends_on=(("customer", "customer"), ("invoice", "invoice")), skip_reason=_payment_skip,
     prepare=_prepare_payments, label=lambda p: p.reference,
     extra_create_calls=lambda p: 0 if p.invoice_id else 1,  # find the customer's open invoices
-    updatable=False, from_zoho=inbound.payment_from_zoho, on_created=lambda record: invoices_paid_by(record),
+    from_zoho=inbound.payment_from_zoho, on_created=lambda record: invoices_paid_by(record),
 )
 
 SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT)
