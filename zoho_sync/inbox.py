@@ -23,7 +23,7 @@ from django.utils import timezone
 from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.conf import get_inbox_settings
 from zoho_sync.models import ZohoEvent
-from zoho_sync.queueing import task_enqueue_later
+from zoho_sync.queueing import QueueUnavailable, task_enqueue_later
 from zoho_sync.redaction import redact_text
 from zoho_sync.sync import inbound
 from zoho_sync.sync.errors import BadZohoValue
@@ -112,8 +112,14 @@ def reconciled_event(spec: EntitySpec, remote: dict) -> dict:
             "data": {spec.zoho_entity: remote}}
 
 
-def event_enqueue(pk: int, *, delay: float = 0) -> None:
-    task_enqueue_later(TASK, pk, delay=delay, task_name=f"zoho event {pk}", group="zoho events")
+def event_enqueue(pk: int, *, delay: float = 0) -> bool:
+    """Queue the event's task; False when the queue did not take it (logged once per outage by queueing): the
+    event stays in the inbox as it is, and the sweep (events_sweep, every few minutes) queues it again."""
+    try:
+        task_enqueue_later(TASK, pk, delay=delay, task_name=f"zoho event {pk}", group="zoho events")
+    except QueueUnavailable:
+        return False
+    return True
 
 
 # --- applying --------------------------------------------------------------------------------------------------
@@ -210,9 +216,12 @@ def events_sweep() -> int:
         | Q(state=ZohoEvent.State.RECEIVED, received_at__lt=now - timedelta(minutes=1))
         | Q(state=ZohoEvent.State.PROCESSING, claimed_until__lt=now))
     pks = list(lost.values_list("pk", flat=True)[:1000])
+    queued = 0
     for pk in pks:
-        event_enqueue(pk)
-    return len(pks)
+        if not event_enqueue(pk):
+            break  # the queue is down: the rest wait for the next sweep, as this one does
+        queued += 1
+    return queued
 
 
 def event_reset(pk: int) -> None:

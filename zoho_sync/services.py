@@ -18,7 +18,7 @@ from zoho_sync.client.budget import BudgetStats, Priority
 from zoho_sync.conf import get_sync_settings, get_zoho_limits
 from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncStatus
 from zoho_sync.models.base import FAILURE_STATUSES
-from zoho_sync.queueing import task_enqueue_later
+from zoho_sync.queueing import QueueUnavailable, task_enqueue_later
 from zoho_sync.sync import claims, specs
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome
@@ -210,9 +210,7 @@ def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
     counts: dict[str, int] = {}
     sync_mark_pending(queryset=spec.model.objects.filter(pk__in=pks))
     if len(pks) > PUSH_NOW_LIMIT:
-        for pk in pks:
-            sync_enqueue(entity=spec.name, pk=pk, delay=0)
-        return {"queued": len(pks)}
+        return _queue_pushes(spec.name, pks)
     client = get_zoho_client()
     for pk in pks:
         outcome = sync_object(entity=spec.name, pk=pk, client=client)
@@ -223,10 +221,25 @@ def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
 
 def sync_enqueue(*, entity: str, pk: int, delay: float | None = None) -> bool:
     """Queue one push of the record, due after the debounce window; False when one is already queued (a burst of
-    edits costs one push). No worker sleeps the window out: the queued task becomes visible when it is due.
+    edits costs one push) or the queue did not take it. No worker sleeps the window out: the queued task becomes
+    visible when it is due. Never raises for a broker that is down (see push_enqueue)."""
+    return push_enqueue(entity=entity, pk=pk, delay=delay) == QUEUED
 
-    The row's `push_queued_at` is the coalescing flag: set here by one conditional UPDATE, cleared by the task
-    when it starts. A flag older than the queue's retry time is taken as lost and queued again.
+
+QUEUED, JOINED, QUEUE_DOWN = "queued", "joined", "not queued"
+
+
+def push_enqueue(*, entity: str, pk: int, delay: float | None = None) -> str:
+    """sync_enqueue, saying what happened: QUEUED, JOINED (a push already queued takes the change along) or
+    QUEUE_DOWN (the broker did not take it: logged once per outage by queueing; the record stays pending).
+
+    The row's `push_queued_at` is the coalescing flag: set here by one conditional UPDATE before the task is
+    queued (so of two saves racing, one queues and the other joins), cleared by the task when it starts. A flag
+    older than the queue's retry time is taken as lost and queued again. When the broker refuses the task, the
+    flag this call set (and only that one: compared by its time) is cleared again at once, so the next save, the
+    "push pending" schedule (a backfill leaves flagged records to their triggers) or "Push to Zoho now" queue or
+    push the record as soon as the broker is back, not after the retry time. A save that joined the failed
+    enqueue in the moment between leaves its record pending like this one: the next save or the sweep takes it.
     """
     spec = specs.BY_NAME[entity]
     now = timezone.now()
@@ -235,10 +248,26 @@ def sync_enqueue(*, entity: str, pk: int, delay: float | None = None) -> bool:
     queued = spec.model.objects.filter(pk=pk).filter(
         Q(push_queued_at__isnull=True) | Q(push_queued_at__lt=stale)).update(push_queued_at=now)
     if not queued:
-        return False
-    task_enqueue_later("zoho_sync.tasks.push_record", entity, pk, delay=wait, task_name=f"zoho push {entity} {pk}",
-                       group="zoho push")
-    return True
+        return JOINED
+    try:
+        task_enqueue_later("zoho_sync.tasks.push_record", entity, pk, delay=wait,
+                           task_name=f"zoho push {entity} {pk}", group="zoho push")
+    except QueueUnavailable:
+        spec.model.objects.filter(pk=pk, push_queued_at=now).update(push_queued_at=None)
+        return QUEUE_DOWN
+    return QUEUED
+
+
+def _queue_pushes(entity: str, pks: list[int]) -> dict[str, int]:
+    """Queue a push of each record now: {"queued": n}, plus {"not queued": m} for those the queue did not take
+    (it is down: the first refusal stops the loop, the rest stay pending like it, for the sweep)."""
+    counts = {"queued": 0}
+    for index, pk in enumerate(pks):
+        if push_enqueue(entity=entity, pk=pk, delay=0) == QUEUE_DOWN:
+            counts[QUEUE_DOWN] = len(pks) - index
+            break
+        counts["queued"] += 1
+    return {key: n for key, n in counts.items() if n}
 
 
 def backfill_schedule_continuation(*, entity: str, resume_at: datetime) -> str:
@@ -268,9 +297,8 @@ def sync_selection(selection: dict[str, list[int]]) -> dict[str, int]:
         queryset = spec.model.objects.filter(pk__in=pks)
         if total > PUSH_NOW_LIMIT:
             sync_mark_pending(queryset=queryset)
-            for pk in pks:
-                sync_enqueue(entity=spec.name, pk=pk, delay=0)
-            counts["queued"] = counts.get("queued", 0) + len(pks)
+            for key, n in _queue_pushes(spec.name, pks).items():
+                counts[key] = counts.get(key, 0) + n
             continue
         for key, n in sync_queryset(queryset=queryset).items():
             counts[key] = counts.get(key, 0) + n
@@ -279,7 +307,7 @@ def sync_selection(selection: dict[str, list[int]]) -> dict[str, int]:
 
 def sync_retry_queue(*, entity: str, include_validation: bool = False) -> str:
     """Queue a retry of every failure (and wait) of one entity for the cluster: what the admin's "retry all" runs.
-    Returns the django-q2 task's name."""
+    Returns the django-q2 task's name; raises QueueUnavailable when the queue did not take it."""
     name = f"zoho retry {entity}" + (" incl. validation" if include_validation else "")
     task_enqueue_later("zoho_sync.tasks.retry_entity", entity, include_validation, delay=0, task_name=name,
                        group="zoho retry")

@@ -21,6 +21,7 @@ from zoho_sync.admin.base import ReadOnlyAdmin, can_sync, queued_work_note, shor
 from zoho_sync.admin.logs import EntityFilter
 from zoho_sync.admin.records import push_selection, synclog_url
 from zoho_sync.models import SyncFailure, SyncState, SyncStatus
+from zoho_sync.queueing import QueueUnavailable
 from zoho_sync.sync.specs import BY_NAME, SPECS
 
 
@@ -169,8 +170,13 @@ class SyncFailureAdmin(ReadOnlyAdmin):
         changelist = reverse("admin:zoho_sync_syncfailure_changelist")
         if request.method == "POST" and source.get("confirm") == "yes":
             include = source.get("include_validation") == "on"
-            for entity in chosen:
-                services.sync_retry_queue(entity=entity, include_validation=include)
+            try:
+                for entity in chosen:
+                    services.sync_retry_queue(entity=entity, include_validation=include)
+            except QueueUnavailable:
+                messages.error(request, "The task queue is unreachable, so no retry was queued; the hourly retry "
+                                        "schedule retries the failures once it is back, or try again then.")
+                return HttpResponseRedirect(changelist)
             messages.success(request, f"Queued a retry of every failure of {', '.join(chosen)}"
                                       f"{' (failures that need a person included)' if include else ''}; the "
                                       "records change state here as the cluster pushes them.")

@@ -50,6 +50,10 @@ def report_push(request, counts: dict[str, int]) -> None:
     if counts.get("queued"):
         messages.info(request, f"{counts['queued']} records queued; they are pushed in the background.")
         queued_work_note(request, "the queued pushes")
+    if counts.get(services.QUEUE_DOWN):
+        messages.error(request, f"{counts[services.QUEUE_DOWN]} record(s) could not be queued: the task queue is "
+                                "unreachable. They stay pending; the 15-minute \"zoho: push pending\" schedule "
+                                "pushes them once it is back, or select fewer to push them now.")
     if counts.get(SyncState.SYNCED):
         messages.success(request, f"{counts[SyncState.SYNCED]} record(s) pushed to Zoho.")
     if counts.get(SyncState.SKIPPED):
