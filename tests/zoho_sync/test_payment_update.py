@@ -18,6 +18,7 @@ from tests.zoho_sync.test_concurrency import Worker
 from zoho_sync import services
 from zoho_sync.models import Invoice, Payment, SyncLog, SyncState, SyncStatus
 from zoho_sync.reconcile import reconcile
+from zoho_sync.sync.plan import plan_backfill
 from zoho_sync.sync.specs import PAYMENT
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +220,16 @@ def test_reconciliation_repairs_a_payment_amount_by_pushing_it(zoho):
     assert zoho_payment(zoho, payment)["amount"] == 45
     assert reconcile(specs=(PAYMENT,)).drift == []
     assert Payment.objects.get(pk=payment.pk).sync_status == SyncStatus.SYNCED
+
+
+def test_the_dry_run_counts_the_calls_an_update_makes(zoho):
+    payment = pushed_payment(zoho)
+    payment.notes = "Corrected"
+    payment.save()
+    (planned,) = plan_backfill(specs=(PAYMENT,)).entities
+    assert (planned.update, planned.calls) == (1, 2)
+    before = len([r for r in zoho.requests() if r.get("api_path")])
+    services.sync_pending(entity="payment")
+    sent = [(r["method"], r["api_path"]) for r in zoho.requests()[before:] if r.get("api_path")]
+    assert [s for s in sent if s[1].startswith("/payments/")] == [("GET", f"/payments/{payment.zoho_id}"),
+                                                                ("PUT", f"/payments/{payment.zoho_id}")]

@@ -147,7 +147,7 @@ def plan_backfill(*, specs: tuple[EntitySpec, ...], since: datetime | None = Non
                     plan.unchanged += 1
                 else:
                     plan.update += 1
-                    plan.calls += 1
+                    plan.calls += 1 + spec.extra_update_calls(obj)
                 continue
             plan.create += 1
             creating.add(obj.pk)

@@ -45,6 +45,7 @@ class EntitySpec:
     prepare: Callable[[QuerySet], QuerySet] = lambda qs: qs  # select_related and annotations for the payloads
     label: Callable[[Any], str] = str  # the record as people know it
     extra_create_calls: Callable[[Any], int] = lambda obj: 0  # calls a create makes besides the POST (dry run)
+    extra_update_calls: Callable[[Any], int] = lambda obj: 0  # calls an update makes besides the PUT (dry run)
     duplicate_codes: tuple[str, ...] = ()  # Zoho's answers meaning "you have one with this key already"
     # Whether sync may change the Zoho record after it exists: a record linked to one Zoho already had is brought
     # up to date when it may (every entity may today; payments are updated with PUT /payments/{id}, §3.8).
@@ -175,6 +176,8 @@ PAYMENT = EntitySpec(
     depends_on=(("customer", "customer"), ("invoice", "invoice")), skip_reason=_payment_skip,
     prepare=_prepare_payments, label=lambda p: p.reference,
     extra_create_calls=lambda p: 0 if p.invoice_id else 1,  # find the customer's open invoices
+    # read Zoho's payment first (an application that grows reads its invoice's balance too: not known offline)
+    extra_update_calls=lambda p: 1,
     from_zoho=inbound.payment_from_zoho, on_created=lambda record: invoices_paid_by(record),
 )
 
