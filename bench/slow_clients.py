@@ -90,12 +90,13 @@ def server_env(database_url: str, port: int, workers: int | None, threads: int |
     return env
 
 
-def gunicorn_shape(env: dict[str, str]) -> tuple[int, int]:
-    """The workers and threads config/gunicorn.py gives under this environment."""
-    code = ("import runpy; c = runpy.run_path('config/gunicorn.py'); print(c['workers'], c['threads'])")
+def served_values(env: dict[str, str]) -> tuple[int, int, int]:
+    """The workers and threads config/gunicorn.py gives, and the settings' ZOHO_WEBHOOK_MAX_BYTES, under env."""
+    code = ("import runpy, django; from django.conf import settings; c = runpy.run_path('config/gunicorn.py'); "
+            "django.setup(); print(c['workers'], c['threads'], settings.ZOHO_WEBHOOK_MAX_BYTES)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                          check=True).stdout.split()
-    return int(out[0]), int(out[1])
+    return int(out[0]), int(out[1]), int(out[2])
 
 
 def wait_http(port: int, proc: subprocess.Popen, log: Path, what: str, timeout: float = 60) -> None:
@@ -157,26 +158,18 @@ def template_variables(template: Path = TEMPLATE) -> set[str]:
     return set(re.findall(r"\$\{(\w+)\}", template.read_text()))
 
 
-def webhook_max_bytes() -> int:
-    """The settings' default ZOHO_WEBHOOK_MAX_BYTES (config/settings.py), as the web process reads it."""
-    match = re.search(r'ZOHO_WEBHOOK_MAX_BYTES", default=([\d* ]+)\)', (ROOT / "config" / "settings.py").read_text())
-    value = 1
-    for factor in match.group(1).split("*"):
-        value *= int(factor)
-    return value
-
-
 @contextlib.contextmanager
-def nginx(upstream_port: int, workdir: Path, max_bytes: int | None = None):
-    """nginx in the foreground with the repo's server config, listening on a free port of 127.0.0.1; yields the
-    port. Its pid file, logs and temp paths live in workdir."""
+def nginx(upstream_port: int, workdir: Path, max_bytes: int):
+    """nginx in the foreground with the repo's server config (the webhook body cap max_bytes, the web process's
+    ZOHO_WEBHOOK_MAX_BYTES), listening on a free port of 127.0.0.1; yields the port. Its pid file, logs and temp
+    paths live in workdir."""
     binary = nginx_binary()
     if binary is None:
         raise FileNotFoundError("nginx is not installed (Debian/Ubuntu: apt-get install -y nginx)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     server = render_template({"PROXY_LISTEN": f"127.0.0.1:{port}", "PROXY_UPSTREAM": f"127.0.0.1:{upstream_port}",
-                              "ZOHO_WEBHOOK_MAX_BYTES": str(max_bytes or webhook_max_bytes())})
+                              "ZOHO_WEBHOOK_MAX_BYTES": str(max_bytes)})
     (workdir / "default.conf").write_text(server)
     temp = "\n".join(f"    {kind}_temp_path {workdir / kind};" for kind in ("client_body", "proxy", "fastcgi",
                                                                           "uwsgi", "scgi"))
@@ -239,6 +232,7 @@ class SlowClient:
     next_send: float
     closed: float | None = None  # seconds after it opened that the server closed it
     answer: str = ""  # the status line the server sent, if any; "EOF" or "reset" otherwise
+    burst: bool = False  # send the rest at once (SlowClients.finish)
 
 
 def slow_request(kind: str) -> bytes:
@@ -285,10 +279,10 @@ class SlowClients:
             now = time.monotonic()
             live = [c for c in self.clients if c.closed is None]
             for client in live:
-                if client.pending and now >= client.next_send:
+                if client.pending and (client.burst or now >= client.next_send):
                     try:
-                        client.sock.send(client.pending[:1])
-                        client.pending = client.pending[1:]
+                        sent = client.sock.send(client.pending if client.burst else client.pending[:1])
+                        client.pending = client.pending[sent:]
                         client.next_send = now + self.byte_every
                     except BlockingIOError:
                         pass
@@ -308,6 +302,10 @@ class SlowClients:
                     self._closed(client, "reset" if isinstance(error, ConnectionResetError) else type(error).__name__)
                     continue
                 self._closed(client, data.split(b"\r\n", 1)[0].decode("latin-1")[:40] if data else "EOF")
+
+    def finish(self, client: SlowClient) -> None:
+        """The rest of this client's request at once: the server's answer is then recorded as its close."""
+        client.burst = True
 
     def close(self) -> None:
         self._stop.set()
@@ -445,7 +443,7 @@ def main() -> None:
                                   cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         if migrated.returncode:
             raise SystemExit(f"migrate failed:\n{migrated.stderr[-3000:]}")
-        workers, threads = gunicorn_shape(env)
+        workers, threads, max_bytes = served_values(env)
         binary = nginx_binary()
         print(f"gunicorn: `{' '.join(procfile_web())}` with {workers} workers x {threads} threads (gthread) on "
               f"{database_url.split(':', 1)[0]}; nginx: {binary or 'not installed'}")
@@ -468,7 +466,7 @@ def main() -> None:
             print("\ntarget: /health/ through nginx within 1 s with 40 slow-body connections open: NOT MEASURED")
             sys.exit(2)
         env["GUNICORN_BIND"] = f"127.0.0.1:{free_port()}"
-        with gunicorn(env, log) as upstream, nginx(upstream, workdir / "nginx") as port:
+        with gunicorn(env, log) as upstream, nginx(upstream, workdir / "nginx", max_bytes) as port:
             mark = log.stat().st_size
             phase = run_phase(f"through nginx (127.0.0.1:{port}, deploy/nginx/default.conf.template) in front of "
                               f"gunicorn (127.0.0.1:{upstream})", port, args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import runpy
 import secrets
 import shlex
 import signal
@@ -26,6 +27,7 @@ import requests
 import yaml
 from django.contrib.auth import get_user_model
 
+from bench.slow_clients import TEMPLATE, SlowClients, health, nginx, nginx_binary, template_variables
 from tests.zoho_sync.test_triggers import Cluster, database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,10 +83,11 @@ class Browser:
 
 
 @pytest.fixture
-def gunicorn(transactional_db, tmp_path):
-    """collectstatic, then gunicorn as the Procfile starts it, on the test database."""
+def gunicorn(transactional_db, tmp_path, request):
+    """collectstatic, then gunicorn as the Procfile starts it, on the test database (a test changes its environment
+    by indirect parametrization with a dict)."""
     static_root, port = tmp_path / "static", free_port()
-    env = production_env(static_root, port)
+    env = {**production_env(static_root, port), **getattr(request, "param", {})}
     collected = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "1"], cwd=ROOT,
                                env=env, capture_output=True, text=True, timeout=120)
     assert collected.returncode == 0, collected.stderr
@@ -99,7 +102,7 @@ def gunicorn(transactional_db, tmp_path):
         deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, f"gunicorn exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
-            with contextlib.suppress(requests.ConnectionError):
+            with contextlib.suppress(requests.ConnectionError, requests.Timeout):  # a busy machine: slow to start
                 requests.get(base + "/health/", timeout=2, allow_redirects=False)
                 break
             assert time.monotonic() < deadline, f"gunicorn did not answer:\n{log.read_text()[-3000:]}"
@@ -239,3 +242,132 @@ def test_bin_serve_runs_the_procfile_with_debug_off_and_stops_all_of_it(transact
     assert left == [], f"bin/serve left processes running:\n{left}\n{log.read_text()[-2000:]}"
     text = log.read_text()
     assert "web | " in text and "worker | " in text
+
+
+def nginx_value(text: str, directive: str) -> str:
+    """The value of a directive that appears once in the server block (comments left out)."""
+    values = re.findall(rf"^\s*{directive}\s+([^;]+);", text, re.MULTILINE)
+    assert len(values) == 1, (directive, values)
+    return values[0].strip()
+
+
+def nginx_seconds(value: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m)?", value).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60, None: 1}[unit]
+
+
+def test_the_compose_proxy_and_the_nginx_config_agree(settings):
+    """compose's proxy renders the repo's nginx config with values that match the web process: gunicorn's port,
+    the webhook body cap; the config bounds slow headers and bodies and overwrites the forwarded headers; web is
+    reachable through the proxy alone."""
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    proxy, web = services["proxy"], services["web"]
+    assert proxy["image"].startswith("nginx:")
+    assert [name for name, service in services.items() if service.get("ports")] == ["proxy"]
+    published, listen = proxy["ports"][0].split(":")
+    assert published == "8000"  # http://localhost:8000/admin/ as before
+    env = proxy["environment"]
+    assert template_variables() == {"PROXY_LISTEN", "PROXY_UPSTREAM", "ZOHO_WEBHOOK_MAX_BYTES"} <= env.keys()
+    assert env["PROXY_LISTEN"] == listen
+    # Upstream: the web service on gunicorn's port (config/gunicorn.py binds 0.0.0.0:$PORT, the Dockerfile's PORT).
+    port = re.search(r"\bPORT=(\d+)", (ROOT / "Dockerfile").read_text()).group(1)
+    assert env["PROXY_UPSTREAM"] == f"web:{port}" and web["expose"] == [port]
+    # One body cap: the variable the web process reads, with the settings' default.
+    assert env["ZOHO_WEBHOOK_MAX_BYTES"] == web["environment"]["ZOHO_WEBHOOK_MAX_BYTES"]
+    default = re.fullmatch(r"\$\{ZOHO_WEBHOOK_MAX_BYTES:-(\d+)\}", env["ZOHO_WEBHOOK_MAX_BYTES"]).group(1)
+    assert int(default) == settings.ZOHO_WEBHOOK_MAX_BYTES
+    # The template folder where the image's entrypoint renders *.template into conf.d.
+    assert f"./{TEMPLATE.parent.relative_to(ROOT)}:/etc/nginx/templates:ro" in proxy["volumes"]
+    assert TEMPLATE.name.endswith(".conf.template")
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+
+    text = "\n".join(line.split("#", 1)[0] for line in TEMPLATE.read_text().splitlines())
+    assert re.search(r"upstream django \{\s*server \$\{PROXY_UPSTREAM\};\s*\}", text)
+    assert nginx_value(text, "listen") == "${PROXY_LISTEN}"
+    assert set(re.findall(r"proxy_pass\s+([^;]+);", text)) == {"http://django"}
+    webhooks = re.search(r"location /zoho/webhooks/ \{(.*?)\n\s*\}", text, re.DOTALL).group(1)
+    assert "client_max_body_size ${ZOHO_WEBHOOK_MAX_BYTES};" in webhooks
+    # Slow headers and bodies bounded to about 10 s, whole requests only, and nginx waits longer than gunicorn.
+    assert nginx_seconds(nginx_value(text, "client_header_timeout")) <= 10
+    assert nginx_seconds(nginx_value(text, "client_body_timeout")) <= 10
+    assert nginx_value(text, "proxy_request_buffering") == "on"
+    gunicorn_timeout = runpy.run_path(str(ROOT / "config" / "gunicorn.py"))["timeout"]
+    assert nginx_seconds(nginx_value(text, "proxy_read_timeout")) > gunicorn_timeout
+    # What Django trusts (SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https) is set by nginx, never passed on.
+    headers = dict(re.findall(r"proxy_set_header\s+(\S+)\s+([^;]+);", text))
+    assert headers["X-Forwarded-Proto"] == "$scheme" and headers["X-Forwarded-For"] == "$remote_addr"
+    assert headers["Host"] == "$http_host"  # with its port: Django's CSRF origin check compares it
+
+
+def raw_post(port: int, length: int, body: bytes = b"") -> str:
+    """A POST /zoho/webhooks/ declaring `length` bytes and sending `body`: the answer's status line."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"POST /zoho/webhooks/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {length}\r\nConnection: close\r\n\r\n".encode() + body)
+        answer = b""
+        while b"\r\n" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+    return answer.split(b"\r\n", 1)[0].decode()
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed (Debian/Ubuntu: apt-get install -y "
+                    "nginx): the repo's proxy config cannot be run in front of gunicorn here")
+@pytest.mark.parametrize("gunicorn", [{"SECURE_SSL_REDIRECT": "false"}], indirect=True)
+def test_nginx_from_the_repo_config_keeps_health_answering_while_slow_clients_hold_connections(gunicorn, tmp_path,
+                                                                                                  settings):
+    """nginx rendered from deploy/nginx/default.conf.template in front of the gunicorn of the Procfile (2 workers
+    x 4 threads): 12 clients sending a webhook body a byte at a time, more than gunicorn has threads, and one that
+    stalls. /health/ through nginx keeps answering within 1 s; nginx closes the stalled one after its 10-s body
+    timeout and holds the trickling ones without passing them on; a body once whole reaches gunicorn."""
+    base, log = gunicorn
+    cap = settings.ZOHO_WEBHOOK_MAX_BYTES
+
+    def webhook_posts() -> int:
+        return log.read_text().count('"POST /zoho/webhooks/ HTTP/1.0"')
+
+    with nginx(int(base.rsplit(":", 1)[1]), tmp_path / "nginx", cap) as port:
+        proxy = f"http://127.0.0.1:{port}"
+        slow = SlowClients(port, byte_every=0.5)
+        trickling = [slow.open("trickle") for _ in range(12)]
+        stalled = slow.open("stalled")
+        slow.start()
+        try:
+            started, answers = time.monotonic(), []
+            while time.monotonic() - started < 12.5:
+                answers.append(health(port, timeout=5))
+                time.sleep(0.25)
+            assert len(answers) >= 20
+            assert all(status in (200, 503) and seconds < 1.0 for status, seconds in answers), answers
+            assert stalled.closed is not None and 9.0 <= stalled.closed <= 12.5, stalled
+            assert [c for c in trickling if c.closed is not None] == []
+            assert len(trickling[0].pending) < 4096 - 20  # they were sending all along
+            assert webhook_posts() == 0  # nginx holds them: nothing reached gunicorn
+
+            # Once a body is whole, nginx passes the request on and the view answers it.
+            slow.finish(trickling[0])
+            wait_for(lambda: trickling[0].closed is not None, 10, "the finished request got no answer")
+            assert trickling[0].answer.startswith("HTTP/1.1 ") and " 408 " not in trickling[0].answer
+            wait_for(lambda: webhook_posts() == 1, 5, "the finished request did not reach gunicorn")
+            assert [c for c in trickling[1:] if c.closed is not None] == []
+        finally:
+            slow.close()
+
+        # The webhook body cap is the view's: one byte over is refused by nginx, the cap itself passes.
+        assert raw_post(port, cap + 1) == "HTTP/1.1 413 Request Entity Too Large"
+        assert webhook_posts() == 1
+        assert " 413 " not in raw_post(port, cap, b"{" + b" " * (cap - 2) + b"}")
+        wait_for(lambda: webhook_posts() == 2, 5, "a body of exactly the cap did not reach gunicorn")
+
+        # nginx sets X-Forwarded-Proto itself: a client's "https" is not believed (no HSTS through the proxy),
+        # where gunicorn reached directly takes the header as Django is told to (SECURE_PROXY_SSL_HEADER).
+        forged = requests.get(proxy + "/health/", headers={"X-Forwarded-Proto": "https"}, timeout=5)
+        assert forged.status_code in (200, 503) and "Strict-Transport-Security" not in forged.headers
+        direct = requests.get(base + "/health/", headers={"X-Forwarded-Proto": "https"}, timeout=5)
+        assert "Strict-Transport-Security" in direct.headers
