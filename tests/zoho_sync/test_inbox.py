@@ -57,13 +57,18 @@ def test_unsigned_or_badly_signed_deliveries_are_refused_and_leave_nothing(clien
     assert SECRET not in caplog.text
 
 
-def test_the_signature_covers_the_query_parameters(client, secret):
+def test_the_signature_covers_the_query_parameters(client, secret, settings):
+    settings.ZOHO_WEBHOOK_QUERY_KEYS = ["subscription_id", "name"]  # the parameters Zoho's webhook URL carries
     payload = event()
     raw = json.dumps(payload).encode()
     good = webhook_signature(SECRET, raw, {"name": "basic", "subscription_id": "90343"})
     assert deliver(client, payload, signature=good, query="subscription_id=90343&name=basic").status_code == 200
     assert deliver(client, event("ev-2"), signature=webhook_signature(SECRET, raw, {}),
                    query="subscription_id=90343").status_code == 401
+    unsigned_query = deliver(client, event("ev-3"), signature=webhook_signature(
+        SECRET, json.dumps(event("ev-3")).encode(), {}), query="subscription_id=90343&name=basic")
+    assert (unsigned_query.status_code, unsigned_query.json()) == (401, {"error": "the signature does not match"})
+    assert list(ZohoEvent.objects.values_list("event_id", flat=True)) == ["ev-1"]
 
 
 def test_oversized_malformed_and_unconfigured(client, secret, settings):
@@ -250,3 +255,69 @@ def test_a_local_edit_during_a_pull_keeps_both_changes(zoho_settings, zoho_sandb
     assert invoice.sync_status == SyncStatus.PENDING  # the person's change is pushed next, not hidden
     assert services.sync_pending(entity="invoice").done == 1
     assert [i["notes"] for i in zoho_sandbox.records("invoices")] == ["Edited by a person meanwhile"]
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf"), 1e300, "12abc"])
+def test_a_payment_with_an_amount_that_cannot_be_kept_is_quarantined_and_nothing_is_written(
+        client, secret, zoho_settings, zoho_sandbox, amount, caplog):
+    invoice = synced_invoice(zoho_sandbox)
+    paid = zoho_sandbox.pay_invoice(invoice.zoho_id)  # through Zoho's hosted page
+    zoho_sandbox.edit_record("payments", paid["payment_id"], {"amount": amount})  # Zoho now answers this amount
+    delivered = deliver(client, event("ev-odd", "payment_thankyou", payment={"payment_id": paid["payment_id"]}))
+    assert (delivered.status_code, delivered.json()["status"]) == (200, "accepted")
+    stored = ZohoEvent.objects.get(event_id="ev-odd")
+
+    said = inbox.event_apply(stored.pk)
+
+    stored.refresh_from_db()
+    assert stored.state == "quarantined" and stored.attempts == 1  # retrying cannot help: a person corrects Zoho
+    reason = {"12abc": "is not a number", 1e300: "does not fit its column here (Payment.amount: at most 10 digits "
+              "before the point)"}.get(amount, "is not a finite number")
+    assert f"payment {paid['payment_id']}: Zoho's amount {amount!r} {reason}; nothing was changed here" in \
+        stored.last_error
+    assert "quarantined" in said
+    assert not invoice.payments.exists()  # no mirror with 0.00, NaN or anything else
+    before = (invoice.status, invoice.balance_due, invoice.sync_status, invoice.zoho_modified_at)
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.balance_due, invoice.sync_status, invoice.zoho_modified_at) == before
+    log = SyncLog.objects.get(direction="pull", status="failed")
+    assert (log.entity, log.zoho_id, log.error_type) == ("payment", paid["payment_id"], "BadZohoValue")
+    assert reason in log.message
+    # Corrected in Zoho, the event is replayed by a person and applied.
+    zoho_sandbox.edit_record("payments", paid["payment_id"], {"amount": 50.0})
+    inbox.event_replay([stored.pk])
+    inbox.event_apply(stored.pk)
+    stored.refresh_from_db()
+    assert stored.state == "applied"
+    assert invoice.payments.get().amount == Decimal("50.00")
+
+
+def test_an_invoice_zoho_made_with_a_huge_total_is_not_mirrored_as_zero(client, secret, zoho_settings,
+                                                                         zoho_sandbox):
+    from zoho_sync.zoho import get_zoho_client
+
+    ours = synced_invoice(zoho_sandbox)
+    made = get_zoho_client().post("/invoices", json={  # a person raises an invoice in Zoho's web app
+        "customer_id": ours.customer.zoho_id, "invoice_items": [{
+            "product_id": zoho_sandbox.records("products")[0]["product_id"], "name": "Install", "price": 80.0,
+            "quantity": 1}]})["invoice"]
+    zoho_sandbox.edit_record("invoices", made["invoice_id"], {"total": 1e300})
+    assert deliver(client, event("ev-huge", "invoice_created", invoice={"invoice_id": made["invoice_id"]})) \
+        .status_code == 200
+    stored = ZohoEvent.objects.get(event_id="ev-huge")
+    inbox.event_apply(stored.pk)
+    stored.refresh_from_db()
+    assert stored.state == "quarantined"
+    assert f"invoice {made['invoice_number']} ({made['invoice_id']}): Zoho's total 1e+300 does not fit" in \
+        stored.last_error
+    assert not Invoice.objects.filter(zoho_id=made["invoice_id"]).exists()
+    # A balance that is NaN on one of ours: nothing changes on it either.
+    zoho_sandbox.edit_record("invoices", ours.zoho_id, {"balance": float("nan")})
+    deliver(client, event("ev-nan", "invoice_created", invoice={"invoice_id": ours.zoho_id}))
+    nan = ZohoEvent.objects.get(event_id="ev-nan")
+    inbox.event_apply(nan.pk)
+    nan.refresh_from_db()
+    assert nan.state == "quarantined" and "Zoho's balance nan is not a finite number" in nan.last_error
+    before = (ours.status, ours.balance_due, ours.zoho_modified_at)
+    ours.refresh_from_db()
+    assert (ours.status, ours.balance_due, ours.zoho_modified_at) == before

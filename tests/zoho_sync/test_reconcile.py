@@ -3,17 +3,19 @@ totals, and repaired; conflicts are reported with both values and left for a per
 
 from __future__ import annotations
 
+import io
 import json
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
-from tests.builders import make_customer, make_invoice, make_payment
+from tests.builders import make_customer, make_invoice, make_payment, make_service
 from zoho_sync import services
-from zoho_sync.models import Customer, DriftReport, Invoice, SyncStatus, ZohoEvent
+from zoho_sync.models import Customer, CustomerService, DriftReport, Invoice, SyncStatus, ZohoEvent
 from zoho_sync.reconcile import reconcile
 from zoho_sync.replay import cursor_read, events_replay
+from zoho_sync.sync import inbound
 from zoho_sync.sync.specs import SPECS
 from zoho_sync.zoho import get_zoho_client
 
@@ -155,3 +157,152 @@ def test_an_expiry_in_zoho_is_mirrored(synced, zoho_sandbox):
     inbox.event_apply(stored.pk)
     service.refresh_from_db()
     assert (service.status, service.sync_status) == ("expired", SyncStatus.SYNCED)
+
+
+def run_reconcile(*args) -> tuple[int, str]:
+    """zoho_reconcile as cron runs it: (exit code, what it printed)."""
+    out = io.StringIO()
+    try:
+        call_command("zoho_reconcile", *args, stdout=out)
+    except SystemExit as exit_:
+        return exit_.code, out.getvalue()
+    except CommandError as error:
+        return error.returncode, out.getvalue() + str(error)
+    return 0, out.getvalue()
+
+
+def test_nan_and_huge_totals_from_zoho_are_named_and_the_rest_is_repaired(synced, zoho_sandbox):
+    customers, paid = synced
+    huge = make_invoice(customer=customers[1])
+    voided = make_invoice(customer=customers[2])
+    assert services.sync_pending(entity="all").failed == 0
+    huge.refresh_from_db()
+    voided.refresh_from_db()
+    # Zoho's side: one invoice total is NaN, another 1e300 (both served as JSON numbers), and one is voided.
+    zoho_sandbox.edit_record("invoices", paid.zoho_id, {"total": float("nan")})
+    zoho_sandbox.edit_record("invoices", huge.zoho_id, {"total": 1e300})
+    zoho_sandbox.void_invoice(voided.zoho_id)
+    # Ours: a customer changed here, not pushed yet.
+    Customer.objects.filter(pk=customers[0].pk).update(company_name="Renamed Here Ltd")
+
+    code, out = run_reconcile("--repair")
+
+    assert code == 2
+    assert f"bad_value       {paid.invoice_number} total: here '50.00', Zoho 'nan' (is not a finite number)" in out
+    assert f"bad_value       {huge.invoice_number} total: here '50.00', Zoho '1e+300' (does not fit" in out
+    assert out.count("[left: Zoho's value cannot be kept here; correct it in Zoho]") == 2
+    report = DriftReport.objects.get()
+    by = {(d["entity"], d["kind"], d.get("field"), d["label"]): d.get("repaired")
+          for e in report.report["entities"].values() for d in e["drift"]}
+    assert by[("customer", "field", "company_name", customers[0].account_number)] == "pushed"
+    assert by[("invoice", "status", "status", voided.invoice_number)] == "pulled: updated"
+    # The other entities were repaired; the bad records changed nothing here (no 0.00, no NaN).
+    assert zoho_sandbox.records("customers")[0]["company_name"] == "Renamed Here Ltd"
+    voided.refresh_from_db()
+    assert voided.status == "void"
+    for invoice in (paid, huge):
+        before = (invoice.total, invoice.status, invoice.balance_due)
+        invoice.refresh_from_db()
+        assert (invoice.total, invoice.status, invoice.balance_due) == before
+    assert report.report["entities"]["invoice"]["zoho_total"] == "50.00"  # the voided one; bad ones not summed
+    # Corrected in Zoho: in step again (the void and the push above held).
+    zoho_sandbox.edit_record("invoices", paid.zoho_id, {"total": 50.0})
+    zoho_sandbox.edit_record("invoices", huge.zoho_id, {"total": 50.0})
+    assert reconcile(specs=SPECS).drift == []
+
+
+def synced_services(n: int) -> list[CustomerService]:
+    services_ = [make_service() for _ in range(n)]
+    assert services.sync_pending(entity="all").failed == 0
+    return [CustomerService.objects.select_related("package").get(pk=s.pk) for s in services_]
+
+
+def test_a_subscription_whose_quantity_or_plan_changed_in_zoho_is_found(synced, zoho_sandbox):
+    quantity, plan, untouched, ours = synced_services(4)
+    client = get_zoho_client()
+    # In Zoho's web app: one subscription's quantity becomes 3, another moves to a different plan of ours.
+    client.put(f"/subscriptions/{quantity.zoho_id}", json={"plan": {"plan_code": quantity.package.plan_code,
+                                                                    "quantity": 3}})
+    client.put(f"/subscriptions/{plan.zoho_id}", json={"plan": {"plan_code": untouched.package.plan_code}})
+    # Here: a quantity changed and not pushed yet (triggers are off).
+    CustomerService.objects.filter(pk=ours.pk).update(quantity=2)
+    before = len(zoho_sandbox.requests())
+
+    report = reconcile(specs=SPECS)
+
+    found = {(d.label, d.kind, d.field, d.local, d.zoho) for d in report.entities["customer_service"].drift}
+    assert found == {
+        (quantity.zoho_reference_id, "conflict", "quantity", "1", "3"),
+        (plan.zoho_reference_id, "conflict", "plan_code", plan.package.plan_code, untouched.package.plan_code),
+        (ours.zoho_reference_id, "field", "quantity", "2", "1"),
+    }
+    # One listing call per entity, and a read only for the three whose listed plan or amount differ.
+    reads = [r["api_path"] for r in zoho_sandbox.requests()[before:] if r.get("api_path", "").count("/") == 2]
+    assert sorted(reads) == sorted(f"/subscriptions/{s.zoho_id}" for s in (quantity, plan, ours))
+    code, out = run_reconcile("--entity", "subscriptions")
+    assert code == 2 and f"conflict        {quantity.zoho_reference_id} quantity: here '1', Zoho '3'" in out
+
+    repaired = reconcile(specs=SPECS, repair=True)  # also mirrors the subscriptions' first invoices Zoho raised
+    assert {(d.field, d.kind, d.repaired) for d in repaired.entities["customer_service"].drift} == {
+        ("quantity", "conflict", "left for a person (--conflicts local pushes ours)"),
+        ("plan_code", "conflict", "left for a person (--conflicts local pushes ours)"),
+        ("quantity", "field", "pushed")}
+    reconcile(specs=SPECS, repair=True, conflicts="local")
+    held = {r["subscription_id"]: r["plan"] for r in zoho_sandbox.records("subscriptions")}
+    assert (held[quantity.zoho_id]["quantity"], held[plan.zoho_id]["plan_code"], held[ours.zoho_id]["quantity"]) \
+        == (1, plan.package.plan_code, 2)
+    assert reconcile(specs=SPECS).drift == []
+
+
+def test_event_replay_that_cannot_read_an_event_keeps_its_cursor_before_it(synced, zoho_sandbox, zoho_settings):
+    zoho_settings.ZOHO_RETRY_MAX_ATTEMPTS = 1  # Zoho's 500 is the answer, not a retry
+    _, invoice = synced
+    client = get_zoho_client()
+    assert run_reconcile("--events")[0] == 0
+    start = cursor_read()
+    zoho_sandbox.advance(120)
+    client.post("/payments", json={"customer_id": invoice.customer.zoho_id, "payment_mode": "cash", "amount": 30.0,
+                                   "reference_number": "ZOHO-CASH-3",
+                                   "invoices": [{"invoice_id": invoice.zoho_id, "amount_applied": 30.0}]})
+    fresh = [e for e in client.get("/events")["events"] if not ZohoEvent.objects.filter(event_id=e["event_id"])]
+    assert fresh
+    failing = fresh[0]
+    zoho_sandbox.fail_next("GET", f"/events/{failing['event_id']}", status=500)
+
+    code, out = run_reconcile("--events")
+
+    assert code == 2
+    assert f"Event {failing['event_id']} could not be read: GET /events/{failing['event_id']}, HTTP 500" in out
+    assert "the cursor stays before them" in out
+    assert not ZohoEvent.objects.filter(event_id=failing["event_id"]).exists()
+    assert ZohoEvent.objects.filter(event_id__in=[e["event_id"] for e in fresh[1:]]).count() == len(fresh) - 1
+    assert start <= cursor_read() < inbound.zoho_time(failing["event_time"])
+
+    # Zoho answers again: the rerun picks the event up, and the cursor moves past it.
+    code, out = run_reconcile("--events")
+    assert code == 0 and "1 added" in out
+    assert ZohoEvent.objects.filter(event_id=failing["event_id"], source="replay").exists()
+    assert cursor_read() >= inbound.zoho_time(failing["event_time"])
+
+
+def test_event_replay_that_cannot_read_the_list_moves_nothing(synced, zoho_sandbox, zoho_settings):
+    zoho_settings.ZOHO_RETRY_MAX_ATTEMPTS = 1
+    assert run_reconcile("--events")[0] == 0
+    start, stored = cursor_read(), ZohoEvent.objects.count()
+    zoho_sandbox.advance(120)
+    make_customer()
+    services.sync_pending(entity="all")
+    invoice = make_invoice(customer=Customer.objects.first())
+    services.sync_pending(entity="all")
+    invoice.refresh_from_db()
+    zoho_sandbox.pay_invoice(invoice.zoho_id)
+    zoho_sandbox.fail_next("GET", "/events", status=503, code=1000)
+
+    code, out = run_reconcile("--events", "--json")
+
+    assert code == 1 and "Zoho's events list could not be read: GET /events, HTTP 503" in out
+    assert json.loads(out.splitlines()[0])["list_error"].startswith("GET /events, HTTP 503")
+    assert (cursor_read(), ZohoEvent.objects.count()) == (start, stored)
+    assert run_reconcile("--events")[0] == 0
+    assert ZohoEvent.objects.filter(event_type="payment_thankyou", source="replay").exists()
+    assert cursor_read() > start
