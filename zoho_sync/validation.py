@@ -6,11 +6,12 @@ Zoho would refuse fails locally with the same clear words. No queries here; call
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator, validate_email
+from django.core.validators import ProhibitNullCharactersValidator, RegexValidator, validate_email
 
 CENT = Decimal("0.01")
 
@@ -22,6 +23,37 @@ validate_currency_code = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4
 validate_plan_code = RegexValidator(
     r"^[A-Za-z0-9_-]{1,100}$", "Plan codes use letters, digits, dashes and underscores only (Zoho keys plans by it)."
 )
+
+# The ISO 4217 codes in use (list one, as amended up to 2026) that a business invoices in. Left out on purpose:
+# fund codes (BOV, CHE, CHW, CLF, COU, MXV, USN, UYI, UYW), metals and units of account (XAG, XAU, XPD, XPT,
+# XBA-XBD, XDR, XSU, XUA) and the test codes XTS, XXX; and withdrawn codes (ANG became XCG in 2025, BGN, HRK,
+# SLL, ZWL, CUC, VEF, MRO, STD). A short table in code rather than a dependency: it changes once or twice a
+# year, and the packages that carry it (pycountry, babel) are far larger than the one check needs.
+CURRENCY_CODES = frozenset((
+    "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BHD", "BIF", "BMD", "BND",
+    "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE",
+    "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD",
+    "GNF", "GTQ", "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY",
+    "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD",
+    "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO",
+    "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF",
+    "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB",
+    "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VED", "VES", "VND",
+    "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+))
+
+# Django's own words for a NUL character (its form fields refuse it with them; PostgreSQL cannot store one).
+NULL_CHARACTERS = str(ProhibitNullCharactersValidator.message)
+
+# A number as a person writes it: the digits 0-9, an optional sign and decimal point. Decimal() and int() also
+# take "1e3", "Infinity" and other scripts' digits ("١٢٣" is 123), none of which a billing file means.
+PLAIN_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+PLAIN_DECIMAL_MESSAGE = "Enter a plain decimal number written with the digits 0-9, like 1234.50 (not 1e3)."
+
+# Text a spreadsheet would run as a formula when the file is opened (CSV/formula injection). A sign before a
+# number or a phone number is not one: "-12.50", "+44 20 7946 0958", "+1 (555) 0100".
+FORMULA_START = ("=", "@", "+", "-")
+SIGNED_NUMBER = re.compile(r"[+-][ (]*[0-9][0-9 .()/-]*")
 
 
 def parse_money(value: object, *, field: str = "amount") -> Decimal:
@@ -35,6 +67,80 @@ def parse_money(value: object, *, field: str = "amount") -> Decimal:
     if amount != amount.quantize(CENT):
         raise ValidationError(f"{field} {value} has more than two decimal places.", code="malformed_amount")
     return amount
+
+
+def foreign_digits(text: str) -> bool:
+    """Whether text holds digits of another script than 0-9 (int() and Decimal() read them as numbers)."""
+    return any(not ch.isascii() and ch.isdecimal() for ch in text)
+
+
+def formula_problem(text: str) -> str | None:
+    """Why a text value would run as a formula in a spreadsheet, or None: it starts with =, @, or with + or -
+    followed by something that is not a number or a phone number."""
+    if not text.startswith(FORMULA_START) or (text[0] in "+-" and SIGNED_NUMBER.fullmatch(text)):
+        return None
+    return (f"starts with {text[0]!r}, which a spreadsheet runs as a formula: refused as formula injection. Start "
+            "the text with something else (only a number or a phone number may start with + or -).")
+
+
+def currency_code_problem(code: str) -> str | None:
+    """Why a three-letter code is no ISO 4217 currency code in use, or None (the field's own check, three capital
+    letters, speaks for any other text)."""
+    if validate_currency_code.regex.fullmatch(code or "") and code not in CURRENCY_CODES:
+        return f"{code} is not an ISO 4217 currency code in use: write one like USD, EUR or GBP."
+    return None
+
+
+def text_problems(instance, *, exclude: Iterable[str] = ()) -> dict[str, str]:
+    """Text fields of a model instance that no field validator checks, by field name: a NUL character (PostgreSQL
+    cannot store it), a currency code outside ISO 4217. Checked here rather than by validators on every field,
+    which would be a migration for each model whenever the rule changes."""
+    from django.db import models
+
+    skip, problems = set(exclude), {}
+    for field in instance._meta.concrete_fields:
+        if field.name in skip or not isinstance(field, (models.CharField, models.TextField)):
+            continue
+        value = getattr(instance, field.attname)
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            problems[field.name] = NULL_CHARACTERS
+        elif validate_currency_code in field.validators and (problem := currency_code_problem(value)):
+            problems[field.name] = problem
+    return problems
+
+
+def clean_fields_and_text(instance, exclude, clean_fields) -> None:
+    """A model's `clean_fields`: Django's (`clean_fields`, the super method), then `text_problems` for the fields
+    it passed; raise one ValidationError with both."""
+    try:
+        clean_fields(exclude=exclude)
+        errors: dict = {}
+    except ValidationError as exc:
+        errors = exc.error_dict
+    for name, message in text_problems(instance, exclude={*(exclude or ()), *errors}).items():
+        errors[name] = [ValidationError(message, code="invalid_text")]
+    if errors:
+        raise ValidationError(errors)
+
+
+def refuse_null_characters(instance, *, fields: Iterable[str] | None = None, exclude: Iterable[str] = ()) -> None:
+    """Raise ValidationError naming every text field (of `fields`, default all) that holds a NUL character, before
+    a save sends it to a database that would refuse it with a DataError naming no field."""
+    from django.db import models
+
+    wanted = None if fields is None else set(fields)
+    skip, problems = set(exclude), {}
+    for field in instance._meta.concrete_fields:
+        if field.name in skip or (wanted is not None and field.name not in wanted):
+            continue
+        value = getattr(instance, field.attname)
+        if isinstance(field, (models.CharField, models.TextField)) and isinstance(value, str) and "\x00" in value:
+            label = str(field.verbose_name).capitalize()
+            problems[field.name] = f"{label} holds a NUL character (\\x00): {NULL_CHARACTERS}"
+    if problems:
+        raise ValidationError(problems)
 
 
 def validate_non_negative(value: Decimal) -> None:

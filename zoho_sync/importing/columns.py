@@ -22,9 +22,11 @@ from django.utils import timezone
 
 from zoho_sync import validation
 
-# A cell longer than this is refused before anything else looks at it (and never echoed back).
+# A cell longer than this is refused before anything else looks at it (and never echoed back). Every column
+# with a max_length is shorter; this bounds the text columns without one (descriptions, notes).
 MAX_CELL = 10_000
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # 0-9 only: \d is any script's digits
+NUMERIC = ("money", "quantity", "integer", "date", "datetime")
 TRUE, FALSE = ("true", "yes", "1"), ("false", "no", "0")
 
 FORMATS = {
@@ -85,6 +87,9 @@ class Column:
         """The value for the model field, or raise CellError. Empty text means the field's empty value or default."""
         if len(text) > MAX_CELL:
             raise CellError(f"{self.name}: the cell is {len(text)} characters long; a cell holds at most {MAX_CELL}.")
+        if "\x00" in text:
+            raise CellError(f"{self.name}: {validation.NULL_CHARACTERS} The cell holds a NUL character (\\x00) at "
+                            f"character {text.index(chr(0)) + 1}; remove it.")
         text = text.strip()
         if not text:
             if self.required:
@@ -97,8 +102,16 @@ class Column:
             if self.kind == "choice" and text not in self.choices(model_field):
                 words = admin_words(model_field, text) or f"{short(text)} is not a valid choice."
                 raise CellError(f"{self.name}: {words} Write one of {', '.join(self.choices(model_field))}.")
+            # The import's own check (the admin takes such text): a field's own validator, when it refuses the
+            # text too, speaks first with the admin's words (the model check after parsing).
+            if self.kind == "text" and (problem := validation.formula_problem(text)) \
+                    and not validators_refuse(model_field, text):
+                raise CellError(f"{self.name} {short(text)} {problem}")
             return text
         try:
+            if self.kind in NUMERIC and validation.foreign_digits(text):
+                raise CellError(f"{self.name} {short(text)} has digits other than 0-9: write numbers and dates with "
+                                "the digits 0-9.")
             return PARSERS[self.kind](self.name, text)
         except CellError:
             words = admin_words(model_field, text)
@@ -118,6 +131,14 @@ def first_message(validator, value) -> str:
     except ValidationError as exc:
         return exc.messages[0]
     return ""
+
+
+def validators_refuse(model_field: models.Field, text: str) -> bool:
+    try:
+        model_field.run_validators(text)
+    except ValidationError:
+        return True
+    return False
 
 
 def admin_form_field(model_field: models.Field) -> forms.Field:
@@ -159,12 +180,9 @@ def empty_description(model_field: models.Field) -> str:
     return ""
 
 
-PLAIN_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-
-
 def parse_money(name: str, text: str) -> Decimal:
     # Plain decimals only: "1e3", "1,200.00" or "$12" would otherwise be read as something the file did not mean.
-    if not PLAIN_DECIMAL.match(text):
+    if not validation.PLAIN_DECIMAL.fullmatch(text):
         raise CellError(f"{name} {short(text)} is not a plain decimal number like 1234.50.")
     try:
         return validation.parse_money(text, field=name)
@@ -177,14 +195,14 @@ def parse_quantity(name: str, text: str) -> Decimal:
 
 
 def parse_integer(name: str, text: str) -> int:
-    if not re.fullmatch(r"[+-]?\d{1,18}", text):
+    if not re.fullmatch(r"[+-]?[0-9]{1,18}", text):
         raise CellError(f"{name} {short(text)} is not a whole number.")
     return int(text)
 
 
 def parse_date(name: str, text: str) -> date:
     try:
-        if ISO_DATE.match(text):
+        if ISO_DATE.fullmatch(text):
             return date.fromisoformat(text)
     except ValueError:
         pass

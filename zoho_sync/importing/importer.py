@@ -19,7 +19,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from zoho_sync.importing.columns import CellError, short
+from zoho_sync.importing.columns import MAX_CELL, CellError, short
 from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import ZohoSyncedModel
 
@@ -106,12 +106,114 @@ class ImportReport:
         return self.counts[CREATED] + self.counts[CHANGED] if self.committed else 0
 
 
-def read_header(entity: ImportEntity, reader: Iterator[list[str]]) -> list[str]:
+@dataclass(frozen=True)
+class Unreadable:
+    """A row the csv module could not read (a cell over its field size limit): which cell, and what came before."""
+
+    column: int  # the index of the cell at fault
+    cells: list[str]  # the row's cells (each cut short)
+
+
+class CsvRows:
+    """The rows of a CSV file as lists of cells; a row the csv module refuses is an `Unreadable` instead of an
+    exception, and reading goes on with the next row.
+
+    The csv module stops at a cell longer than `csv.field_size_limit()` (131,072 characters) and forgets the row;
+    the lines of the current row are kept to find the cell at fault, and an unfinished quoted cell is read to its
+    end, so the rest of it is never taken for rows of its own. The limit stays as it is: it bounds the memory one
+    cell can take.
+    """
+
+    def __init__(self, lines: Iterable[str]):
+        self.raw: list[str] = []
+        self.source = self.kept(lines)
+        self.reader = csv.reader(self.source)
+
+    def kept(self, lines: Iterable[str]) -> Iterator[str]:
+        for line in lines:
+            self.raw.append(line)
+            yield line
+
+    def __iter__(self) -> Iterator[list[str] | Unreadable]:
+        return self
+
+    def __next__(self) -> list[str] | Unreadable:
+        self.raw.clear()  # the reader reads no line ahead: what it reads now is this row's
+        try:
+            return next(self.reader)
+        except csv.Error:
+            scan = RawRow()
+            for line in self.raw:
+                scan.feed(line)
+            self.raw.clear()
+            while scan.quoted:  # the rest of an unfinished quoted cell belongs to this row
+                line = next(self.source, None)
+                self.raw.clear()
+                if line is None:
+                    break
+                scan.feed(line)
+            return Unreadable(scan.fault if scan.fault is not None else len(scan.cells), scan.cells)
+
+
+class RawRow:
+    """Walks a row's raw text as the csv module's default (Excel) dialect reads it: the cells (cut short), the
+    first cell longer than the csv module's limit, and whether a quoted cell is still open."""
+
+    KEEP = 200
+
+    def __init__(self):
+        self.cells: list[str] = []
+        self.cell: list[str] = []
+        self.length = 0
+        self.quoted = self.after_quote = self.ended = False
+        self.fault: int | None = None
+        self.limit = csv.field_size_limit()
+
+    def feed(self, text: str) -> None:
+        for ch in text:
+            if self.ended:
+                return
+            if self.quoted and not self.after_quote:
+                if ch == '"':
+                    self.after_quote = True
+                else:
+                    self.add(ch)
+                continue
+            if self.after_quote and ch == '"':  # a doubled quote inside a quoted cell
+                self.after_quote = False
+                self.add(ch)
+            elif ch == ",":
+                self.end()
+            elif ch in "\r\n":
+                self.end()
+                self.ended = True
+            elif ch == '"' and not self.length and not self.quoted:
+                self.quoted = True
+            else:
+                self.quoted = self.after_quote = False
+                self.add(ch)
+
+    def add(self, ch: str) -> None:
+        self.length += 1
+        if self.length <= self.KEEP:
+            self.cell.append(ch)
+        if self.length > self.limit and self.fault is None:
+            self.fault = len(self.cells)
+
+    def end(self) -> None:
+        self.cells.append("".join(self.cell))
+        self.cell, self.length, self.quoted, self.after_quote = [], 0, False, False
+
+
+def read_header(entity: ImportEntity, reader: Iterator[list[str] | Unreadable]) -> list[str]:
     """The file's column names, or FileRefused naming every unknown, repeated and missing column."""
     try:
         header = next(reader)
     except StopIteration:
         raise FileRefused(["The file is empty: its first row must name the columns."]) from None
+    if isinstance(header, Unreadable):
+        raise FileRefused([f"The header row's cell {header.column + 1} is longer than {csv.field_size_limit()} "
+                           "characters: the first row must name the columns."])
     names = [h.strip().lower() for h in header]
     known = {c.name for c in entity.all_columns}
     problems = []
@@ -127,21 +229,20 @@ def read_header(entity: ImportEntity, reader: Iterator[list[str]]) -> list[str]:
     return names
 
 
-def read_records(entity: ImportEntity, reader: Iterable[list[str]], header: list[str]) -> Iterator[Record]:
+def read_records(entity: ImportEntity, reader: Iterable[list[str] | Unreadable],
+                 header: list[str]) -> Iterator[Record]:
     """Records in file order. Row numbers count the header as row 1, as a spreadsheet shows them."""
     key_at = header.index(entity.key)
     line_names = {c.name for c in entity.line_columns}
     current: Record | None = None
     for row, cells in enumerate(reader, start=2):
-        if not any(c.strip() for c in cells):
+        if not isinstance(cells, Unreadable) and not any(c.strip() for c in cells):
             continue
-        if len(cells) != len(header):
+        if isinstance(cells, Unreadable) or len(cells) != len(header):
             if current:
                 yield current
                 current = None
-            bad = Record(entity, row, row, {})
-            bad.refuse(f"The row has {len(cells)} cells; the header has {len(header)}.")
-            yield bad
+            yield unreadable_record(entity, row, header, cells, key_at)
             continue
         named = dict(zip(header, cells, strict=True))
         key = cells[key_at].strip()
@@ -157,6 +258,22 @@ def read_records(entity: ImportEntity, reader: Iterable[list[str]], header: list
             current.line_cells.append((row, {k: v for k, v in named.items() if k in line_names}))
     if current:
         yield current
+
+
+def unreadable_record(entity: ImportEntity, row: int, header: list[str], cells: list[str] | Unreadable,
+                      key_at: int) -> Record:
+    """A refused row the file's shape says nothing more of: a row of the wrong width, or a cell the csv module
+    could not read (named by its column)."""
+    if not isinstance(cells, Unreadable):
+        bad = Record(entity, row, row, {})
+        bad.refuse(f"The row has {len(cells)} cells; the header has {len(header)}.")
+        return bad
+    key = cells.cells[key_at].strip() if key_at < len(cells.cells) and key_at != cells.column else ""
+    bad = Record(entity, row, row, {}, key=key)
+    name = header[cells.column] if cells.column < len(header) else f"cell {cells.column + 1} (past the header)"
+    bad.refuse(f"{name}: the cell is longer than {csv.field_size_limit()} characters; a cell holds at most "
+               f"{MAX_CELL}.")
+    return bad
 
 
 def check_repeated(record: Record, row: int, named: dict[str, str]) -> None:
@@ -346,7 +463,7 @@ def import_rows(*, entity: ImportEntity, lines: Iterable[str], dry_run: bool = F
     """
     started = time.monotonic()
     report = ImportReport(entity=entity, dry_run=dry_run, skip_invalid=skip_invalid)
-    reader = csv.reader(lines)
+    reader = CsvRows(lines)
     header = read_header(entity, reader)
     hooks = entity.hooks()
     seen: dict[str, int] = {}

@@ -155,6 +155,8 @@ class ZohoSyncedModel(models.Model):
             super().save(*args, **kwargs)  # the engine's own write
             return
         validation.refuse_imprecise_money(self)
+        # The business fields this save writes (the engine's own text, an error from Zoho say, is its business).
+        validation.refuse_null_characters(self, fields=update_fields, exclude=self.BOOKKEEPING_FIELDS)
         self.mark_pending()
         if self._state.adding or kwargs.get("force_insert"):
             super().save(*args, **kwargs)
@@ -171,6 +173,10 @@ class ZohoSyncedModel(models.Model):
         kwargs["update_fields"] = wanted | {"sync_status", "next_retry_at", "sync_attempts", *changed}
         super().save(*args, **kwargs)
         self.refresh_from_db(fields=list(changed))
+
+    def clean_fields(self, exclude=None):
+        # Django's field checks, then those no field validator holds (NUL characters, ISO 4217 currency codes).
+        validation.clean_fields_and_text(self, exclude, super().clean_fields)
 
     @staticmethod
     def local_change_expressions() -> dict:

@@ -20,8 +20,32 @@ from zoho_sync.models.base import ZohoSyncedModel
 ZERO = Decimal("0.00")
 
 
+class PlainDecimalFormField(forms.DecimalField):
+    """A decimal as a person writes it: Django's DecimalField also takes "1e3" and other scripts' digits."""
+
+    default_error_messages = {"plain": validation.PLAIN_DECIMAL_MESSAGE}
+
+    def to_python(self, value):
+        number = super().to_python(value)  # "Enter a number." for text that is no number at all
+        if number is not None and isinstance(value, str) and not validation.PLAIN_DECIMAL.fullmatch(value.strip()):
+            raise ValidationError(self.error_messages["plain"], code="plain")
+        return number
+
+
+class PlainDecimalField(models.DecimalField):
+    """A DecimalField whose admin form takes plain decimals only. Only the form differs: migrations see (and the
+    database holds) a DecimalField."""
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": PlainDecimalFormField, **kwargs})
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.DecimalField", args, kwargs
+
+
 def money_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=12, decimal_places=2, **kwargs)
+    return PlainDecimalField(max_digits=12, decimal_places=2, **kwargs)
 
 
 class EmailFormField(forms.EmailField):
@@ -192,6 +216,9 @@ class CustomerService(ZohoSyncedModel):
             raise ValidationError({"activated_at": "An active service needs the time it was activated."})
         if self.status == self.Status.CANCELLED and not self.cancelled_at:
             raise ValidationError({"cancelled_at": "A cancelled service needs the time it was cancelled."})
+        if self.activated_at and self.cancelled_at and self.cancelled_at < self.activated_at:
+            raise ValidationError({"cancelled_at": "Cancelled at is before activated at: a service is cancelled "
+                                                   "after it was activated."})
 
 
 class Invoice(ZohoSyncedModel):
@@ -302,7 +329,7 @@ class InvoiceLine(models.Model):
     position = models.PositiveSmallIntegerField(default=1)
     description = models.CharField(max_length=255)
     package = models.ForeignKey(ServicePackage, on_delete=models.PROTECT, null=True, blank=True)
-    quantity = models.DecimalField(
+    quantity = PlainDecimalField(
         max_digits=10, decimal_places=2, default=Decimal("1.00"), validators=[validation.validate_positive]
     )
     unit_price = money_field(validators=[validation.validate_non_negative])
@@ -322,9 +349,13 @@ class InvoiceLine(models.Model):
 
     def save(self, *args, **kwargs):
         validation.refuse_imprecise_money(self)
+        validation.refuse_null_characters(self, fields=kwargs.get("update_fields"))
         if self.quantity is not None and self.unit_price is not None:
             self.amount = validation.line_amount(self.quantity, self.unit_price)
         super().save(*args, **kwargs)
+
+    def clean_fields(self, exclude=None):
+        validation.clean_fields_and_text(self, exclude, super().clean_fields)
 
 
 class Payment(ZohoSyncedModel):
