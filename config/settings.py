@@ -239,6 +239,8 @@ SYNC_TRIGGERS_ENABLED = env.bool("SYNC_TRIGGERS_ENABLED", default=True)
 # without it every delivery is refused. The endpoint is /zoho/webhooks/.
 ZOHO_WEBHOOK_SECRET = env.str("ZOHO_WEBHOOK_SECRET", default="")
 ZOHO_WEBHOOK_MAX_BYTES = env.int("ZOHO_WEBHOOK_MAX_BYTES", default=256 * 1024)
+# The names of the query parameters the webhook's URL in Zoho carries, if any: a delivery must carry exactly these.
+ZOHO_WEBHOOK_QUERY_KEYS = env.list("ZOHO_WEBHOOK_QUERY_KEYS", default=[])
 INBOX_MAX_ATTEMPTS = env.int("INBOX_MAX_ATTEMPTS", default=5)
 INBOX_RETRY_BASE_SECONDS = env.float("INBOX_RETRY_BASE_SECONDS", default=30.0)
 INBOX_BUSY_RETRY_SECONDS = env.float("INBOX_BUSY_RETRY_SECONDS", default=15.0)

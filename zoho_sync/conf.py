@@ -254,6 +254,7 @@ class InboxSettings:
 
     webhook_secret: str = ""  # Zoho's "Secret Token" of the webhook (12-50 characters); empty: webhooks refused
     webhook_max_bytes: int = 256 * 1024  # a bigger body is refused unread (413)
+    webhook_query_keys: tuple[str, ...] = ()  # the query parameters Zoho's webhook URL carries (none by default)
     max_attempts: int = 5  # an event failing this many times is quarantined for a person
     retry_base_seconds: float = 30.0  # the first retry of a failed event; doubled each time, jittered
     busy_retry_seconds: float = 15.0  # an event about a record a push holds is applied again after this
@@ -262,6 +263,7 @@ class InboxSettings:
 INBOX_SETTINGS = {
     "webhook_secret": "ZOHO_WEBHOOK_SECRET",
     "webhook_max_bytes": "ZOHO_WEBHOOK_MAX_BYTES",
+    "webhook_query_keys": "ZOHO_WEBHOOK_QUERY_KEYS",
     "max_attempts": "INBOX_MAX_ATTEMPTS",
     "retry_base_seconds": "INBOX_RETRY_BASE_SECONDS",
     "busy_retry_seconds": "INBOX_BUSY_RETRY_SECONDS",

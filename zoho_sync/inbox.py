@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import math
 import random
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import unquote_plus
 
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -23,7 +28,7 @@ from django.utils import timezone
 from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.conf import get_inbox_settings
 from zoho_sync.models import ZohoEvent
-from zoho_sync.queueing import QueueUnavailable, task_enqueue_later
+from zoho_sync.queueing import QueueUnavailableError, task_enqueue_later
 from zoho_sync.redaction import redact_text
 from zoho_sync.sync import inbound
 from zoho_sync.sync.errors import BadZohoValue
@@ -65,30 +70,208 @@ def _entity_data(payload: dict, subject: Subject | None) -> dict:
     return entity if isinstance(entity, dict) else {}
 
 
-# --- the webhook's signature (§7.3, §12.5) --------------------------------------------------------------------
-def webhook_signature(secret: str, body: bytes, params: dict[str, str]) -> str:
-    """HMAC-SHA256 keyed with the secret, lower-case hex, over the query and form parameters sorted by key and
-    concatenated as key1value1key2value2..., followed by the raw body."""
-    message = "".join(f"{key}{value}" for key, value in sorted(params.items())).encode() + body
+# --- the webhook's door (§7.3, §12.5) ---------------------------------------------------------------------------
+# What a delivery must be to be stored, checked in this order (the view reads the body and answers the status):
+# a secret configured (503), a signature header (401), JSON (415: Zoho's event webhooks POST application/json; a
+# form-encoded body is never accepted, so no other reading of the bytes can be verified), the query string in its
+# canonical form (401, below), the signature over exactly that query and the raw body (401), then the body parsed
+# strictly (400). Only the bytes that were verified are parsed.
+EVENT_ID_MAX = 64  # ZohoEvent.event_id; Zoho's event ids are numeric strings of 15-19 digits: a longer one is refused
+EVENT_TYPE_MAX = 64  # ZohoEvent.event_type; Zoho's longest is 39 characters
+MAX_DEPTH = 32  # nesting of the body; Zoho's events nest 6 or 7 levels
+JSON_TYPE = "application/json"
+_ZOHO_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates: PostgreSQL's jsonb refuses both
+
+
+class WebhookRefused(Exception):
+    """A delivery refused at the door: the HTTP status to answer and why, in a sentence (logged, never stored)."""
+
+    def __init__(self, status: int, why: str):
+        super().__init__(why)
+        self.status, self.why = status, why
+
+
+class EventRefused(ValueError):
+    """An event the inbox cannot store whole (its id too long, a field of the wrong type); names the field."""
+
+
+def webhook_query(query_string: str, keys: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """The query string as received, as the (name, value) pairs the signature covers; WebhookRefused(401) for a
+    query string no genuine delivery has.
+
+    Zoho's string to sign (§7.3) concatenates the pairs sorted by name with no separators, so different query
+    strings can sign the same (`?a=bc` and `?ab=c` are both "abc"; a repeated name collapses). The canonical form
+    here keeps it verifiable and unambiguous: every `&`-separated field must be `name=value` (percent- and
+    `+`-decoded as strict UTF-8, nothing dropped or replaced); each name appears once; the names are exactly those
+    of ZOHO_WEBHOOK_QUERY_KEYS (none by default: the webhook URL in Zoho carries no query parameters); no value
+    holds `{` (so the query's part of the signed string can never run into the body, which starts with `{`); and
+    the concatenation splits into those names one way only (a value holding a later name is refused).
+    """
+    pairs: list[tuple[str, str]] = []
+    for field in query_string.split("&") if query_string else ():
+        name, equals, value = field.partition("=")
+        if not equals or not name:
+            raise WebhookRefused(401, f"the query string's field {field[:40]!r} is not name=value")
+        try:
+            pairs.append((unquote_plus(name, errors="strict"), unquote_plus(value, errors="strict")))
+        except UnicodeDecodeError:
+            raise WebhookRefused(401, f"the query string's field {field[:40]!r} is not UTF-8") from None
+    names = [name for name, _ in pairs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise WebhookRefused(401, f"the query parameter {repeated[0][:40]!r} is repeated")
+    unexpected, missing = sorted(set(names) - set(keys)), sorted(set(keys) - set(names))
+    if unexpected:
+        raise WebhookRefused(401, f"the query parameter {unexpected[0][:40]!r} is not one Zoho is set to send "
+                                  f"(ZOHO_WEBHOOK_QUERY_KEYS)")
+    if missing:
+        raise WebhookRefused(401, f"the query parameter {missing[0]!r} is missing (ZOHO_WEBHOOK_QUERY_KEYS)")
+    pairs.sort(key=lambda pair: pair[0])
+    if any("{" in value for _, value in pairs):
+        raise WebhookRefused(401, "a query parameter's value holds '{'")
+    if _readings("".join(name + value for name, value in pairs), [name for name, _ in pairs]) > 1:
+        raise WebhookRefused(401, "the query parameters sign ambiguously (a value holds a parameter's name)")
+    return pairs
+
+
+def _readings(text: str, names: list[str]) -> int:
+    """In how many ways `text` reads as names[0] value names[1] value ... (values any text); counted up to 2."""
+    ways = {0: 1}  # where the next name may start -> in how many ways we got there
+    for index, name in enumerate(names):
+        found: dict[int, int] = {}
+        for start, count in ways.items():
+            starts = [start] if index == 0 else [i for i in range(start, len(text)) if text.startswith(name, i)]
+            for at in starts:
+                if text.startswith(name, at):
+                    found[at + len(name)] = min(2, found.get(at + len(name), 0) + count)
+        ways = found
+    return min(2, sum(ways.values())) if names else 1
+
+
+def webhook_signature(secret: str, body: bytes, params: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+    """HMAC-SHA256 keyed with the secret, lower-case hex, over the query parameters sorted by name (stably) and
+    concatenated as name1value1name2value2..., followed by the raw body (§7.3)."""
+    pairs = sorted(params.items() if isinstance(params, Mapping) else params, key=lambda pair: pair[0])
+    message = "".join(f"{key}{value}" for key, value in pairs).encode() + body
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def webhook_verify(secret: str, body: bytes, params: dict[str, str], signature: str) -> bool:
+def webhook_verify(secret: str, body: bytes, params: Mapping[str, str] | Iterable[tuple[str, str]],
+                   signature: str) -> bool:
     expected = webhook_signature(secret, body, params)
-    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode())
+    return hmac.compare_digest(expected.encode(), signature.strip().lower().encode("utf-8", "replace"))
+
+
+def webhook_payload(body: bytes) -> dict:
+    """The verified body as an event: one JSON object in strict UTF-8, no repeated keys, no NaN or infinite
+    numbers, at most MAX_DEPTH levels deep, no NUL or lone surrogate in any key or text (the database would refuse
+    them). WebhookRefused(400) naming what is wrong."""
+    if not body.startswith(b"{"):
+        raise WebhookRefused(400, "the body is not a JSON object")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise WebhookRefused(400, f"the body is not UTF-8 (byte {error.start})") from None
+    try:
+        payload = json.loads(text, object_pairs_hook=_json_object, parse_constant=_json_constant)
+    except RecursionError:
+        raise WebhookRefused(400, f"the body is nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as error:
+        raise WebhookRefused(400, f"the body is not JSON: {str(error)[:200]}") from None
+    if not isinstance(payload, dict):
+        raise WebhookRefused(400, "the body is not a JSON object")
+    stack: list[tuple[object, str, int]] = [(payload, "the body", 1)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise WebhookRefused(400, f"the body is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _BAD_TEXT.search(key):
+                    raise WebhookRefused(400, f"a key in {where} holds a NUL character or a lone surrogate")
+                stack.append((item, f"{where}.{key[:40]}" if where != "the body" else key[:40], depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
+        elif isinstance(value, str) and _BAD_TEXT.search(value):
+            raise WebhookRefused(400, f"{where} holds a NUL character or a lone surrogate")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise WebhookRefused(400, f"{where} is a number too large to keep")
+    return payload
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> dict:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        repeated = next(key for key, _ in pairs if sum(1 for other, _ in pairs if other == key) > 1)
+        raise ValueError(f"the key {repeated[:40]!r} is repeated in one object")
+    return result
+
+
+def _json_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def event_identity(payload: dict) -> str | None:
+    """The event's id as the inbox stores it, whole; None when it has none (Zoho's test ping, answered and
+    ignored). EventRefused for an id or type the inbox cannot keep whole: an id that is not a string or a whole
+    number, an id over EVENT_ID_MAX characters (never cut: a cut id would pass another event off as a duplicate),
+    an event_type that is not a string or is over EVENT_TYPE_MAX characters."""
+    raw = payload.get("event_id")
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise EventRefused(f"event_id must be a string or a whole number, not {type(raw).__name__}")
+    event_id = str(raw)
+    if len(event_id) > EVENT_ID_MAX:
+        raise EventRefused(f"event_id is {len(event_id)} characters long; at most {EVENT_ID_MAX} are kept "
+                           f"(Zoho's are numeric strings of about 19 digits)")
+    if _BAD_TEXT.search(event_id):
+        raise EventRefused("event_id holds a NUL character or a lone surrogate")
+    event_type = payload.get("event_type")
+    if event_type is not None and not isinstance(event_type, str):
+        raise EventRefused(f"event_type must be a string, not {type(event_type).__name__}")
+    if len(event_type or "") > EVENT_TYPE_MAX:
+        raise EventRefused(f"event_type is over {EVENT_TYPE_MAX} characters long")
+    return event_id
+
+
+def webhook_event(conf, *, query_string: str, content_type: str, content_params: dict, body: bytes,
+                  signature: str) -> dict:
+    """A delivery's event, once it passed the door (see above); WebhookRefused with the status to answer."""
+    if not conf.webhook_secret:
+        raise WebhookRefused(503, "webhooks are not configured here (ZOHO_WEBHOOK_SECRET)")
+    if not signature:
+        raise WebhookRefused(401, "no X-Zoho-Webhook-Signature header")
+    charset = str(content_params.get("charset", "utf-8")).lower()
+    if content_type != JSON_TYPE or charset not in ("utf-8", "utf8"):
+        shown = (content_type or "none") + (f"; charset={charset}" if "charset" in content_params else "")
+        raise WebhookRefused(415, f"the body must be {JSON_TYPE} (UTF-8), as Zoho sends it, not {shown[:80]}")
+    pairs = webhook_query(query_string, conf.webhook_query_keys)
+    if not webhook_verify(conf.webhook_secret, body, pairs, signature):
+        raise WebhookRefused(401, "the signature does not match")
+    payload = webhook_payload(body)
+    try:
+        event_identity(payload)
+    except EventRefused as refused:
+        raise WebhookRefused(400, str(refused)) from None
+    return payload
 
 
 # --- accepting -------------------------------------------------------------------------------------------------
 def event_accept(payload: dict, *, source: str) -> tuple[ZohoEvent, bool]:
-    """Store an event once (unique by Zoho's event id); True when it is new. A new one is queued to be applied
-    when the transaction commits."""
-    event_id = str(payload["event_id"])[:64]
+    """Store an event once (unique by Zoho's event id, kept whole); True when it is new. A new one is queued to be
+    applied when the transaction commits. EventRefused (a ValueError naming the field) for an event without an
+    id or whose id or type cannot be kept whole (event_identity)."""
+    event_id = event_identity(payload)
+    if event_id is None:
+        raise EventRefused("the event has no event_id")
     existing = ZohoEvent.objects.filter(event_id=event_id).first()
     if existing is not None:
         return existing, False
-    subject = subject_of(str(payload.get("event_type", "")))
+    subject = subject_of(payload.get("event_type") or "")
     entity = _entity_data(payload, subject)
-    fields = {"event_type": str(payload.get("event_type", ""))[:64], "source": source, "payload": payload,
+    fields = {"event_type": payload.get("event_type") or "", "source": source, "payload": payload,
               "event_time": inbound.zoho_time(payload.get("event_time") or payload.get("created_time")),
               "entity": subject.spec.name if subject else "",
               "zoho_id": str(entity.get(subject.spec.id_field, "") if subject else "")[:64]}
@@ -117,12 +300,16 @@ def event_enqueue(pk: int, *, delay: float = 0) -> bool:
     event stays in the inbox as it is, and the sweep (events_sweep, every few minutes) queues it again."""
     try:
         task_enqueue_later(TASK, pk, delay=delay, task_name=f"zoho event {pk}", group="zoho events")
-    except QueueUnavailable:
+    except QueueUnavailableError:
         return False
     return True
 
 
 # --- applying --------------------------------------------------------------------------------------------------
+class EventRecordMissing(Exception):
+    """Zoho has no record for the event (404 on its re-read): nothing is applied; the event is quarantined."""
+
+
 def _claim(pk: int) -> bool:
     now = timezone.now()
     due = Q(state__in=(ZohoEvent.State.RECEIVED, ZohoEvent.State.FAILED)) | Q(
@@ -145,6 +332,12 @@ def event_apply(pk: int, *, client=None) -> str:
             next_attempt_at=timezone.now() + timedelta(seconds=conf.busy_retry_seconds))
         event_enqueue(pk, delay=conf.busy_retry_seconds)
         return f"event {event.event_id}: {busy}"
+    except EventRecordMissing as missing:  # retrying reads the same 404: a person decides (replayable)
+        text = redact_text(str(missing))[:4000]
+        ZohoEvent.objects.filter(pk=pk).update(state=ZohoEvent.State.QUARANTINED, last_error=text, outcome=text,
+                                               claimed_until=None, next_attempt_at=None)
+        logger.error("Zoho event %s (%s) quarantined: %s", event.event_id, event.event_type, text)
+        return f"event {event.event_id}: quarantined: {text}"
     except Exception as error:  # any failure is the event's, written on its row; the next events go on
         return _failed(event, error, conf)
     applied = [o for o in outcomes if o.action in ("created", "updated")]
@@ -184,12 +377,14 @@ def _apply(event: ZohoEvent, *, client=None) -> list[PullOutcome]:
     zoho_id = str(entity.get(subject.spec.id_field) or "")
     if not zoho_id:
         raise ValueError(f"the event's data.{subject.key} has no {subject.spec.id_field}")
+    if not _ZOHO_ID.fullmatch(zoho_id):
+        raise ValueError(f"the event's data.{subject.key}.{subject.spec.id_field} is not a Zoho id")
     if client is None:
         from zoho_sync.zoho import get_zoho_client
 
         client = get_zoho_client()
     note = f"event {event.event_id} {event.event_type}"
-    remote = _read(client, subject.path.format(zoho_id), subject.key) or entity
+    remote = _read_subject(client, subject, zoho_id)
     outcomes = [pull(subject.spec, remote, when=event.event_time, note=note)]
     if subject.spec is PAYMENT:  # the invoices it paid (or no longer pays, refunded): their balance and status
         for invoice_id in inbound.payment_invoice_ids(remote):
@@ -199,11 +394,26 @@ def _apply(event: ZohoEvent, *, client=None) -> list[PullOutcome]:
     return outcomes
 
 
+def _read_subject(client, subject: Subject, zoho_id: str) -> dict:
+    """The event's record as Zoho has it now. An event is only a trigger: its own copy of the record is never
+    applied, so a record Zoho does not have (404) changes nothing here (EventRecordMissing: quarantined)."""
+    path = subject.path.format(zoho_id)
+    try:
+        remote = client.get(path).get(subject.key)
+    except ZohoNotFoundError as error:
+        raise EventRecordMissing(
+            f"Zoho has no {subject.key} {zoho_id} (GET {path}: HTTP {error.status_code or 404}); an event is only "
+            f"a trigger and its own copy is never applied, so nothing changed here") from None
+    if not isinstance(remote, dict) or str(remote.get(subject.spec.id_field) or "") != zoho_id:
+        raise ValueError(f"GET {path} answered without the {subject.key} {zoho_id}")
+    return remote
+
+
 def _read(client, path: str, key: str) -> dict | None:
     try:
         return client.get(path).get(key)
     except ZohoNotFoundError:
-        return None  # gone from Zoho (a declined charge may never be a payment there): the event's copy
+        return None  # gone from Zoho (an invoice a payment names): nothing to bring in for it
 
 
 # --- sweeping and replaying ------------------------------------------------------------------------------------

@@ -1,15 +1,19 @@
-"""The inbound HTTP endpoint: Zoho's webhooks into the event inbox. Thin: verification and storage are services.
+"""The inbound HTTP endpoint: Zoho's webhooks into the event inbox. Thin: reading the body is HTTP's; what a
+delivery must be (inbox.webhook_event) and storing it (inbox.event_accept) are services.
 
 Answers: 200 stored (or a duplicate, acknowledged), 200 for a signed request without an event id (Zoho's test
-ping, §12.5), 400 a body that is not a JSON object, 401 a missing or wrong signature, 413 a body over
-ZOHO_WEBHOOK_MAX_BYTES, 503 no secret configured. A rejected request leaves nothing but a log line.
+ping, §12.5), 400 a body the strict parser refuses (not one UTF-8 JSON object; nested too deep; a NUL or a lone
+surrogate; NaN or a number too large; a repeated key; an event_id that is not a string or a whole number, or over
+64 characters), 401 a missing or wrong signature or a query string that is not in the canonical form, 411 a chunked
+body the server in front did not decode, 413 a body over ZOHO_WEBHOOK_MAX_BYTES (declared, or read so far when
+chunked), 415 a body that is not application/json, 503 no secret configured. The signature covers exactly the query
+string and the raw body received, and only those verified bytes are parsed. A rejected request leaves nothing but
+a log line.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from urllib.parse import parse_qsl
 
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -29,39 +33,54 @@ def _reject(request, status: int, why: str, size: int) -> JsonResponse:
     return JsonResponse({"error": why}, status=status)
 
 
+def _read_body(request, cap: int) -> bytes:
+    """The raw body, whole, at most `cap` bytes (WebhookRefused 413 past it). A chunked body (no Content-Length)
+    is read from the server's decoded input: gunicorn decodes chunked requests and says so
+    (`wsgi.input_terminated`); a server that does not (Django's runserver) gets 411."""
+    too_big = f"the body is over {cap} bytes"
+    length = request.META.get("CONTENT_LENGTH")
+    if length:
+        try:
+            declared = int(length)
+        except ValueError:
+            raise inbox.WebhookRefused(400, "the Content-Length header is not a number") from None
+        if declared > cap:
+            raise inbox.WebhookRefused(413, too_big)
+        body = request.read(cap + 1)
+    elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        if not request.META.get("wsgi.input_terminated"):
+            raise inbox.WebhookRefused(411, "a chunked body needs Content-Length behind this server")
+        stream, parts, size = request.META["wsgi.input"], [], 0
+        while size <= cap:
+            part = stream.read(min(64 * 1024, cap + 1 - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+        body = b"".join(parts)
+    else:
+        body = b""
+    if len(body) > cap:
+        raise inbox.WebhookRefused(413, too_big)
+    return body
+
+
 @csrf_exempt  # authenticated by its signature, not by a session
 @require_POST
 def zoho_webhook(request):
     conf = get_inbox_settings()
+    body = b""
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > conf.webhook_max_bytes:
-        return _reject(request, 413, f"the body is over {conf.webhook_max_bytes} bytes", declared)
-    body = request.read(conf.webhook_max_bytes + 1)
-    if len(body) > conf.webhook_max_bytes:
-        return _reject(request, 413, f"the body is over {conf.webhook_max_bytes} bytes", len(body))
-    if not conf.webhook_secret:
-        return _reject(request, 503, "webhooks are not configured here (ZOHO_WEBHOOK_SECRET)", len(body))
-    signature = request.headers.get(SIGNATURE_HEADER, "")
-    if not signature:
-        return _reject(request, 401, f"no {SIGNATURE_HEADER} header", len(body))
-    params = dict(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True))
-    if request.content_type == "application/x-www-form-urlencoded":
-        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        signed_body = b""
-    else:
-        signed_body = body
-    if not inbox.webhook_verify(conf.webhook_secret, signed_body, params, signature):
-        return _reject(request, 401, "the signature does not match", len(body))
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return _reject(request, 400, "the body is not JSON", len(body))
-    if not isinstance(payload, dict):
-        return _reject(request, 400, "the body is not a JSON object", len(body))
-    if not payload.get("event_id") or not isinstance(payload.get("event_id"), str | int):
-        return JsonResponse({"status": "ignored", "why": "no event_id (a test ping?)"})
-    event, created = inbox.event_accept(payload, source=ZohoEvent.Source.WEBHOOK)
+        body = _read_body(request, conf.webhook_max_bytes)
+        payload = inbox.webhook_event(
+            conf, query_string=request.META.get("QUERY_STRING", ""), content_type=request.content_type or "",
+            content_params=request.content_params or {}, body=body,
+            signature=request.headers.get(SIGNATURE_HEADER, ""))
+        if inbox.event_identity(payload) is None:
+            return JsonResponse({"status": "ignored", "why": "no event_id (a test ping?)"})
+        event, created = inbox.event_accept(payload, source=ZohoEvent.Source.WEBHOOK)
+    except inbox.WebhookRefused as refused:
+        return _reject(request, refused.status, refused.why, len(body))
+    except inbox.EventRefused as refused:
+        return _reject(request, 400, str(refused), len(body))
     return JsonResponse({"status": "accepted" if created else "duplicate", "event_id": event.event_id})
