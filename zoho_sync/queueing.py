@@ -7,7 +7,7 @@ the broker is zoho_sync.brokers.DelayingRedis, which holds the task in a sorted 
 broker the task becomes a one-off django-q2 Schedule, which the cluster's scheduler starts within about 30 s of
 its time.
 
-A broker that does not take the task (Redis down, the ORM broker's write failing) raises QueueUnavailable, never
+A broker that does not take the task (Redis down, the ORM broker's write failing) raises QueueUnavailableError, never
 the broker's own error: the callers keep their records due (a save's record stays pending, an event stays in the
 inbox) and the sweeps queue them again once the broker is back. The outage is logged once when it starts, then
 at most every QUEUE_DOWN_REMINDER_SECONDS, and once more when a task is taken again; not once per save.
@@ -41,7 +41,7 @@ except ImportError:  # the ORM broker needs no redis package
 BROKER_ERRORS = (RedisError, DatabaseError, OSError)
 
 
-class QueueUnavailable(Exception):
+class QueueUnavailableError(Exception):
     """The task queue did not take a task (its broker is down or refused the write). Nothing was queued; the
     caller's record stays due for the next save, sweep or backfill."""
 
@@ -61,7 +61,7 @@ class _Outage:
         self.failures = 0
         self._logged = 0.0
 
-    def failed(self, task_name: str, error: BaseException) -> QueueUnavailable:
+    def failed(self, task_name: str, error: BaseException) -> QueueUnavailableError:
         cause = redact_text(f"{type(error).__name__}: {error}")[:500].rstrip(". ")
         with self._lock:
             now = time.time()
@@ -81,7 +81,7 @@ class _Outage:
         elif remind:
             logger.error("The task queue (%s) is still down: %d tasks not queued since %s. Last: %s", broker_name(),
                          failures, time.strftime("%H:%M:%S", time.localtime(since)), message)
-        return QueueUnavailable(message)
+        return QueueUnavailableError(message)
 
     def took(self) -> None:
         if self.since is None:  # the usual case: no lock, no log
@@ -129,7 +129,7 @@ def _delaying_broker(broker_class: str, list_key: str):
 
 
 def task_enqueue_later(func: str, *args, delay: float, task_name: str, group: str = "") -> None:
-    """Queue `func(*args)` to start `delay` seconds from now (at once when delay <= 0). Raises QueueUnavailable
+    """Queue `func(*args)` to start `delay` seconds from now (at once when delay <= 0). Raises QueueUnavailableError
     (logged once per outage) when the broker does not take it; a broker's own error never leaves here."""
     try:
         _enqueue(func, *args, delay=delay, task_name=task_name, group=group)

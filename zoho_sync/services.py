@@ -18,7 +18,7 @@ from zoho_sync.client.budget import BudgetStats, Priority
 from zoho_sync.conf import get_sync_settings, get_zoho_limits
 from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncStatus
 from zoho_sync.models.base import FAILURE_STATUSES
-from zoho_sync.queueing import QueueUnavailable, task_enqueue_later
+from zoho_sync.queueing import QueueUnavailableError, task_enqueue_later
 from zoho_sync.sync import claims, specs
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome
@@ -252,7 +252,7 @@ def push_enqueue(*, entity: str, pk: int, delay: float | None = None) -> str:
     try:
         task_enqueue_later("zoho_sync.tasks.push_record", entity, pk, delay=wait,
                            task_name=f"zoho push {entity} {pk}", group="zoho push")
-    except QueueUnavailable:
+    except QueueUnavailableError:
         spec.model.objects.filter(pk=pk, push_queued_at=now).update(push_queued_at=None)
         return QUEUE_DOWN
     return QUEUED
@@ -307,7 +307,7 @@ def sync_selection(selection: dict[str, list[int]]) -> dict[str, int]:
 
 def sync_retry_queue(*, entity: str, include_validation: bool = False) -> str:
     """Queue a retry of every failure (and wait) of one entity for the cluster: what the admin's "retry all" runs.
-    Returns the django-q2 task's name; raises QueueUnavailable when the queue did not take it."""
+    Returns the django-q2 task's name; raises QueueUnavailableError when the queue did not take it."""
     name = f"zoho retry {entity}" + (" incl. validation" if include_validation else "")
     task_enqueue_later("zoho_sync.tasks.retry_entity", entity, include_validation, delay=0, task_name=name,
                        group="zoho retry")

@@ -21,7 +21,7 @@ from zoho_sync.admin.base import ReadOnlyAdmin, can_sync, queued_work_note, shor
 from zoho_sync.admin.logs import EntityFilter
 from zoho_sync.admin.records import push_selection, synclog_url
 from zoho_sync.models import SyncFailure, SyncState, SyncStatus
-from zoho_sync.queueing import QueueUnavailable
+from zoho_sync.queueing import QueueUnavailableError
 from zoho_sync.sync.specs import BY_NAME, SPECS
 
 
@@ -173,7 +173,7 @@ class SyncFailureAdmin(ReadOnlyAdmin):
             try:
                 for entity in chosen:
                     services.sync_retry_queue(entity=entity, include_validation=include)
-            except QueueUnavailable:
+            except QueueUnavailableError:
                 messages.error(request, "The task queue is unreachable, so no retry was queued; the hourly retry "
                                         "schedule retries the failures once it is back, or try again then.")
                 return HttpResponseRedirect(changelist)
