@@ -321,3 +321,37 @@ def test_an_invoice_zoho_made_with_a_huge_total_is_not_mirrored_as_zero(client, 
     before = (ours.status, ours.balance_due, ours.zoho_modified_at)
     ours.refresh_from_db()
     assert (ours.status, ours.balance_due, ours.zoho_modified_at) == before
+
+
+@pytest.mark.parametrize(("value", "to", "expected"), [
+    (None, ("invoice", "total"), None), ("", ("invoice", "total"), None),
+    (50, ("invoice", "total"), Decimal("50.00")), (12.5, ("invoice", "total"), Decimal("12.50")),
+    ("0.10", ("invoice", "total"), Decimal("0.10")), ("-3", ("invoice", "balance_due"), Decimal("-3.00")),
+    (9999999999.99, ("invoice", "total"), Decimal("9999999999.99")),
+    (3, ("customerservice", "quantity"), 3), (2.0, ("customerservice", "quantity"), 2),
+    (float("nan"), ("invoice", "total"), "is not a finite number"),
+    ("-Infinity", ("invoice", "total"), "is not a finite number"),
+    (1e300, ("invoice", "total"), "does not fit its column here (Invoice.total: at most 10 digits before the point)"),
+    (10_000_000_000, ("invoice", "total"), "does not fit its column here"),
+    (12.345, ("invoice", "total"), "has more than 2 decimal places (Invoice.total keeps 2)"),
+    (True, ("invoice", "total"), "is not a number"), ({"amount": 1}, ("invoice", "total"), "is not a number"),
+    ("12abc", ("invoice", "total"), "is not a number"),
+    ("١٢", ("invoice", "total"), "is not a number written in ASCII digits"),
+    ("1_000", ("invoice", "total"), "is not a number written in ASCII digits"),
+    (2.5, ("customerservice", "quantity"), "is not a whole number (CustomerService.quantity)"),
+    (-1, ("customerservice", "quantity"), "does not fit its column here (CustomerService.quantity: 0 to"),
+    (1e30, ("customerservice", "quantity"), "does not fit its column here"),
+])
+def test_every_number_from_zoho_is_read_against_its_column(value, to, expected):
+    from django.apps import apps
+
+    from zoho_sync.sync.errors import BadZohoValue
+    from zoho_sync.sync.inbound import column, zoho_number
+
+    field = column(apps.get_model("zoho_sync", to[0]), to[1])
+    if not isinstance(expected, str):
+        assert zoho_number(value, field, key="total") == expected
+        return
+    with pytest.raises(BadZohoValue) as caught:
+        zoho_number(value, field, key="total")
+    assert expected in str(caught.value) and str(caught.value).startswith("Zoho's total ")

@@ -31,7 +31,9 @@ def _record(store: Store, resource: str, record_id: str) -> dict[str, Any]:
 
 def edit_record(store: Store, resource: str, record_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Set `fields` (named as in the record's detail) and stamp its modified time; ids, timestamps, internal
-    keys and names the record does not have are refused (ValueError)."""
+    keys and names the record does not have are refused (ValueError). Values are stored as given and served raw,
+    so a test can show the app what it does with odd numbers Zoho might send (NaN and Infinity go out as JSON's
+    NaN/Infinity tokens, 1e300 as a number); the sandbox's own bookkeeping is not recomputed from them."""
     rec = _record(store, resource, record_id)
     if not isinstance(fields, dict) or not fields:
         raise ValueError("fields must be a non-empty object")
