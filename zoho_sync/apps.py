@@ -9,4 +9,5 @@ class ZohoSyncConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from zoho_sync import signals, system_checks  # noqa: F401 (registers the triggers and checks)
+        # registers the triggers, the checks, and the checks of a schedule's function (task_funcs)
+        from zoho_sync import signals, system_checks, task_funcs  # noqa: F401

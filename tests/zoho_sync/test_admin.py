@@ -47,7 +47,7 @@ def one_of_each():
     SyncRun.objects.create(run_id="b" * 32, kind="backfill", entities="customer", counts={"customer": {"created": 1}})
     # Other apps' admin pages are part of the dashboard too (django-q2's schedules and task results).
     Group.objects.create(name="operations")
-    Schedule.objects.create(name="zoho: test", func="math.floor", args="1")
+    Schedule.objects.create(name="zoho: test", func="zoho_sync.tasks.backfill", args="'customer'")
     now = timezone.now()
     for ok in (True, False):
         Task.objects.create(id=f"task-{ok}", name=f"task-{ok}", func="math.floor", started=now, stopped=now,
