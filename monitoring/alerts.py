@@ -4,6 +4,10 @@ whatever anymail provider the settings choose) and by chat webhook (Slack's form
 One outage is one alert: the alert is keyed on the set of failing records. The same set is not sent again until
 the cooldown has passed (a reminder); a different set is news and goes out at once; when the failures clear, a
 "resolved" message follows once.
+
+Record text (a customer's name, an error message) is escaped for each channel: Slack's `&`, `<` and `>` as
+entities, so no name becomes a mention (`<!channel>`) or a disguised link; on Discord no mention pings
+(allowed_mentions) and markdown, links and mentions show as typed. The HTML email is escaped by its template.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +36,9 @@ from zoho_sync.sync.specs import SPECS
 logger = logging.getLogger(__name__)
 STATE_KEY = "monitoring:alert:failed"
 MAX_LISTED = 50  # records listed in one message; the count and the dashboard link say the rest
+# What Discord's markdown reads (any punctuation may be escaped with a backslash); "@" gets a zero-width space.
+_DISCORD_MARKUP = re.compile(r"([\\*_~`|<>\[\]()#:-])")
+NO_MENTIONS = {"parse": []}  # Discord: nothing in the message pings anyone
 
 
 @dataclass(frozen=True)
@@ -163,12 +171,24 @@ def _by_entity(failures: list[FailedRecord]) -> dict[str, int]:
     return dict(Counter(failure.entity for failure in failures))
 
 
-def _summary_lines(alert: Alert) -> list[str]:
+def slack_escape(text: str) -> str:
+    """Text for Slack's mrkdwn: `&`, `<` and `>` as entities, so it can hold no mention, command or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def discord_escape(text: str) -> str:
+    """Text for Discord's markdown: shown as typed (no formatting, masked link or mention; "@everyone" pings no
+    one even where allowed_mentions is not honoured)."""
+    return _DISCORD_MARKUP.sub(r"\\\1", text).replace("@", "@\u200b")
+
+
+def _summary_lines(alert: Alert, escape=str) -> list[str]:
+    """The alert's lines, with every piece of record text passed through `escape` (the channel's)."""
     if alert.kind == "resolved":
         return ["Resolved: no failed syncs any more."]
     counts = ", ".join(f"{entity} {n}" for entity, n in _by_entity(alert.failures).items())
     lines = [f"{len(alert.failures)} failed syncs in the last {alert.hours} h ({counts})."]
-    lines += [f"- {f.entity} {f.label}: {f.error} ({f.kind}, {f.attempts} attempts) {f.url}"
+    lines += [f"- {f.entity} {escape(f.label)}: {escape(f.error)} ({escape(f.kind)}, {f.attempts} attempts) {f.url}"
               for f in alert.failures[:10]]
     if len(alert.failures) > 10:
         lines.append(f"... and {len(alert.failures) - 10} more")
@@ -176,11 +196,11 @@ def _summary_lines(alert: Alert) -> list[str]:
 
 
 def _webhooks(alert: Alert, conf) -> list[tuple[str, str, dict]]:
-    lines, title = _summary_lines(alert), alert.subject
-    text = "\n".join(lines)
+    title = alert.subject
     link = f"Dashboard: {alert.dashboard_url}"
     hooks = []
     if conf.slack_webhook_url:
+        text = "\n".join(_summary_lines(alert, slack_escape))
         hooks.append(("Slack", conf.slack_webhook_url, {
             "text": f"{title}\n{text}\n{link}",
             "blocks": [
@@ -190,8 +210,9 @@ def _webhooks(alert: Alert, conf) -> list[tuple[str, str, dict]]:
             ]}))
     if conf.discord_webhook_url:
         color = 0x2EB67D if alert.kind == "resolved" else 0xE01E5A
+        text = "\n".join(_summary_lines(alert, discord_escape))
         hooks.append(("Discord", conf.discord_webhook_url, {
-            "content": title[:2000],
+            "content": title[:2000], "allowed_mentions": NO_MENTIONS,
             "embeds": [{"title": title[:256], "description": text[:4000], "url": alert.dashboard_url,
                         "color": color}]}))
     if conf.webhook_url:
@@ -231,7 +252,8 @@ def budget_alert_send(alert: Alert) -> Alert:
     subject = f"[Zoho sync] API usage at {used / limit:.0%} of today's quota"
     text = (f"{used} of {limit} Zoho API calls used today (UTC); backfills stop at {limit - reserve}, the rest is "
             f"kept for live triggers. Calls resume after 00:00 UTC.\nUsage by endpoint: {alert.dashboard_url}")
-    bodies = {"Slack": {"text": f"{subject}\n{text}"}, "Discord": {"content": f"{subject}\n{text}"[:2000]},
+    bodies = {"Slack": {"text": f"{subject}\n{text}"},
+              "Discord": {"content": f"{subject}\n{text}"[:2000], "allowed_mentions": NO_MENTIONS},
               "generic": {"event": "zoho_sync.api_budget", "subject": subject, "used": used, "daily_limit": limit,
                           "daily_reserve": reserve, "usage_url": alert.dashboard_url}}
     hooks = [(name, url, bodies[name]) for name, url in (("Slack", conf.slack_webhook_url),

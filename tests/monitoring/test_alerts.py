@@ -211,3 +211,46 @@ def test_api_usage_is_readable_in_the_admin(admin_client):
     ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=12)
     page = admin_client.get("/admin/zoho_sync/apiusage/")
     assert page.status_code == 200 and b"GET /customers" in page.content
+
+
+HOSTILE_EMAIL = "<!channel> <https://e.vl/login|Fix billing now>"
+
+
+def test_record_text_is_escaped_for_each_channel(receiver):
+    """A customer's email and account number that would ping a channel, disguise a link or mention everyone arrive
+    as plain text on Slack and Discord, and escaped in the HTML email; the generic webhook carries them as data."""
+    customer = make_customer(account_number="CT-<@123>-@everyone-[x](https://e.vl)")
+    fail(customer, f"Email address '{HOSTILE_EMAIL}' is not valid & was refused.")
+
+    assert alert_command()[0] == 2
+    [slack], [discord], [generic] = (receiver.bodies(p) for p in ("/slack", "/discord", "/generic"))
+
+    slack_text = slack["blocks"][1]["text"]["text"]
+    escaped = "&lt;!channel&gt; &lt;https://e.vl/login|Fix billing now&gt;"
+    assert escaped in slack_text and escaped in slack["text"] and "is not valid &amp; was refused" in slack_text
+    assert "CT-&lt;@123&gt;-@everyone" in slack_text
+    assert "<!channel>" not in json.dumps(slack) and "<https://e.vl" not in json.dumps(slack)
+    assert "<https://sync.example.com/admin/|Open the dashboard>" in json.dumps(slack), "our own link stays a link"
+
+    description = discord["embeds"][0]["description"]
+    assert discord["allowed_mentions"] == {"parse": []}
+    assert "@\u200beveryone" in description and "\\<@\u200b123\\>" in description
+    assert "\\[x\\]\\(https\\://e.vl\\)" in description, "no masked link"
+    assert "@everyone" not in description and "<@123>" not in description
+
+    assert generic["failures"][0]["record"] == customer.account_number
+    assert HOSTILE_EMAIL in generic["failures"][0]["error"], "JSON data is data: the receiver escapes for its use"
+
+    html, _ = mail.outbox[0].alternatives[0]
+    assert "&lt;!channel&gt; &lt;https://e.vl/login|Fix billing now&gt;" in html and HOSTILE_EMAIL not in html
+    assert HOSTILE_EMAIL in mail.outbox[0].body, "the plain-text part is plain text"
+
+
+def test_the_budget_alert_pings_no_one_on_discord(receiver, settings):
+    from monitoring.alerts import budget_alert_evaluate, budget_alert_send
+    from zoho_sync.models import ApiUsage
+
+    settings.ZOHO_DAILY_LIMIT = 10
+    ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=9)
+    budget_alert_send(budget_alert_evaluate())
+    assert receiver.bodies("/discord")[0]["allowed_mentions"] == {"parse": []}
