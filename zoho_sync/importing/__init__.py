@@ -6,17 +6,18 @@ and writes the rows, `hooks.py` holds the checks that span rows (invoice lines, 
 
 from __future__ import annotations
 
-import csv
 import io
 
+from zoho_sync.csv_cells import SafeWriter
 from zoho_sync.importing.entities import ALIASES, ENTITIES, ImportEntity, describe, entity_named
 from zoho_sync.importing.importer import OUTCOMES, FileRefused, ImportReport, RowResult, import_rows
 
 
 def template(entity: ImportEntity) -> str:
-    """A CSV template: the header with every column, then an example row (an invoice: two rows, two lines)."""
+    """A CSV template: the header with every column, then an example row (an invoice: two rows, two lines). Cells
+    a spreadsheet would read as a formula are written as text (csv_cells)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out, lineterminator="\n")
     names = [c.name for c in entity.all_columns]
     writer.writerow(names)
     example = {c.name: c.example for c in entity.all_columns}
