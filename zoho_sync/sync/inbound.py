@@ -212,8 +212,7 @@ def invoice_mirror_lines(remote: dict) -> list[dict[str, Any]]:
         quantity = zoho_number(item.get("quantity"), column(InvoiceLine, "quantity"), key=f"{where}.quantity")
         price_key = "price" if item.get("price") is not None else "rate"
         price = zoho_number(item.get(price_key), column(InvoiceLine, "unit_price"), key=f"{where}.{price_key}")
-        quantity = Decimal("1") if quantity is None else quantity
-        price = Decimal("0") if price is None else price
+        quantity, price = quantity or Decimal("1"), price or Decimal("0")  # as before: none (or 0) sent
         zoho_number((quantity * price).quantize(Decimal("0.01")), column(InvoiceLine, "amount"),
                     key=f"{where} quantity x price")
         lines.append({"position": position, "description": str(item.get("name") or item.get("description") or
