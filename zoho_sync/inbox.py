@@ -181,23 +181,33 @@ def webhook_payload(body: bytes) -> dict:
         raise WebhookRefused(400, f"the body is not JSON: {str(error)[:200]}") from None
     if not isinstance(payload, dict):
         raise WebhookRefused(400, "the body is not a JSON object")
+    problem = payload_problem(payload)
+    if problem:
+        raise WebhookRefused(400, problem)
+    return payload
+
+
+def payload_problem(payload: dict) -> str | None:
+    """What in an event's payload the inbox cannot keep as it is, in a sentence naming where; None when nothing:
+    nesting deeper than MAX_DEPTH, a NUL character or a lone surrogate in a key or a text (PostgreSQL's jsonb
+    refuses both), a number that is not finite."""
     stack: list[tuple[object, str, int]] = [(payload, "the body", 1)]
     while stack:
         value, where, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise WebhookRefused(400, f"the body is nested deeper than {MAX_DEPTH} levels")
+            return f"the body is nested deeper than {MAX_DEPTH} levels"
         if isinstance(value, dict):
             for key, item in value.items():
-                if _BAD_TEXT.search(key):
-                    raise WebhookRefused(400, f"a key in {where} holds a NUL character or a lone surrogate")
+                if not isinstance(key, str) or _BAD_TEXT.search(key):
+                    return f"a key in {where} holds a NUL character or a lone surrogate"
                 stack.append((item, f"{where}.{key[:40]}" if where != "the body" else key[:40], depth + 1))
         elif isinstance(value, list):
             stack.extend((item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
         elif isinstance(value, str) and _BAD_TEXT.search(value):
-            raise WebhookRefused(400, f"{where} holds a NUL character or a lone surrogate")
+            return f"{where} holds a NUL character or a lone surrogate"
         elif isinstance(value, float) and not math.isfinite(value):
-            raise WebhookRefused(400, f"{where} is a number too large to keep")
-    return payload
+            return f"{where} is a number too large to keep"
+    return None
 
 
 def _json_object(pairs: list[tuple[str, object]]) -> dict:
@@ -262,10 +272,14 @@ def webhook_event(conf, *, query_string: str, content_type: str, content_params:
 def event_accept(payload: dict, *, source: str) -> tuple[ZohoEvent, bool]:
     """Store an event once (unique by Zoho's event id, kept whole); True when it is new. A new one is queued to be
     applied when the transaction commits. EventRefused (a ValueError naming the field) for an event without an
-    id or whose id or type cannot be kept whole (event_identity)."""
+    id, whose id or type cannot be kept whole (event_identity), or whose payload the database would refuse
+    (payload_problem): whatever the source, nothing is half-stored."""
     event_id = event_identity(payload)
     if event_id is None:
         raise EventRefused("the event has no event_id")
+    problem = payload_problem(payload)
+    if problem:
+        raise EventRefused(f"event {event_id}: {problem}")
     existing = ZohoEvent.objects.filter(event_id=event_id).first()
     if existing is not None:
         return existing, False
