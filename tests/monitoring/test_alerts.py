@@ -219,7 +219,7 @@ HOSTILE_EMAIL = "<!channel> <https://e.vl/login|Fix billing now>"
 def test_record_text_is_escaped_for_each_channel(receiver):
     """A customer's email and account number that would ping a channel, disguise a link or mention everyone arrive
     as plain text on Slack and Discord, and escaped in the HTML email; the generic webhook carries them as data."""
-    customer = make_customer(account_number="CT-<@123>-@everyone-[x](https://e.vl)")
+    customer = make_customer(account_number="CT-<@1>@everyone[x](//e.vl)")
     fail(customer, f"Email address '{HOSTILE_EMAIL}' is not valid & was refused.")
 
     assert alert_command()[0] == 2
@@ -228,15 +228,15 @@ def test_record_text_is_escaped_for_each_channel(receiver):
     slack_text = slack["blocks"][1]["text"]["text"]
     escaped = "&lt;!channel&gt; &lt;https://e.vl/login|Fix billing now&gt;"
     assert escaped in slack_text and escaped in slack["text"] and "is not valid &amp; was refused" in slack_text
-    assert "CT-&lt;@123&gt;-@everyone" in slack_text
+    assert "CT-&lt;@1&gt;@everyone[x](//e.vl)" in slack_text
     assert "<!channel>" not in json.dumps(slack) and "<https://e.vl" not in json.dumps(slack)
     assert "<https://sync.example.com/admin/|Open the dashboard>" in json.dumps(slack), "our own link stays a link"
 
     description = discord["embeds"][0]["description"]
     assert discord["allowed_mentions"] == {"parse": []}
-    assert "@\u200beveryone" in description and "\\<@\u200b123\\>" in description
-    assert "\\[x\\]\\(https\\://e.vl\\)" in description, "no masked link"
-    assert "@everyone" not in description and "<@123>" not in description
+    assert "@\u200beveryone" in description and "\\<@\u200b1\\>" in description
+    assert "\\[x\\]\\(//e.vl\\)" in description, "no masked link"
+    assert "@everyone" not in description and "<@1>" not in description
 
     assert generic["failures"][0]["record"] == customer.account_number
     assert HOSTILE_EMAIL in generic["failures"][0]["error"], "JSON data is data: the receiver escapes for its use"
