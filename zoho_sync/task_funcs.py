@@ -104,7 +104,7 @@ def task_refuse_foreign_schedule(sender, task: dict, **kwargs) -> None:
     if func_dotted(task.get("func")) in task_funcs() and not task.get("hook") and not task.get("chain"):
         return
     group = str(task.get("group") or "")
-    lookup = Q(name=group) | (Q(pk=int(group)) if group.isdigit() else Q(pk__in=[]))
+    lookup = Q(name=group) | (Q(pk=int(group)) if group.isdigit() and len(group) < 19 else Q(pk__in=[]))
     if not group or not Schedule.objects.filter(lookup).exists():
         return
     reason = (f"Schedule {group!r} names {func_dotted(task.get('func'))!r}"

@@ -148,6 +148,24 @@ def test_staff_without_sync_can_look_at_schedules_but_not_add_change_or_delete_t
     assert "Save" not in client.get(change).content.decode(), "the page is read-only"
 
 
+@pytest.mark.parametrize("who, allowed", [("scheduler_staff", False), ("operator", True)])
+def test_a_queued_task_is_changed_or_deleted_only_with_sync(request, who, allowed):
+    client = request.getfixturevalue(who)
+    later = timezone.now() + timedelta(hours=1)
+    row = OrmQ.objects.create(key="zoho_sync", payload=SignedPackage.dumps({"func": "zoho_sync.tasks.backfill"}),
+                              lock=later)
+    page = f"/admin/django_q/ormq/{row.pk}/change/"
+
+    assert client.get(page).status_code == 200
+    changed = client.post(page, {"key": "zoho_sync", "lock_0": f"{timezone.localtime():%Y-%m-%d}",
+                                 "lock_1": f"{timezone.localtime():%H:%M:%S}"})
+    deleted_page = client.get(f"/admin/django_q/ormq/{row.pk}/delete/")
+
+    assert (changed.status_code, deleted_page.status_code) == ((302, 200) if allowed else (403, 403))
+    row.refresh_from_db()
+    assert (row.lock < later) is allowed, "run now: only with Can sync to Zoho"
+
+
 def test_an_operator_adds_and_changes_a_schedule(operator):
     response = operator.post(f"{SCHEDULES}add/", schedule_form())
     assert response.status_code == 302, response.context["adminform"].form.errors
