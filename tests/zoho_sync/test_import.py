@@ -18,6 +18,17 @@ from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Pa
 from zoho_sync.models.base import CHANGED_SINCE_FAILURE
 
 pytestmark = pytest.mark.django_db
+
+
+def arabic(text: str) -> str:
+    """The text with its digits 0-9 written as Arabic-Indic digits (int("١٢٣") is 123)."""
+    return text.translate(str.maketrans("0123456789", "".join(chr(0x660 + n) for n in range(10))))
+
+
+def fullwidth(text: str) -> str:
+    return text.translate(str.maketrans("0123456789", "".join(chr(0xFF10 + n) for n in range(10))))
+
+
 ORDER = ("customers", "service_packages", "customer_services", "invoices", "payments")
 
 
@@ -222,6 +233,48 @@ BAD_CELLS = [
     ("payments", {"paid_at": ""}, "paid_at: A completed payment needs the time it was paid."),
     ("payments", {"paid_at": "2025-02-10 noon"}, "paid_at: Enter a valid time. The cell holds '2025-02-10 noon'"),
     ("payments", {"currency_code": "U$D"}, "currency_code: Use a three-letter ISO 4217 currency code, like USD."),
+    # Issue 18: odd input.
+    ("customers", {"currency_code": "XYZ"},
+     "currency_code: XYZ is not an ISO 4217 currency code in use: write one like USD, EUR or GBP."),
+    ("invoices", {"currency_code": "ABC"},
+     "currency_code: ABC is not an ISO 4217 currency code in use: write one like USD, EUR or GBP."),
+    ("customers", {"first_name": "A\x00va"},
+     "first_name: Null characters are not allowed. The cell holds a NUL character (\\x00) at character 2; remove "
+     "it."),
+    ("invoices", {"notes": "\x00"}, "notes: Null characters are not allowed."),
+    ("service_packages", {"price": "39\x00.00"}, "price: Null characters are not allowed."),
+    ("customers", {"company_name": '=HYPERLINK("https://e.vl/login","Fix billing now")'},
+     "company_name '=HYPERLINK(\"https://e.vl/login\",\"Fix ...' starts with '=', which a spreadsheet runs as a "
+     "formula: refused as formula injection. Start the text with something else (only a number or a phone number may "
+     "start with + or -)."),
+    ("customers", {"last_name": "+SUM(A1:A9)"}, "last_name '+SUM(A1:A9)' starts with '+', which a spreadsheet runs"),
+    ("customers", {"billing_city": "@cmd"}, "billing_city '@cmd' starts with '@', which a spreadsheet runs"),
+    ("customers", {"phone": "-2+3+cmd|' /C calc'!A0"}, "phone \"-2+3+cmd|' /C calc'!A0\" starts with '-'"),
+    ("service_packages", {"plan_code": "-SUM"}, "plan_code '-SUM' starts with '-', which a spreadsheet runs"),
+    ("invoices", {"line_description": "=1+1"}, "row 3: line_description '=1+1' starts with '='"),
+    ("payments", {"notes": "  @SUM(1)"}, "notes '@SUM(1)' starts with '@'"),
+    ("customers", {"account_number": "CT-1\x00"}, "account_number: Null characters are not allowed."),
+    ("payments", {"invoice_number": "INV\x00"}, "invoice_number: Null characters are not allowed."),
+    # A field's own check speaks first, in the admin's words: an account number cannot start with "=" anyway.
+    ("customers", {"account_number": "=1+1"},
+     "account_number: Account numbers use capital letters, digits and dashes, like CT-2025-00002."),
+    ("customers", {"email": "@cmd"}, "email: Email address '@cmd' is not valid."),
+    ("service_packages", {"price": arabic("123.00")},
+     "price: Enter a plain decimal number written with the digits 0-9, like 1234.50 (not 1e3). The cell holds "
+     f"'{arabic('123.00')}'"),
+    ("service_packages", {"price": "1e3"}, "price: Enter a plain decimal number written with the digits 0-9"),
+    ("payments", {"amount": fullwidth("49.00")}, "amount: Enter a plain decimal number written with the digits"),
+    ("invoices", {"line_quantity": arabic("2")}, "line_quantity: Enter a plain decimal number written with the"),
+    ("service_packages", {"interval": arabic("1")},
+     f"interval '{arabic('1')}' has digits other than 0-9: write numbers and dates with the digits 0-9."),
+    ("customer_services", {"quantity": arabic("12")}, f"quantity '{arabic('12')}' has digits other than 0-9"),
+    ("customer_services", {"quantity": "1e3"}, "quantity: Enter a whole number. The cell holds '1e3'"),
+    ("invoices", {"issued_on": arabic("2025-02-01")},
+     f"issued_on: Enter a valid date. The cell holds '{arabic('2025-02-01')}'"),
+    ("customer_services", {"activated_at": "2025-01-15T" + arabic("09:00:00")},
+     f"activated_at: Enter a valid time. The cell holds '2025-01-15T{arabic('09:00:00')}'"),
+    ("customer_services", {"status": "cancelled", "cancelled_at": "2025-01-14T09:00:00+00:00"},
+     "cancelled_at: Cancelled at is before activated at: a service is cancelled after it was activated."),
 ]
 
 
@@ -300,6 +353,17 @@ SAME_AS_ADMIN = [
     ("payments", {"paid_at": "2025-02-10T10:00", "status": "completed", "amount": "-5"}, "amount"),
     ("payments", {"currency_code": "U$D"}, "currency_code"),
     ("payments", {"amount": "1e3"}, "amount"),  # the admin's money fields take plain decimals only (issue 18)
+    ("payments", {"amount": arabic("49.00")}, "amount"),
+    ("service_packages", {"price": "1E2"}, "price"),
+    ("invoices", {"line_unit_price": arabic("39.00")}, "unit_price"),
+    ("invoices", {"line_quantity": "1e0"}, "quantity"),
+    ("customers", {"currency_code": "XYZ"}, "currency_code"),
+    ("payments", {"currency_code": "XTS"}, "currency_code"),
+    ("customers", {"first_name": "A\x00va"}, "first_name"),
+    ("invoices", {"notes": "paid\x00"}, "notes"),
+    ("invoices", {"line_description": "Fiber\x00"}, "description"),
+    ("customer_services", {"activated_at": "2025-01-15T09:00", "status": "cancelled",
+                           "cancelled_at": "2025-01-10T09:00"}, "cancelled_at"),
 ]
 # The import is stricter than the admin here (ISO dates, plain decimals, true or false): the admin's form takes
 # these values, so it has no message to repeat and the import keeps its own.
@@ -310,6 +374,13 @@ STRICTER_THAN_ADMIN = [
      "issued_on '01/02/2025' is not a date like 2025-01-31 (YYYY-MM-DD)."),
     ("invoices", {"period_start": "2025-1-1"}, "period_start",
      "period_start '2025-1-1' is not a date like 2025-01-31 (YYYY-MM-DD)."),
+    # Formula injection is the import's own check: text the admin stores as it is (a CSV export neutralises it).
+    ("customers", {"first_name": "=HYPERLINK(1)"}, "first_name",
+     "first_name '=HYPERLINK(1)' starts with '=', which a spreadsheet runs as a formula"),
+    ("invoices", {"notes": "-cmd"}, "notes", "notes '-cmd' starts with '-', which a spreadsheet runs as a formula"),
+    # The admin's integer fields read other scripts' digits as numbers; the import asks for 0-9.
+    ("customer_services", {"quantity": arabic("3")}, "quantity",
+     f"quantity '{arabic('3')}' has digits other than 0-9"),
 ]
 
 
@@ -368,6 +439,69 @@ def test_a_value_the_admin_takes_but_the_import_does_not_keeps_the_imports_messa
     assert field not in form.errors
     output, code = run(tmp_path, entity, with_cells(entity, **cells))
     assert code == 2 and message in output
+
+
+# --- cells the csv module cannot read, formulas, numbers -------------------------------------------------------------
+def test_a_cell_over_the_csv_modules_limit_is_a_row_error_naming_its_column(tmp_path):
+    """Python's csv module stops at a cell over 131,072 characters: the row is refused with its column named, the
+    rest of an unfinished quoted cell is not read as rows of its own, and the run goes on."""
+    limit = csv.field_size_limit()
+    text = ("account_number,first_name,last_name\n"
+            "CT-1000,Ava,Lovelace\n"
+            f"CT-1001,{'x' * (limit + 1)},Hopper\n"
+            f'CT-1002,Bo,"{"y" * (limit + 10)}\nCT-9999,Not,a row\n"\n'
+            f"CT-1003,Cy,{'z' * 20_000}\n"
+            "CT-1004,Di,Ritchie\n")
+    output, code = run(tmp_path, "customers", text)
+    assert code == 2
+    assert (f"row 3: refused customer CT-1001:\n    first_name: the cell is longer than {limit} characters; a cell "
+            "holds at most 10000.") in output
+    assert (f"row 4: refused customer CT-1002:\n    last_name: the cell is longer than {limit} characters; a cell "
+            "holds at most 10000.") in output
+    assert "row 5: refused customer CT-1003:\n    last_name: the cell is 20000 characters long; a cell holds at " \
+           "most 10000." in output
+    assert "row 6: created customer CT-1004" in output
+    assert "CT-9999" not in output and "Traceback" not in output
+    assert "customers: 5 row(s) in" in output and "2 created, 0 changed, 0 unchanged, 3 refused." in output
+    assert not Customer.objects.exists()
+    output, code = run(tmp_path, "customers", text, "--skip-invalid")
+    assert code == 2 and "3 refused record(s) were left out (--skip-invalid)" in output
+    assert sorted(Customer.objects.values_list("account_number", flat=True)) == ["CT-1000", "CT-1004"]
+
+
+def test_an_oversized_cell_in_an_invoice_or_a_header(tmp_path):
+    import_templates(tmp_path, *ORDER[:3])
+    rows = template_rows("invoices")
+    rows[1]["line_description"] = "d" * (csv.field_size_limit() + 1)
+    output, code = run(tmp_path, "invoices", csv_text(rows))
+    assert code == 2
+    assert "row 3: refused invoice INV-2025-0001:\n    line_description: the cell is longer than" in output
+    assert not Invoice.objects.exists()
+    output, code = run(tmp_path, "customers", f"account_number,{'h' * 200_000}\nCT-1000\n")
+    assert code == 2
+    assert "The header row's cell 2 is longer than 131072 characters" in output
+    assert "the file was refused; nothing was written" in output
+
+
+def test_phones_signed_numbers_and_ordinary_text_are_not_formulas(tmp_path):
+    rows = [{"account_number": f"CT-100{n}", "first_name": "Ava = Ada", "phone": phone,
+             "email": "ava+billing@example.com", "company_name": company}
+            for n, (phone, company) in enumerate([("+44 20 7946 0958", "O'Brien & Sons"), ("+1 (555) 0100", "-12.50"),
+                                                  ("-555-0100", "A+B Ltd")])]
+    output, code = run(tmp_path, "customers", csv_text(rows))
+    assert code == 0, output
+    assert sorted(Customer.objects.values_list("phone", flat=True)) == ["+1 (555) 0100", "+44 20 7946 0958",
+                                                                         "-555-0100"]
+
+
+def test_a_nul_cell_never_reaches_the_database(tmp_path):
+    """PostgreSQL refuses NUL with a DataError that names no field: the import names it first, and goes on."""
+    text = "account_number,first_name,last_name\nCT-1000,Ava,Lovelace\nCT-1001,Bo,Hop\x00per\nCT-1002,Cy,Li\n"
+    output, code = run(tmp_path, "customers", text, "--skip-invalid")
+    assert code == 2
+    assert "row 3: refused customer CT-1001:\n    last_name: Null characters are not allowed. The cell holds a NUL " \
+           "character (\\x00) at character 4; remove it." in output
+    assert sorted(Customer.objects.values_list("account_number", flat=True)) == ["CT-1000", "CT-1002"]
 
 
 # --- the file's shape -----------------------------------------------------------------------------------------------
