@@ -286,14 +286,15 @@ class TestPagingAndBudget:
         assert [(p["page"], p["per_page"]) for p in pages] == [(str(n), "200") for n in range(1, 6)]
 
     def test_budget_paces_calls_evenly(self, make_client, zoho_sandbox, slept):
-        client = make_client(budget_policy=BudgetPolicy(per_minute=60, headroom=0))
+        client = make_client(budget_policy=BudgetPolicy(per_minute=60, headroom=0, jitter=0, margin=0))
         for _ in range(5):
             client.get("/customers")
         assert slept == pytest.approx([1.0] * 4), "one call a second at 60 a minute"
 
     def test_bulk_callers_leave_room_for_high_priority(self, make_client, zoho_sandbox, slept):
         # No burst in the bulk lane here, so its pace shows call by call (the burst: test_retry_budget_rules).
-        client = make_client(budget_policy=BudgetPolicy(per_minute=60, headroom=0, bulk_share=0.5, bulk_burst=0))
+        client = make_client(budget_policy=BudgetPolicy(per_minute=60, headroom=0, bulk_share=0.5, bulk_burst=0,
+                                                        jitter=0, margin=0))
         # A backfill holds at most one turn ahead: it waits for its turn to be one away, then for the turn.
         with client.priority(Priority.BULK):
             client.get("/customers")
@@ -321,12 +322,60 @@ class TestPagingAndBudget:
             client.get("/customers", priority=Priority.HIGH)
 
     def test_waiting_for_budget_is_logged_and_counted(self, make_client, caplog):
-        client = make_client(budget_policy=BudgetPolicy(per_minute=30, headroom=0))
+        client = make_client(budget_policy=BudgetPolicy(per_minute=30, headroom=0, jitter=0, margin=0))
         with caplog.at_level(logging.INFO, logger="zoho_sync.client.budget"):
             client.get("/customers")
             client.get("/customers")
         assert client.budget.stats.waits == 1 and client.budget.stats.wait_seconds == pytest.approx(2.0)
         assert "Waiting 2.0 s for the Zoho rate budget" in caplog.text
+
+    def test_at_headroom_zero_the_pace_keeps_a_margin_in_every_minute(self, make_client, zoho_sandbox, slept):
+        """Zoho's whole 100 a minute (headroom 0): turns (60 + 1) / 99 s apart, so 101 calls take over 61 s and
+        calls arriving up to a second late still leave a call of Zoho's limit free in any 60 s."""
+        zoho_sandbox.configure(per_minute=100)
+        client = make_client(budget_policy=BudgetPolicy(per_minute=100, headroom=0, daily_limit=10**9))
+        for _ in range(101):
+            client.get("/customers", params={"per_page": 1})
+        times = [r["time"] for r in zoho_sandbox.requests("GET", "/customers")]
+        assert all(r["status"] == 200 for r in zoho_sandbox.requests())
+        assert slept == pytest.approx([61 / 99] * 100)
+        assert times[-1] - times[0] == pytest.approx(100 * 61 / 99) and times[99] - times[0] > 60
+
+    def test_a_call_late_for_its_turn_gives_it_up_and_asks_for_another(self, make_client, zoho_sandbox, caplog):
+        """A process that stalls past its turn (here its sleep overruns by 0.8 s, more than late_limit) does not
+        send late, where its call would crowd the calls of the next minute: it gives the turn back and sends in
+        the next one. The turn given up counts for nothing: not in the day's count, not in Zoho's window."""
+        overruns, slept = [0.0, 0.8], []
+
+        def stalling_sleep(seconds):
+            slept.append(seconds)
+            zoho_sandbox.advance(seconds + (overruns.pop() if overruns else 0.0))
+
+        policy = BudgetPolicy(per_minute=60, headroom=0, daily_limit=10**9)
+        client = make_client(budget_policy=policy, sleep=stalling_sleep)
+        client.get("/customers")
+        with caplog.at_level(logging.INFO, logger="zoho_sync.client.http"):
+            client.get("/customers")
+        first, second = (r["time"] for r in zoho_sandbox.requests("GET", "/customers"))
+        assert second - first == pytest.approx(2 * policy.interval), "sent in the next turn, not 0.8 s late"
+        assert slept == pytest.approx([policy.interval, policy.interval - 0.8])
+        assert client.budget.stats.late_turns == 1 and client.budget.stats.calls == 2
+        assert client.budget.snapshot().day_count == 2 and client.budget.snapshot().slots == {}
+        assert "GET /customers was 0.80 s late for its turn; it gives the turn up" in caplog.text
+
+    def test_a_replay_after_an_expired_token_takes_its_own_turn(self, make_client, zoho_sandbox, slept):
+        """Zoho may count the 401 of an expired token like any call (the sandbox does with count_unauthorized):
+        the replay waits for a turn of its own, so at 1 call a minute neither the 401 nor the replay is refused."""
+        zoho_sandbox.configure(per_minute=1, count_unauthorized=True)
+        client = make_client(budget_policy=BudgetPolicy(per_minute=1, headroom=0, daily_limit=10**9))
+        client.get("/customers")
+        zoho_sandbox.expire_tokens()
+        assert client.get("/customers")["code"] == 0
+        requests_seen = zoho_sandbox.requests("GET", "/customers")
+        assert [r["status"] for r in requests_seen] == [200, 401, 200]
+        times = [r["time"] for r in requests_seen]
+        assert [times[1] - times[0], times[2] - times[1]] == pytest.approx([61, 61])
+        assert client.budget.snapshot().day_count == 3 and client.budget.stats.rate_limited == 0
 
     def test_reference_data_is_cached_briefly(self, make_client, zoho_sandbox):
         client = make_client(reference_ttl=300)

@@ -70,6 +70,7 @@ def test_error_codes_choose_their_class():
 
 
 _holders = iter(range(10**9))
+EXACT = {"jitter": 0, "margin": 0}  # no safety margin: the pace's arithmetic in round numbers (the margin: below)
 
 
 def take(state, policy, now, priority=Priority.NORMAL, max_wait=1e9, holder=None, is_dead=lambda holder: False):
@@ -138,6 +139,73 @@ def test_callers_sharing_slots_keep_the_pace_and_the_cap(calls, callers, max_con
         heapq.heappush(events, (finish, next(order), "ask", what))
     assert len(sends) == calls
     assert_no_window_over_budget(sends, per_minute, headroom)
+
+
+def refused_by_a_sliding_window(arrivals: list[float], per_minute: int) -> int:
+    """The calls Zoho at its strictest refuses: those with per_minute calls already in the 60 s before them."""
+    arrivals, refused, first = sorted(arrivals), 0, 0
+    for i, t in enumerate(arrivals):
+        while arrivals[first] <= t - 60 + 1e-6:  # float rounding at the edge
+            first += 1
+        refused += i - first >= per_minute
+    return refused
+
+
+@settings(deadline=None)
+@given(calls=st.integers(1, 400), per_minute=st.integers(1, 1000), headroom=st.floats(0, 0.5),
+       jitter=st.floats(0, 3), margin=st.integers(0, 3), call_seconds=st.floats(0, 2),
+       delays=st.lists(st.floats(0, 1), min_size=1, max_size=50), callers=st.integers(1, 10))
+def test_no_sixty_second_window_of_arrivals_is_over_the_limit_under_random_delays(
+        calls, per_minute, headroom, jitter, margin, call_seconds, delays, callers):
+    """Zoho counts a call when it arrives, which is a little after its turn (a late wake-up, the network, another
+    machine's clock). Whatever the headroom (0 included), calls arriving up to `jitter` after their turns never put
+    more than the limit minus the margin in any 60 s, so Zoho's sliding window never refuses one."""
+    policy = BudgetPolicy(per_minute=per_minute, headroom=headroom, daily_limit=10**9, jitter=jitter, margin=margin,
+                          max_concurrency=callers)
+    state, arrivals, events, order = BudgetState(), [], [], iter(range(10**9))
+    for caller in range(callers):
+        heapq.heappush(events, (0.0, next(order), caller))
+    while len(arrivals) < calls:
+        now, _, caller = heapq.heappop(events)
+        state, decision = take(state, policy, now, holder=f"caller-{caller}")
+        assert decision.error is None and not decision.busy
+        state, _ = drop_slot(state, holder=f"caller-{caller}")
+        arrival = decision.at + delays[len(arrivals) % len(delays)] * jitter
+        arrivals.append(arrival)
+        heapq.heappush(events, (arrival + call_seconds, next(order), caller))
+    assert most_in_a_minute(arrivals) <= max(1, per_minute - margin)
+    assert refused_by_a_sliding_window(arrivals, per_minute) == 0
+
+
+def test_at_headroom_zero_a_call_late_by_milliseconds_cost_a_lock_out_without_the_margin():
+    """The cause of the 429 at headroom 0: turns 0.6 s apart at 100 a minute put calls 0 and 100 exactly 60 s
+    apart, so the first arriving 10 ms late and the 101st on time are 101 calls in 60 s. The margin spaces turns
+    (60 + 1) / 99 s apart: 97 a minute, and up to a second of lateness is absorbed."""
+    delays = [0.01] + [0.0] * 100
+
+    def arrivals(policy):
+        state, times = BudgetState(), []
+        for delay in delays:
+            state, decision = take(state, policy, now=0.0)
+            state, _ = drop_slot(state, holder=next(iter(state.slots)))
+            times.append(decision.at + delay)
+        return times
+
+    exact = BudgetPolicy(per_minute=100, headroom=0, jitter=0, margin=0, daily_limit=10**9, max_concurrency=200)
+    assert exact.interval == pytest.approx(0.6) and refused_by_a_sliding_window(arrivals(exact), 100) == 1
+    safe = BudgetPolicy(per_minute=100, headroom=0, daily_limit=10**9, max_concurrency=200)
+    assert safe.interval == pytest.approx(61 / 99) and 60 / safe.interval >= 97
+    assert refused_by_a_sliding_window(arrivals(safe), 100) == 0
+    late = [t + (1.0 if i % 2 == 0 else 0.0) for i, t in enumerate(arrivals(safe))]  # every other call 1 s late
+    assert refused_by_a_sliding_window(late, 100) == 0
+
+
+def test_the_margin_changes_nothing_where_the_headroom_already_keeps_one():
+    """10% headroom (the default) and 5% (the scale-out figures in the README) pace as before."""
+    assert BudgetPolicy(per_minute=100, headroom=0.1).interval == pytest.approx(60 / 90)
+    assert BudgetPolicy(per_minute=100, headroom=0.05).interval == pytest.approx(60 / 95)
+    assert BudgetPolicy(per_minute=60, headroom=0).interval == pytest.approx(61 / 59)
+    assert BudgetPolicy(per_minute=1, headroom=0).interval == pytest.approx(61), "one call in any 61 s"
 
 
 def simulate(policy: BudgetPolicy, *, seconds: float, bulk_workers: int, trigger_every: float | None,
@@ -219,7 +287,7 @@ def test_refusal_reserves_nothing():
 
 
 def test_no_free_slot_reserves_nothing():
-    policy = BudgetPolicy(per_minute=60, headroom=0, max_concurrency=1)
+    policy = BudgetPolicy(per_minute=60, headroom=0, max_concurrency=1, **EXACT)
     state, first = take(BudgetState(), policy, now=0.0, holder="a")
     after, decision = take(state, policy, now=0.5)
     assert first.wait == 0 and decision.busy and decision.error is None
@@ -230,7 +298,7 @@ def test_no_free_slot_reserves_nothing():
 
 
 def test_slot_lease_runs_from_the_send_time():
-    policy = BudgetPolicy(per_minute=60, headroom=0, slot_ttl=30)
+    policy = BudgetPolicy(per_minute=60, headroom=0, slot_ttl=30, **EXACT)
     state, _ = take(BudgetState(), policy, now=0.0, holder="a")
     state, decision = take(state, policy, now=0.0, holder="b")
     assert decision.wait == 1.0 and state.slots == {"a": 30.0, "b": 31.0}

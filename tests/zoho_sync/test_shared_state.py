@@ -109,7 +109,7 @@ class TestDatabaseBackend:
 
     def test_budget_is_shared_between_clients(self, zoho_settings):
         backend = DatabaseStateBackend("budget", BUDGET_CODEC)
-        policy = BudgetPolicy(per_minute=60, headroom=0)
+        policy = BudgetPolicy(per_minute=60, headroom=0, jitter=0, margin=0)  # round waits: no safety margin
         now = [1_000_000.0]
         waits = []
         budgets = [RateBudget(key="org:1", policy=policy, backend=backend, clock=lambda: now[0],
@@ -156,7 +156,7 @@ class TestDatabaseBackend:
         assert ApiUsage.objects.get(endpoint="GET /customers").calls >= 21
 
     def test_another_process_writing_in_between_costs_one_more_read(self, zoho_settings):
-        policy = BudgetPolicy(per_minute=60, headroom=0)
+        policy = BudgetPolicy(per_minute=60, headroom=0, jitter=0, margin=0)  # round waits: no safety margin
         now, waits = [1_000_000.0], []
         mine, theirs = (RateBudget(key="org:9", policy=policy, backend=DatabaseStateBackend(
             "budget", BUDGET_CODEC, remember=True), clock=lambda: now[0], sleep=waits.append) for _ in range(2))

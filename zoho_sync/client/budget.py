@@ -4,10 +4,16 @@ The rules live here once, as a pure function over a small state record (`reserve
 concurrency slot, all or nothing); a backend only has to apply it atomically, in one compare-and-set. Memory (one
 process) is here; the database and Redis backends, shared by every process, live in zoho_sync/shared_state.py.
 Pacing is GCRA with no burst: calls are spread evenly at the budgeted rate, so no 60-second window ever holds more
-than the budget, whatever window Zoho counts in. BULK callers (backfills) have a second, slower lane on top: their
-share of the budget, as an average with a small burst tolerance (`bulk_burst` calls), so a turn a live trigger
-takes between two bulk calls delays the backfill only by that turn, which it makes up later, instead of shifting
-its whole pace; the first lane stays strict for everyone.
+than the budget, whatever window Zoho counts in. Zoho counts when a call arrives, not when its turn was: a call
+reaches Zoho a little after its turn (a late wake-up, the network, another machine's clock), and at the exact pace of
+Zoho's limit (headroom 0) a call that comes late and one that comes on time a minute later put limit + 1 calls in
+one 60-second window, which costs a lock-out. So the pace also keeps a safety margin at any headroom: turns are far
+enough apart that calls arriving up to `jitter` seconds after their turns still leave `margin` calls free in every
+60-second window, and a call that cannot be sent within `late_limit` of its turn gives the turn up and asks for
+another (http.py). BULK callers (backfills) have a second, slower lane on top: their share of the budget, as an
+average with a small burst tolerance (`bulk_burst` calls), so a turn a live trigger takes between two bulk calls
+delays the backfill only by that turn, which it makes up later, instead of shifting its whole pace; the first lane
+stays strict for everyone.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Protocol
 from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoRateLimitError
 
 logger = logging.getLogger(__name__)
+WINDOW = 60.0  # seconds: Zoho's per-minute limit holds in any window this long (the strictest reading)
 
 
 class Priority(enum.IntEnum):
@@ -47,11 +54,24 @@ class BudgetPolicy:
     bulk_burst: int = 2  # calls a BULK caller may run ahead of its share's even pace, to make up turns triggers took
     max_concurrency: int = 10  # in-flight calls per organization
     slot_ttl: float = 120.0  # a crashed holder's concurrency slot frees itself after this
+    # The safety margin, kept at any headroom (0 included): calls reaching Zoho up to `jitter` seconds after their
+    # turns still leave `margin` calls of Zoho's limit free in every 60-second window. `late_limit` (at most
+    # `jitter`) is how late the client itself may send; the rest of `jitter` is for the network and for the clocks
+    # of several machines sharing the budget.
+    jitter: float = 1.0
+    margin: int = 1
+    late_limit: float = 0.5
 
     @property
     def interval(self) -> float:
-        """Seconds between two calls at the budgeted rate."""
-        return 60.0 / max(1e-9, self.per_minute * (1 - self.headroom))
+        """Seconds between two turns: the budgeted rate's, or longer where the safety margin needs it.
+
+        Turns `interval` apart, with arrivals up to `jitter` late, put at most (60 + jitter) / interval calls in any
+        60 s: at most `per_minute - margin`.
+        """
+        budgeted = WINDOW / max(1e-9, self.per_minute * (1 - self.headroom))
+        safe = (WINDOW + self.jitter) / max(1, self.per_minute - self.margin)
+        return max(budgeted, safe)
 
     @property
     def bulk_interval(self) -> float:
@@ -83,6 +103,7 @@ class Decision:
     error: Exception | None = None  # or raise this (nothing reserved)
     busy: bool = False  # or every concurrency slot is taken: nothing reserved, ask again shortly
     retry_in: float = 0.0  # with busy: a BULK caller's turn is too far ahead to hold; ask again in this many s
+    at: float = 0.0  # with wait: the turn reserved (now + wait); a call sent much later gives it up
 
 
 def utc_day(now: float) -> str:
@@ -131,7 +152,7 @@ def decide(state: BudgetState, policy: BudgetPolicy, *, now: float, priority: Pr
         # the lane sat idle), so a run of calls faster than the share ends after bulk_burst calls.
         new.bulk_tat = max(new.bulk_tat, send_at) + policy.bulk_interval
     new.day_count += 1
-    return new, Decision(wait=wait)
+    return new, Decision(wait=wait, at=send_at)
 
 
 def live_slots(state: BudgetState, *, now: float, is_dead: Callable[[str], bool] = lambda holder: False):
@@ -167,6 +188,15 @@ def drop_slot(state: BudgetState, *, holder: str):
     slots = dict(state.slots)
     slots.pop(holder, None)
     return replace(state, slots=slots), True
+
+
+def forgo_turn(state: BudgetState, *, holder: str, day: str):
+    """A reserved turn left unused (the caller came too late for it): its slot and its place in `day`'s count are
+    given back. The pace stays as reserved: an empty turn only slows the calls down."""
+    new, _ = drop_slot(state, holder=holder)
+    if new.day == day and new.day_count > 0:
+        new.day_count -= 1
+    return new, None
 
 
 def mark_day_full(state: BudgetState, *, now: float):
@@ -246,6 +276,7 @@ class BudgetStats:
     wait_seconds: float = 0.0
     slot_waits: int = 0
     rate_limited: int = 0  # answers of HTTP 429 (counted by the client)
+    late_turns: int = 0  # turns given up because the call could not be sent within late_limit of them
 
 
 class RateBudget:
@@ -312,7 +343,19 @@ class RateBudget:
             self.release(holder)  # interrupted before the call: give the slot back
             raise
         self.stats.calls += 1
+        self._local.turn_at = decision.at
         return holder
+
+    def late_for_turn(self) -> float:
+        """Seconds this thread is past the turn of its last acquire() now (0 or less: on time)."""
+        return self.clock() - getattr(self._local, "turn_at", self.clock())
+
+    def forgo(self, holder: str) -> None:
+        """Give back a turn acquired and not used (too late for it): its slot and its count, in one write."""
+        day = utc_day(getattr(self._local, "turn_at", self.clock()))
+        self.backend.update(self.key, lambda s: forgo_turn(s, holder=holder, day=day))
+        self.stats.calls -= 1
+        self.stats.late_turns += 1
 
     def release(self, holder: str, *, endpoint: str = "") -> None:
         """Give the concurrency slot back (at once, or with the next reservation within `keeping_slot`); count the

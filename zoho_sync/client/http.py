@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 ORG_HEADER = "X-com-zoho-subscriptions-organizationid"
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+MAX_LATE_TURNS = 3  # turns a call may give up in a row for coming too late before it fails (retryable, never sent)
 
 
 class EnvironmentOnceSession(requests.Session):
@@ -215,25 +216,51 @@ class ZohoClient:
             return None
         return self.retry.wait_for(error, attempt, self.rng)
 
-    def _send(self, method, path, params, json, priority, deadline, idempotent) -> dict:
-        holder = self.budget.acquire(priority=priority, max_wait=max(0.0, deadline - self.clock()))
-        started = self.clock()
+    def _token(self) -> str:
         try:
+            return self.tokens.token()
+        except ZohoError as error:
+            error.never_sent = True  # the API call itself was never made
+            raise
+
+    def _send(self, method, path, params, json, priority, deadline, idempotent) -> dict:
+        """One request in a turn of the budget. Every request that reaches Zoho has its turn: a retry or a replay
+        after a 401 comes back here for a new one. The token is minted (when due) before the turn, so the mint
+        never makes the call late; a call not sent within `late_limit` of its turn (the process stalled) gives the
+        turn up and asks for another, so no call reaches Zoho later than the pace's safety margin allows."""
+        self._token()
+        for _ in range(MAX_LATE_TURNS + 1):
+            holder = self.budget.acquire(priority=priority, max_wait=max(0.0, deadline - self.clock()))
+            started = self.clock()
             try:
-                token = self.tokens.token()
-            except ZohoError as error:
-                error.never_sent = True  # the API call itself was never made
+                token = self._token()  # held in memory: no I/O unless it came due during the wait
+                headers = {"Authorization": f"Zoho-oauthtoken {token}", ORG_HEADER: self.organization_id}
+                if json is not None:
+                    headers["Content-Type"] = "application/json"
+                late = self.budget.late_for_turn()
+                if late > self.budget.policy.late_limit:
+                    self.budget.forgo(holder)
+                    holder = ""
+                    logger.info("%s %s was %.2f s late for its turn; it gives the turn up and asks for another",
+                                method, path, late)
+                    continue
+                try:
+                    response = self.session.request(method, f"{self.api_base_url}/{path.lstrip('/')}",
+                                                    params=params, json=json, headers=headers, timeout=self.timeout)
+                except requests.RequestException as exc:
+                    raise self._connection_error(exc, method, path, idempotent) from None
+            except BaseException:
+                if holder:
+                    self.budget.release(holder, endpoint=endpoint_name(method, path))
                 raise
-            headers = {"Authorization": f"Zoho-oauthtoken {token}", ORG_HEADER: self.organization_id}
-            if json is not None:
-                headers["Content-Type"] = "application/json"
-            try:
-                response = self.session.request(method, f"{self.api_base_url}/{path.lstrip('/')}", params=params,
-                                                json=json, headers=headers, timeout=self.timeout)
-            except requests.RequestException as exc:
-                raise self._connection_error(exc, method, path, idempotent) from None
-        finally:
             self.budget.release(holder, endpoint=endpoint_name(method, path))
+            break
+        else:
+            error = ZohoRateLimitError(f"{method} {path} came too late for {MAX_LATE_TURNS + 1} turns in a row (this "
+                                       "process is stalling); not sent, so Zoho's window keeps its margin.",
+                                       method=method, path=path, retry_after=1.0)
+            error.never_sent = True
+            raise error
         logger.debug("%s %s -> %s in %.0f ms", method, path, response.status_code, (self.clock() - started) * 1000)
         if response.status_code == 401:
             raise _TokenRejected(token)
