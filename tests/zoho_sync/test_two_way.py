@@ -146,3 +146,21 @@ def test_declined_and_refunded_payments(wired):
     assert statuses[paid["payment_id"]] == "refunded"
     assert "failed" in statuses.values()
     assert invoice.status == "issued" and invoice.balance_due == Decimal("50.00")
+
+
+def test_query_parameters_on_zohos_webhook_url_verify_only_when_named(wired, settings):
+    """Zoho signs the query parameters of its webhook URL with the body (§7.3): the sandbox's deliveries, signed
+    that way over real HTTP, are stored when ZOHO_WEBHOOK_QUERY_KEYS names those parameters, and refused (401,
+    Zoho records a failed delivery) when it does not."""
+    wired.configure(webhook_params={"subscription_id": "90343", "name": "basic"})
+    settings.ZOHO_WEBHOOK_QUERY_KEYS = ["name", "subscription_id"]
+    invoice = pushed_invoice()
+    wired.pay_invoice(invoice.zoho_id, amount=10)
+    event = wait_for(lambda: ZohoEvent.objects.filter(event_type="payment_thankyou").first(), "the webhook")
+    assert event.source == "webhook"
+    settings.ZOHO_WEBHOOK_QUERY_KEYS = []
+    wired.pay_invoice(invoice.zoho_id, amount=10)
+    assert wired.wait_for_webhooks()
+    assert ZohoEvent.objects.filter(event_type="payment_thankyou").count() == 1
+    refused = [e for e in wired.records("events") if e["event_type"] == "payment_thankyou"]
+    assert sorted(w["status"] for e in refused for w in e["webhooks"]) == ["failure", "success"]
