@@ -99,3 +99,47 @@ def test_a_fix_shows_changed_since_the_last_failure_and_the_log_keeps_the_error(
     services.sync_pending()
     customer.refresh_from_db()
     assert customer.sync_state == SyncState.SYNCED and customer.last_sync_error == ""
+
+
+# --- issue 18: NUL and currency codes through the ORM -------------------------------------------------------------
+def test_a_nul_in_a_name_is_a_validation_error_naming_the_field_not_a_data_error():
+    """PostgreSQL refuses NUL with a DataError that names nothing (SQLite would store it): save() names the field."""
+    with pytest.raises(ValidationError) as refused, transaction.atomic():
+        make_customer(account_number="CT-2026-00001", first_name="A\x00va")
+    assert refused.value.message_dict == {
+        "first_name": ["First name holds a NUL character (\\x00): Null characters are not allowed."]}
+    assert not Customer.objects.filter(account_number="CT-2026-00001").exists()
+    customer = make_customer(last_name="Lovelace")
+    customer.last_name = "Love\x00lace"
+    with pytest.raises(ValidationError, match="Last name holds a NUL character"), transaction.atomic():
+        customer.save(update_fields=["last_name"])
+    with pytest.raises(ValidationError, match="Last name holds a NUL character"), transaction.atomic():
+        customer.save()
+    assert Customer.objects.get(pk=customer.pk).last_name == "Lovelace"
+    invoice = make_invoice()
+    with pytest.raises(ValidationError, match="Description holds a NUL character"), transaction.atomic():
+        InvoiceLine.objects.create(invoice=invoice, position=2, description="Cable\x00", unit_price=Decimal("1.00"))
+    assert invoice.lines.count() == 1
+
+
+def test_the_nul_check_looks_only_at_the_fields_a_save_writes():
+    """The engine's bookkeeping saves and a save of other fields write no NUL, so they are not refused for one
+    held in memory."""
+    customer = make_customer(phone="1")
+    customer.first_name = "A\x00va"  # never written below
+    customer.sync_status, customer.last_sync_error = SyncStatus.FAILED, "Zoho said no"
+    customer.save(update_fields=["sync_status", "last_sync_error"])
+    customer.phone = "2"
+    customer.save(update_fields=["phone"])
+    stored = Customer.objects.get(pk=customer.pk)
+    assert (stored.phone, stored.first_name, stored.sync_status) == ("2", "Ava", SyncStatus.PENDING)
+    assert "\x00" not in stored.first_name
+
+
+def test_a_currency_zoho_does_not_know_fails_before_zoho_with_the_forms_words(zoho):
+    customer = make_customer(currency_code="XYZ")  # saved through the ORM, which runs no validation
+    services.sync_pending()
+    state, error, logged = failure_of(customer)
+    expected = "XYZ is not an ISO 4217 currency code in use: write one like USD, EUR or GBP."
+    assert state == SyncState.NEEDS_PERSON and expected in error and expected in logged
+    assert zoho.requests("POST", "/customers") == []

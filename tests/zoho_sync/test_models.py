@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from tests.builders import make_customer, make_invoice, make_package, make_payment, make_service
+from tests.zoho_sync.test_admin import admin_url, change_form_data
 from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, SyncStatus
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +163,106 @@ class TestSyncBookkeeping:
     def test_reference_id_is_the_natural_key(self):
         service = make_service()
         assert service.zoho_reference_id == f"CS-{service.pk}"
+
+
+class TestOddInput:
+    """Issue 18: what no field validator held (NUL, ISO 4217) and the order of a service's dates."""
+
+    def test_nul_in_any_text_field_is_named_by_model_validation(self):
+        customer = make_customer()
+        customer.last_name, customer.billing_city = "Love\x00lace", "\x00"
+        with pytest.raises(ValidationError) as exc:
+            customer.full_clean()
+        assert exc.value.message_dict == {"last_name": ["Null characters are not allowed."],
+                                          "billing_city": ["Null characters are not allowed."]}
+        line = make_invoice().lines.get()
+        line.description = "Fiber\x00"
+        with pytest.raises(ValidationError) as exc:
+            line.full_clean()
+        assert exc.value.message_dict == {"description": ["Null characters are not allowed."]}
+
+    @pytest.mark.parametrize("code", ["XYZ", "XXX", "XTS", "XAU", "HRK", "BGN"])
+    def test_a_currency_code_outside_iso_4217_in_use_is_refused(self, code):
+        payment = make_payment()
+        payment.currency_code = code
+        with pytest.raises(ValidationError) as exc:
+            payment.full_clean()
+        assert exc.value.message_dict == {"currency_code": [
+            f"{code} is not an ISO 4217 currency code in use: write one like USD, EUR or GBP."]}
+
+    def test_a_malformed_currency_code_gets_one_message(self):
+        invoice = make_invoice()
+        invoice.currency_code = "usd"
+        with pytest.raises(ValidationError) as exc:
+            invoice.full_clean()
+        assert exc.value.message_dict == {"currency_code": ["Use a three-letter ISO 4217 currency code, like USD."]}
+
+    @pytest.mark.parametrize("code", ["USD", "EUR", "GBP", "JPY", "CHF", "INR", "XOF", "XCG", "ZWG", "SLE"])
+    def test_currency_codes_in_use_pass(self, code):
+        customer = make_customer(currency_code=code)
+        customer.full_clean()
+
+    def test_the_currency_table_holds_three_capital_letters_each(self):
+        from zoho_sync.validation import CURRENCY_CODES
+
+        assert all(len(code) == 3 and code.isascii() and code.isupper() for code in CURRENCY_CODES)
+        assert len(CURRENCY_CODES) > 150
+
+    def test_a_service_cancelled_before_its_activation_is_refused(self):
+        service = make_service(activated_at=timezone.now())
+        service.status, service.cancelled_at = CustomerService.Status.CANCELLED, service.activated_at - timedelta(1)
+        with pytest.raises(ValidationError) as exc:
+            service.full_clean()
+        assert exc.value.message_dict == {"cancelled_at": [
+            "Cancelled at is before activated at: a service is cancelled after it was activated."]}
+        service.cancelled_at = service.activated_at
+        service.full_clean()
+
+
+class TestAdminRefusesOddInput:
+    """The same refusals through the admin's own pages (the Django test client posting its forms)."""
+
+    def test_currency_xyz(self, admin_client):
+        response = admin_client.post(admin_url(Customer, "add"), {
+            "account_number": "CT-2026-00001", "first_name": "Ava", "account_type": "individual",
+            "status": "active", "currency_code": "XYZ"})
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors == {"currency_code": [
+            "XYZ is not an ISO 4217 currency code in use: write one like USD, EUR or GBP."]}
+        assert not Customer.objects.exists()
+
+    @pytest.mark.parametrize("amount", ["1e3", "1E+1", "\u0664\u0669.00", "\uff14\uff19.00"])
+    def test_money_that_is_not_a_plain_decimal(self, admin_client, amount):
+        invoice = make_invoice(lines=((Decimal("1"), Decimal("2000.00")),))
+        data = {"reference": "PAY-ADMIN-1", "customer": invoice.customer_id, "invoice": invoice.pk, "amount": amount,
+                "currency_code": "USD", "method": "cash", "status": "completed", "paid_at_0": "2026-11-02",
+                "paid_at_1": "10:00:00", "notes": "", "origin": "local", "refunded_amount": "0.00"}
+        response = admin_client.post(admin_url(Payment, "add"), data)
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors["amount"] == [
+            "Enter a plain decimal number written with the digits 0-9, like 1234.50 (not 1e3)."]
+        assert not Payment.objects.exists()
+        response = admin_client.post(admin_url(Payment, "add"), {**data, "amount": "1000.00"})
+        assert response.status_code == 302
+        assert Payment.objects.get().amount == Decimal("1000.00")
+
+    def test_a_line_quantity_in_exponent_form(self, admin_client):
+        invoice = make_invoice(lines=((Decimal("1"), Decimal("10.00")),))
+        url = admin_url(Invoice, "change", invoice.pk)
+        data = change_form_data(admin_client.get(url))
+        quantity = next(k for k in data if k.endswith("-quantity"))
+        response = admin_client.post(url, {**data, quantity: "1e0"})
+        assert response.status_code == 200
+        assert "Enter a plain decimal number written with the digits 0-9" in response.content.decode()
+
+    def test_a_service_cancelled_before_its_activation(self, admin_client):
+        service = make_service(reference="SVC-1")
+        url = admin_url(CustomerService, "change", service.pk)
+        data = change_form_data(admin_client.get(url))
+        activated = service.activated_at.astimezone(timezone.get_current_timezone()).date()
+        response = admin_client.post(url, {**data, "status": "cancelled",
+                                           "cancelled_at_0": str(activated - timedelta(1)), "cancelled_at_1": "10:00"})
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors == {"cancelled_at": [
+            "Cancelled at is before activated at: a service is cancelled after it was activated."]}
+        assert CustomerService.objects.get(pk=service.pk).status == CustomerService.Status.ACTIVE
