@@ -1,10 +1,12 @@
 """The event inbox: the one place changes from Zoho enter (a webhook, event replay, reconciliation).
 
-An event is stored once by Zoho's event id (a duplicate delivery is acknowledged and ignored) and applied by a
-django-q2 task: its Zoho record is re-read through the API (§12.5: the payload's shape is undocumented; the API's is
-not) and applied by the pull step. A failure is retried with a growing, jittered delay; after INBOX_MAX_ATTEMPTS
-the event is quarantined with its error for a person (admin: Zoho events; replayable after a fix). Each event is
-its own task, so one that keeps failing never holds up the events behind it.
+An event is stored once by Zoho's event id, kept whole (a duplicate delivery is acknowledged and ignored), and
+applied by a django-q2 task. An event is only a trigger: its Zoho record is re-read through the API (§12.5: the
+payload's shape is undocumented; the API's is not) and applied by the pull step; the event's own copy of the record
+is never applied, so an event whose record Zoho does not have (404) changes nothing and is quarantined at once.
+A failure is retried with a growing, jittered delay; after INBOX_MAX_ATTEMPTS the event is quarantined with its
+error for a person (admin: Zoho events; replayable after a fix). Each event is its own task, so one that keeps
+failing never holds up the events behind it.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ EVENT_TYPE_MAX = 64  # ZohoEvent.event_type; Zoho's longest is 39 characters
 MAX_DEPTH = 32  # nesting of the body; Zoho's events nest 6 or 7 levels
 JSON_TYPE = "application/json"
 _ZOHO_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_QUERY_KEY = re.compile(r"[0-9A-Za-z_.-]{1,64}")  # the names ZOHO_WEBHOOK_QUERY_KEYS may hold
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # NUL and lone surrogates: PostgreSQL's jsonb refuses both
 
 
@@ -257,6 +260,8 @@ def webhook_event(conf, *, query_string: str, content_type: str, content_params:
     if content_type != JSON_TYPE or charset not in ("utf-8", "utf8"):
         shown = (content_type or "none") + (f"; charset={charset}" if "charset" in content_params else "")
         raise WebhookRefused(415, f"the body must be {JSON_TYPE} (UTF-8), as Zoho sends it, not {shown[:80]}")
+    if any(not _QUERY_KEY.fullmatch(key) for key in conf.webhook_query_keys):
+        raise WebhookRefused(503, "ZOHO_WEBHOOK_QUERY_KEYS holds a name that is not letters, digits, '_', '.' or '-'")
     pairs = webhook_query(query_string, conf.webhook_query_keys)
     if not webhook_verify(conf.webhook_secret, body, pairs, signature):
         raise WebhookRefused(401, "the signature does not match")

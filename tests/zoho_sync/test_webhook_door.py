@@ -371,3 +371,11 @@ def test_the_database_keeps_what_the_door_lets_through(client, secret):
     data = ZohoEvent.objects.get().payload["data"]
     assert (data["note"], data["n"], float(data["f"])) == ("\u00e9\U0001f600\t", 10**30, 1e300)  # jsonb: numeric
     assert connection.vendor in ("sqlite", "postgresql")
+
+
+def test_a_query_key_setting_that_could_reach_the_body_is_a_configuration_error(client, secret, settings):
+    settings.ZOHO_WEBHOOK_QUERY_KEYS = ['{"event_id"']
+    body = json.dumps(event()).encode()
+    response = post(client, body, signature=webhook_signature(SECRET, body, {}))
+    assert response.status_code == 503 and "ZOHO_WEBHOOK_QUERY_KEYS" in response.json()["error"]
+    assert not ZohoEvent.objects.exists()
