@@ -19,6 +19,8 @@ the required columns must be there. Each record is found again by its natural ke
 the same file again changes nothing. An empty cell clears an optional field, or sets the default it names.
 References name other records by their natural keys (customer by account number, package by plan code, service by
 reference, invoice by number); import customers and packages first, then services, invoices, payments.
+Numbers and dates use the digits 0-9 (no 1e3); a cell holds at most 10,000 characters and no NUL; text that
+starts with =, @, + or - (other than a number or phone number) is refused as formula injection.
 
 Rows are checked as the admin checks them (the same messages), all or nothing: one refused row and nothing is
 written (exit 2). --skip-invalid writes the valid rows and leaves the refused ones out (still exit 2). --dry-run
