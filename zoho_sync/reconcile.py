@@ -37,6 +37,10 @@ from zoho_sync.sync.specs import CUSTOMER, CUSTOMER_SERVICE, INVOICE, PAYMENT, S
 OURS, ZOHOS = "ours", "zoho"
 
 
+def _printable(text: str) -> str:
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _text(value) -> str:
     return "" if value is None else str(value).strip()
 
@@ -145,6 +149,12 @@ class Drift:
     note: str = ""
     repaired: str = ""
     remote: dict = dataclasses.field(default_factory=dict, repr=False)  # Zoho's listing of it (not reported)
+
+    def __post_init__(self) -> None:
+        # Text from Zoho may hold what neither PostgreSQL (the stored report) nor a terminal takes: a NUL or a lone
+        # surrogate is shown escaped instead.
+        for name in ("label", "local", "zoho", "note"):
+            setattr(self, name, _printable(getattr(self, name)))
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v not in ("", None, {}) and k != "remote"}
@@ -363,7 +373,7 @@ def _repair(report: Report, client, specs, *, conflicts: str) -> None:
         elif (item.kind in ("status", "amount") and _owner(item) == ZOHOS) or item.kind == "missing_locally":
             key = (spec.name, item.zoho_id)
             if key not in pulled:
-                pulled[key] = _pull_one(spec, item, client, report)
+                pulled[key] = _printable(_pull_one(spec, item, client, report))
             item.repaired = pulled[key]
         elif item.kind == "missing_in_zoho":
             item.repaired = _recreate(spec, item, client, report)
@@ -387,7 +397,10 @@ def _pull_one(spec: EntitySpec, item: Drift, client, report: Report) -> str:
     reads the record again: one call)."""
     if item.kind == "missing_locally" and spec not in (INVOICE, PAYMENT):
         return "left: made in Zoho (linking what Zoho already has is zoho_backfill --link-only)"
-    event, _ = inbox.event_accept(inbox.reconciled_event(spec, item.remote), source=ZohoEvent.Source.RECONCILE)
+    try:
+        event, _ = inbox.event_accept(inbox.reconciled_event(spec, item.remote), source=ZohoEvent.Source.RECONCILE)
+    except inbox.EventRefused as refused:  # Zoho's record holds what the inbox cannot store: named, left
+        return f"left: refused by the inbox ({refused})"[:200]
     if event.state in (ZohoEvent.State.APPLIED, ZohoEvent.State.IGNORED):
         inbox.event_reset(event.pk)  # the same Zoho state found again: apply it again, here
     said = inbox.event_apply(event.pk, client=client)

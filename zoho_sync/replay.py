@@ -5,7 +5,8 @@ costs no call and changes nothing; a missing one costs one read and is applied l
 
 An event that cannot be read (an error from GET /events/{id}, or an answer without the event) is named with its
 error and the cursor stays before it, so the next replay reads it again; the events after it are still added. When
-the list itself cannot be read, the cursor does not move at all."""
+the list itself cannot be read, the cursor does not move at all. An event the inbox refuses (a payload the database
+would refuse: inbox.EventRefused) is named too, but does not hold the cursor: reading it again gives the same."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from itertools import pairwise
 from django.utils import timezone
 
 from zoho_sync.client.errors import ZohoError
-from zoho_sync.inbox import event_accept
+from zoho_sync.inbox import EventRefused, event_accept
 from zoho_sync.models import SharedState, ZohoEvent
 from zoho_sync.shared_state import job_lock
 from zoho_sync.sync.inbound import zoho_time
@@ -40,10 +41,11 @@ class ReplayReport:
     cursor: datetime | None = None
     unread: list[tuple[str, str]] = field(default_factory=list)  # (event id, why it could not be read)
     list_error: str = ""  # Zoho's events list could not be read (from the page it failed on)
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (event id, why the inbox refused it)
 
     @property
     def failed(self) -> bool:
-        return bool(self.unread or self.list_error)
+        return bool(self.unread or self.list_error or self.refused)
 
     def as_text(self) -> str:
         if self.busy:
@@ -59,13 +61,16 @@ class ReplayReport:
         if self.unread:
             text += (f"\n{len(self.unread)} event(s) not replayed; the cursor stays before them: run again once "
                      "Zoho answers.")
+        for event_id, reason in self.refused:
+            text += f"\nEvent {event_id} was refused by the inbox: {reason} (see it in Zoho's Events tab)."
         return text
 
     def as_dict(self) -> dict:
         return {"busy": self.busy, "listed": self.listed, "already": self.already, "added": self.added,
                 "api_calls": self.calls, "cursor": self.cursor.isoformat() if self.cursor else None,
                 "unread": [{"event_id": event_id, "error": error} for event_id, error in self.unread],
-                "list_error": self.list_error or None}
+                "list_error": self.list_error or None,
+                "refused": [{"event_id": event_id, "reason": reason} for event_id, reason in self.refused]}
 
 
 def cursor_read() -> datetime | None:
@@ -143,7 +148,12 @@ def _replay_one(client, event_id: str, report: ReplayReport) -> bool:
         logger.error("Event replay: Zoho's answer for event %s carries no event (the cursor stays before it)",
                      event_id)
         return False
-    event_accept(_payload(event), source=ZohoEvent.Source.REPLAY)
+    try:
+        event_accept(_payload(event), source=ZohoEvent.Source.REPLAY)
+    except EventRefused as refused:  # read, but not storable: the same answer every time, so it holds nothing
+        report.refused.append((event_id, str(refused)))
+        logger.error("Event replay: event %s was refused by the inbox: %s", event_id, refused)
+        return True
     report.added.append(event_id)
     return True
 

@@ -306,3 +306,33 @@ def test_event_replay_that_cannot_read_the_list_moves_nothing(synced, zoho_sandb
     assert run_reconcile("--events")[0] == 0
     assert ZohoEvent.objects.filter(event_type="payment_thankyou", source="replay").exists()
     assert cursor_read() > start
+
+
+def test_a_zoho_record_the_inbox_refuses_is_named_by_replay_and_repair_and_holds_nothing(synced, zoho_sandbox):
+    _, invoice = synced
+    assert run_reconcile("--events")[0] == 0
+    zoho_sandbox.advance(120)
+    client = get_zoho_client()
+    paid = client.post("/payments", json={  # a person typed a NUL into the reference in Zoho
+        "customer_id": invoice.customer.zoho_id, "payment_mode": "cash", "amount": 30.0,
+        "reference_number": "CASH\x00-4", "invoices": [{"invoice_id": invoice.zoho_id, "amount_applied": 30.0}]},
+    )["payment"]
+    events = [e for e in client.get("/events")["events"] if not ZohoEvent.objects.filter(event_id=e["event_id"])]
+    assert events
+
+    code, out = run_reconcile("--events")
+
+    assert code == 2
+    assert f"was refused by the inbox: event {events[0]['event_id']}: " in out and "NUL character" in out
+    assert not ZohoEvent.objects.filter(event_id__in=[e["event_id"] for e in events]).exists()
+    # Reading it again gives the same: it holds no cursor back.
+    assert cursor_read() >= max(inbound.zoho_time(e["event_time"]) for e in events)
+
+    report = reconcile(specs=SPECS, repair=True)
+    left = {(d.entity, d.kind, d.zoho_id): d.repaired for d in report.drift}
+    assert left[("payment", "missing_locally", paid["payment_id"])].startswith(
+        "left: refused by the inbox (event reconcile-payment-")
+    assert left[("invoice", "status", invoice.zoho_id)] == "pulled: updated"  # the rest is repaired
+    assert "CASH\\x00-4" in DriftReport.objects.latest("pk").text  # kept, shown escaped (PostgreSQL takes no NUL)
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.balance_due) == ("paid", Decimal("0.00"))

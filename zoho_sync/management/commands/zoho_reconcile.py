@@ -68,3 +68,6 @@ class Command(BaseCommand):
             more = f" and {len(report.unread) - 5} more" if len(report.unread) > 5 else ""
             raise CommandError(f"{len(report.unread)} event(s) could not be read ({named}{more}); the cursor stays "
                                "before them: run again once Zoho answers.", returncode=2)
+        if report.refused:
+            raise CommandError(f"{len(report.refused)} event(s) were refused by the inbox "
+                               f"({', '.join(event_id for event_id, _ in report.refused[:5])}).", returncode=2)
