@@ -110,8 +110,9 @@ class ImportReport:
 class Unreadable:
     """A row the csv module could not read (a cell over its field size limit): which cell, and what came before."""
 
-    column: int  # the index of the cell at fault
+    column: int | None  # the index of the cell over the limit (None: the csv module refused the row otherwise)
     cells: list[str]  # the row's cells (each cut short)
+    error: str  # the csv module's words
 
 
 class CsvRows:
@@ -141,7 +142,7 @@ class CsvRows:
         self.raw.clear()  # the reader reads no line ahead: what it reads now is this row's
         try:
             return next(self.reader)
-        except csv.Error:
+        except csv.Error as exc:
             scan = RawRow()
             for line in self.raw:
                 scan.feed(line)
@@ -152,7 +153,7 @@ class CsvRows:
                 if line is None:
                     break
                 scan.feed(line)
-            return Unreadable(scan.fault if scan.fault is not None else len(scan.cells), scan.cells)
+            return Unreadable(scan.fault, scan.cells, str(exc))
 
 
 class RawRow:
@@ -212,8 +213,9 @@ def read_header(entity: ImportEntity, reader: Iterator[list[str] | Unreadable]) 
     except StopIteration:
         raise FileRefused(["The file is empty: its first row must name the columns."]) from None
     if isinstance(header, Unreadable):
-        raise FileRefused([f"The header row's cell {header.column + 1} is longer than {csv.field_size_limit()} "
-                           "characters: the first row must name the columns."])
+        why = (f"cell {header.column + 1} is longer than {csv.field_size_limit()} characters"
+               if header.column is not None else f"cannot be read ({header.error})")
+        raise FileRefused([f"The header row's {why}: the first row must name the columns."])
     names = [h.strip().lower() for h in header]
     known = {c.name for c in entity.all_columns}
     problems = []
@@ -270,6 +272,9 @@ def unreadable_record(entity: ImportEntity, row: int, header: list[str], cells: 
         return bad
     key = cells.cells[key_at].strip() if key_at < len(cells.cells) and key_at != cells.column else ""
     bad = Record(entity, row, row, {}, key=key)
+    if cells.column is None:
+        bad.refuse(f"The row cannot be read as CSV ({cells.error}).")
+        return bad
     name = header[cells.column] if cells.column < len(header) else f"cell {cells.column + 1} (past the header)"
     bad.refuse(f"{name}: the cell is longer than {csv.field_size_limit()} characters; a cell holds at most "
                f"{MAX_CELL}.")
