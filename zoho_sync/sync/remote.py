@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from zoho_sync.client.errors import ZohoNotFoundError
+from zoho_sync.models import Invoice
 from zoho_sync.sync import inbound, payloads
 from zoho_sync.sync.errors import RemoteConflict
 
@@ -218,7 +219,10 @@ def payment_applications(ctx: SyncContext, payment, *, left: Decimal | None = No
         for record in open_invoices:
             if left <= 0:
                 break
-            amount = min(left, Decimal(str(record.get("balance", 0))))
+            label = record.get("invoice_number") or record.get("invoice_id")
+            balance = inbound.zoho_number(record.get("balance"), inbound.column(Invoice, "balance_due"),
+                                          key=f"invoice {label} balance")
+            amount = min(left, balance or Decimal("0"))
             if amount > 0:
                 invoice_id = str(record["invoice_id"])
                 wanted[invoice_id] = wanted.get(invoice_id, Decimal("0")) + amount
