@@ -233,3 +233,20 @@ def test_the_dry_run_counts_the_calls_an_update_makes(zoho):
     sent = [(r["method"], r["api_path"]) for r in zoho.requests()[before:] if r.get("api_path")]
     assert [s for s in sent if s[1].startswith("/payments/")] == [("GET", f"/payments/{payment.zoho_id}"),
                                                                 ("PUT", f"/payments/{payment.zoho_id}")]
+
+
+def test_a_nan_balance_on_an_open_invoice_in_zoho_fails_that_payment_only(zoho):
+    invoice = make_invoice(lines=((Decimal("1"), Decimal("30.00")),))
+    paid = make_invoice(lines=((Decimal("1"), Decimal("15.00")),))
+    services.sync_pending(entity="all")
+    invoice.refresh_from_db()
+    zoho.edit_record("invoices", invoice.zoho_id, {"balance": float("nan")})
+    payment = make_payment(customer=invoice.customer, amount=Decimal("20.00"))
+    other = make_payment(invoice=paid, amount=Decimal("15.00"))
+
+    services.sync_pending(entity="all")  # the run goes on past the payment it cannot place
+    payment.refresh_from_db()
+    other.refresh_from_db()
+    assert payment.sync_state == SyncState.NEEDS_PERSON and not payment.zoho_id
+    assert "balance" in payment.last_sync_error and "nan" in payment.last_sync_error.lower()
+    assert other.sync_state == SyncState.SYNCED
