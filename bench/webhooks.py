@@ -80,7 +80,7 @@ SEED = 20261203
 
 # --- the deliveries --------------------------------------------------------------------------------------------
 def signature(body: bytes) -> str:
-    """As zoho_sync.inbox.webhook_signature with no query parameters (written out: the bench checks the app)."""
+    """As zoho_sync.webhooks.webhook_signature with no query parameters (written out: the bench checks the app)."""
     return hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
 
 

@@ -1,5 +1,5 @@
 """The inbound HTTP endpoint: Zoho's webhooks into the event inbox. Thin: reading the body is HTTP's; what a
-delivery must be (inbox.webhook_event) and storing it (inbox.event_accept) are services.
+delivery must be (webhooks.webhook_event) and storing it (inbox.event_accept) are services.
 
 Answers: 200 stored (or a duplicate, acknowledged), 200 for a signed request without an event id (Zoho's test
 ping, §12.5), 400 a body the strict parser refuses (not one UTF-8 JSON object; nested too deep; a NUL or a lone
@@ -19,7 +19,7 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from zoho_sync import inbox
+from zoho_sync import inbox, webhooks
 from zoho_sync.conf import get_inbox_settings
 from zoho_sync.models import ZohoEvent
 
@@ -43,13 +43,13 @@ def _read_body(request, cap: int) -> bytes:
         try:
             declared = int(length)
         except ValueError:
-            raise inbox.WebhookRefused(400, "the Content-Length header is not a number") from None
+            raise webhooks.WebhookRefused(400, "the Content-Length header is not a number") from None
         if declared > cap:
-            raise inbox.WebhookRefused(413, too_big)
+            raise webhooks.WebhookRefused(413, too_big)
         body = request.read(cap + 1)
     elif "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
         if not request.META.get("wsgi.input_terminated"):
-            raise inbox.WebhookRefused(411, "a chunked body needs Content-Length behind this server")
+            raise webhooks.WebhookRefused(411, "a chunked body needs Content-Length behind this server")
         stream, parts, size = request.META["wsgi.input"], [], 0
         while size <= cap:
             part = stream.read(min(64 * 1024, cap + 1 - size))
@@ -61,7 +61,7 @@ def _read_body(request, cap: int) -> bytes:
     else:
         body = b""
     if len(body) > cap:
-        raise inbox.WebhookRefused(413, too_big)
+        raise webhooks.WebhookRefused(413, too_big)
     return body
 
 
@@ -72,14 +72,14 @@ def zoho_webhook(request):
     body = b""
     try:
         body = _read_body(request, conf.webhook_max_bytes)
-        payload = inbox.webhook_event(
+        payload = webhooks.webhook_event(
             conf, query_string=request.META.get("QUERY_STRING", ""), content_type=request.content_type or "",
             content_params=request.content_params or {}, body=body,
             signature=request.headers.get(SIGNATURE_HEADER, ""))
         if inbox.event_identity(payload) is None:
             return JsonResponse({"status": "ignored", "why": "no event_id (a test ping?)"})
         event, created = inbox.event_accept(payload, source=ZohoEvent.Source.WEBHOOK)
-    except inbox.WebhookRefused as refused:
+    except webhooks.WebhookRefused as refused:
         return _reject(request, refused.status, refused.why, len(body))
     except inbox.EventRefused as refused:
         return _reject(request, 400, str(refused), len(body))

@@ -13,8 +13,8 @@ from django_q.models import OrmQ
 
 from tests.builders import make_customer, make_invoice
 from zoho_sync import inbox, services
-from zoho_sync.inbox import webhook_signature
 from zoho_sync.models import Invoice, SyncLog, SyncStatus, ZohoEvent
+from zoho_sync.webhooks import webhook_signature
 
 pytestmark = pytest.mark.django_db
 URL = "/zoho/webhooks/"

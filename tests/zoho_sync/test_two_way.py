@@ -13,9 +13,9 @@ import requests
 
 from tests.builders import make_customer, make_invoice, make_package, make_service
 from zoho_sync import inbox, services
-from zoho_sync.inbox import webhook_signature
 from zoho_sync.models import CustomerService, Invoice, SyncStatus, ZohoEvent
 from zoho_sync.replay import events_replay
+from zoho_sync.webhooks import webhook_signature
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SECRET = "two-way-secret-123"

@@ -24,8 +24,8 @@ from tests.config.test_serving import ROOT, free_port, procfile, production_env
 from tests.zoho_sync.test_inbox import SECRET, URL, deliver, event, synced_invoice
 from tests.zoho_sync.test_triggers import Cluster
 from zoho_sync import inbox
-from zoho_sync.inbox import webhook_signature
 from zoho_sync.models import Payment, ZohoEvent
+from zoho_sync.webhooks import webhook_signature
 
 pytestmark = pytest.mark.django_db
 FORM = "application/x-www-form-urlencoded"
