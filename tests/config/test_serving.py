@@ -198,8 +198,9 @@ def test_the_deployment_files_start_the_same_processes():
 
 
 def session_processes(sid: int) -> list[str]:
-    """The processes still running in a session (ps -s), as "pid command" lines."""
-    listed = subprocess.run(["ps", "-o", "pid=,args=", "-s", str(sid)], capture_output=True, text=True)
+    """The processes still running in a session (ps -s), as "pid command" lines. -ww: whole command lines, so a
+    long checkout path does not push "qcluster" or "gunicorn" past ps's 80-column cut."""
+    listed = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "-s", str(sid)], capture_output=True, text=True)
     return [line.strip() for line in listed.stdout.splitlines() if line.strip()]
 
 
