@@ -4,8 +4,10 @@ Both apply a pure `change(state) -> (new_state, result)` function atomically, by
 version column (works the same on SQLite and PostgreSQL, and never holds a transaction across a call to Zoho), Redis
 with WATCH/MULTI. The cached access token is encrypted at rest with a key derived from SECRET_KEY.
 
-API usage (ApiUsage rows) is counted in memory per process and written in batches (UsageBuffer): readers see it
-after a flush, which happens every few seconds or calls, at the end of a run (RateBudget.flush_usage) and at exit.
+API usage per endpoint (ApiUsage rows) is counted in memory per process and written in batches (UsageBuffer):
+readers see it after a flush, which happens every few seconds or calls, at the end of a run
+(RateBudget.flush_usage) and at exit. The day's total is not read from there: the shared budget counts every call
+when it gives the call its turn (budget_calls_today), and that is the figure every page shows.
 """
 
 from __future__ import annotations
@@ -132,6 +134,11 @@ class DatabaseStateBackend:
                 _pause(attempt)  # another process wrote between our read and our write
         raise RuntimeError(f"Could not update shared state {row_key!r}: too much contention.")
 
+    def peek(self, key: str) -> Any:
+        """The state as it stands, read only (one SELECT; nothing created or written)."""
+        raw = SharedState.objects.filter(key=f"{self.namespace}:{key}"[:128]).values_list("data", flat=True).first()
+        return self.codec.load(raw)
+
     def _remember(self, row_key: str, state: Any, version: int) -> None:
         if self.remember:
             self._known[row_key] = (state, version)
@@ -177,6 +184,10 @@ class RedisStateBackend:
 
     def flush_usage(self) -> None:
         USAGE.flush()
+
+    def peek(self, key: str) -> Any:
+        """The state as it stands, read only (one GET)."""
+        return self.codec.load(self.redis.get(f"zoho_sync:{self.namespace}:{key}"))
 
 
 def usage_record(*, organization_id: str, endpoint: str, day: date, calls: int = 1) -> None:
@@ -381,3 +392,14 @@ def budget_peek(organization_id: str, redis_url: str = ""):
     """The organization's shared rate budget as it stands (read only: an unchanged state is never written back)."""
     _, backend = state_backends(redis_url)
     return backend.update(f"org:{organization_id}", lambda state: (state, state))
+
+
+def budget_calls_today(organization_id: str, redis_url: str = "", *, now: float | None = None) -> int:
+    """The calls made to Zoho this UTC day by every process, as the budget counts them when it gives a call its
+    turn (the same write): exact within a moment, unlike the per-endpoint ApiUsage rows, which each process writes
+    in batches. 0 when the budget has not counted a call today."""
+    from zoho_sync.client.budget import utc_day
+
+    _, backend = state_backends(redis_url)
+    state = backend.peek(f"org:{organization_id}")
+    return state.day_count if state.day == utc_day(time.time() if now is None else now) else 0

@@ -20,7 +20,7 @@ from zoho_sync import selectors, services, validation
 from zoho_sync.admin.base import (
     CappedCountAdmin,
     can_sync,
-    queued_work_note,
+    queued_message,
     short_error,
     state_badge,
     sync_since,
@@ -48,8 +48,9 @@ def synclog_url(entity: str, pk) -> str:
 def report_push(request, counts: dict[str, int]) -> None:
     """One message per outcome, in the same words as the commands and the dashboard."""
     if counts.get("queued"):
-        messages.info(request, f"{counts['queued']} records queued; they are pushed in the background.")
-        queued_work_note(request, "the queued pushes")
+        queued_message(request, f"{counts['queued']} records queued; they are pushed in the background.",
+                       waiting=f"{counts['queued']} records queued; they are pushed in the background.",
+                       what="the queued pushes")
     if counts.get(services.QUEUE_DOWN):
         messages.error(request, f"{counts[services.QUEUE_DOWN]} record(s) could not be queued: the task queue is "
                                 "unreachable. They stay pending; the 15-minute \"zoho: push pending\" schedule "
@@ -199,9 +200,8 @@ class ZohoSyncedAdmin(CappedCountAdmin):
         super().save_model(request, obj, form, change)
         settings = get_sync_settings()
         if settings.triggers_enabled and not self.spec.skip_reason(obj):
-            self.message_user(request, f"Its push to Zoho is queued and starts about {settings.debounce_seconds:g} s "
-                                       "after the save.", messages.INFO)
-            queued_work_note(request, "the push")
+            queued_message(request, f"Its push to Zoho is queued and starts about {settings.debounce_seconds:g} s "
+                                    "after the save.", waiting="Its push to Zoho is queued.", what="the push")
 
 
 @admin.register(Customer)
