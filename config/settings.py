@@ -273,8 +273,11 @@ MONITORING_MAX_PENDING_MINUTES = env.int("MONITORING_MAX_PENDING_MINUTES", defau
 MONITORING_FAILURE_AGE_DAYS = env.int("MONITORING_FAILURE_AGE_DAYS", default=7)
 # Share of the daily API quota that raises a warning.
 MONITORING_BUDGET_WARN_SHARE = env.float("MONITORING_BUDGET_WARN_SHARE", default=0.8)
-# A django-q2 cluster whose heartbeat schedule has not run for this many minutes is reported as down.
-MONITORING_CLUSTER_SILENT_MINUTES = env.int("MONITORING_CLUSTER_SILENT_MINUTES", default=5)
+# Each cluster worker beats every HEARTBEAT seconds; a cluster silent for SILENT seconds is reported as not running.
+MONITORING_CLUSTER_HEARTBEAT_SECONDS = env.float("MONITORING_CLUSTER_HEARTBEAT_SECONDS", default=20.0)
+# MONITORING_CLUSTER_SILENT_MINUTES, its old name, is still read (in minutes) when the new one is unset.
+MONITORING_CLUSTER_SILENT_SECONDS = env.float(
+    "MONITORING_CLUSTER_SILENT_SECONDS", default=env.float("MONITORING_CLUSTER_SILENT_MINUTES", default=1.25) * 60)
 # Failure alerts (zoho_alert_failed): where the admin is served (the links), who gets the email, chat webhooks.
 MONITORING_BASE_URL = env.str("MONITORING_BASE_URL", default="http://127.0.0.1:8000")
 MONITORING_ALERT_EMAILS = env.list("MONITORING_ALERT_EMAILS", default=[])

@@ -263,12 +263,13 @@ class QueueCheck(Check):
     def check(self):
         from django_q.models import Failure
 
-        from monitoring.heartbeat import cluster_last_seen
+        from monitoring.heartbeat import cluster_state
         from zoho_sync.queueing import queue_backlog
 
         conf = get_monitoring_settings()
         now = timezone.now()
-        seen = cluster_last_seen()
+        cluster = cluster_state()
+        seen = cluster.last_seen
         failures = Failure.objects.filter(stopped__gte=now - timedelta(hours=24)).count()
         ready, oldest = queue_backlog(now)
         waited = (now - oldest).total_seconds() / 60 if oldest else 0.0
@@ -277,7 +278,7 @@ class QueueCheck(Check):
                    f"oldest due task waiting: {waited:.0f} min"]
         if ready is not None:
             details.append(f"tasks ready for a worker: {ready}")
-        if seen is None or now - seen > timedelta(minutes=conf.cluster_silent_minutes):
+        if not cluster.running:
             raise_with(CheckFailed, "no django-q2 cluster is running: triggers and schedules wait (start one with "
                                     "`manage.py qcluster`)", details)
         if failures or waited > conf.max_pending_minutes:

@@ -15,7 +15,8 @@ class MonitoringSettings:
     max_pending_minutes: int = 60  # a record changed longer ago and still not in Zoho is reported
     failure_age_days: int = 7  # a failure older than this is reported
     budget_warn_share: float = 0.8  # share of the daily quota that raises a warning
-    cluster_silent_minutes: int = 5  # a django-q2 cluster not seen for this long is reported as down
+    cluster_heartbeat_seconds: float = 20.0  # each cluster worker writes its heartbeat this often
+    cluster_silent_seconds: float = 75.0  # a cluster not heard from for this long is reported as not running
     base_url: str = "http://127.0.0.1:8000"  # where the admin is served: the links in alerts
     alert_emails: tuple[str, ...] = ()
     slack_webhook_url: str = ""
@@ -35,7 +36,8 @@ MONITORING_SETTINGS = {
     "max_pending_minutes": "MONITORING_MAX_PENDING_MINUTES",
     "failure_age_days": "MONITORING_FAILURE_AGE_DAYS",
     "budget_warn_share": "MONITORING_BUDGET_WARN_SHARE",
-    "cluster_silent_minutes": "MONITORING_CLUSTER_SILENT_MINUTES",
+    "cluster_heartbeat_seconds": "MONITORING_CLUSTER_HEARTBEAT_SECONDS",
+    "cluster_silent_seconds": "MONITORING_CLUSTER_SILENT_SECONDS",
     "base_url": "MONITORING_BASE_URL",
     "alert_emails": "MONITORING_ALERT_EMAILS",
     "slack_webhook_url": "MONITORING_SLACK_WEBHOOK_URL",

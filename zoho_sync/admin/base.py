@@ -40,14 +40,32 @@ def short_error(text: str):
     return format_html('<span class="sync-error" title="{}">{}</span>', text, Truncator(text).chars(ERROR_CHARS))
 
 
+START_CLUSTER = "Start one with: manage.py qcluster (and install the schedules once with: manage.py zoho_schedules)."
+
+
 def queued_work_note(request, what: str) -> None:
     """Say that queued work waits when no django-q2 cluster runs, and how to start one."""
     from monitoring.heartbeat import cluster_alive
 
     if not cluster_alive():
-        messages.warning(request, f"No django-q2 cluster is running: {what} will wait until one starts. Start one "
-                                  "with: manage.py qcluster (and install the schedules once with: "
-                                  "manage.py zoho_schedules).")
+        _no_cluster_warning(request, what)
+
+
+def _no_cluster_warning(request, what: str) -> None:
+    messages.warning(request, f"No django-q2 cluster is running: {what} will wait until one starts. " + START_CLUSTER)
+
+
+def queued_message(request, queued: str, *, waiting: str, what: str, level=messages.INFO) -> None:
+    """The messages about queued work, from the one answer to "is a cluster running" (monitoring.heartbeat): while
+    a cluster runs, `queued` (which may promise when it starts); otherwise `waiting` (it is queued, no promise) and
+    the warning that `what` waits for a cluster. Never a promise beside the warning."""
+    from monitoring.heartbeat import cluster_alive
+
+    if cluster_alive():
+        messages.add_message(request, level, queued)
+    else:
+        messages.add_message(request, level, waiting)
+        _no_cluster_warning(request, what)  # the same reading: never "starts in 5 s" beside "no cluster"
 
 
 class CappedPaginator(Paginator):
