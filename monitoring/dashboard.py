@@ -14,6 +14,7 @@ from django.utils import timezone
 from monitoring.checks import HealthReport, health_run
 from monitoring.heartbeat import cluster_alive, cluster_last_seen
 from monitoring.models import DailyMetric
+from monitoring.status import status_banners
 from zoho_sync import selectors
 from zoho_sync.conf import _str_setting, get_zoho_limits
 from zoho_sync.models import SyncFailure, SyncLog, SyncRun, SyncState, SyncStatus
@@ -90,6 +91,7 @@ class Dashboard:
     failures: list[SyncFailure]
     failures_total: int
     filters: dict = field(default_factory=dict)
+    banners: list = field(default_factory=list)  # monitoring.status.Banner: unreachable, credentials, quota...
 
     @property
     def chart_max(self) -> int:
@@ -240,4 +242,5 @@ def _read(*, entity: str, status: str, period: str) -> Dashboard:
         failures=list(failures[:FAILURE_ROWS]),
         failures_total=SyncFailure.objects.order_by()[: 10_001].count(),
         filters={"entity": entity, "status": status, "period": period},
+        banners=status_banners(),
     )

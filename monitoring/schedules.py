@@ -24,6 +24,8 @@ class Planned:
 SCHEDULES = (
     Planned("monitoring: cluster heartbeat", "monitoring.heartbeat.cluster_heartbeat", 1,
             why="the health check's proof that a cluster runs"),
+    Planned("monitoring: Zoho connectivity", "monitoring.tasks.connectivity_check", 5,
+            why="the connectivity reading every page shows (a call only when it failed or is 30 min old)"),
     Planned("zoho: push pending", "zoho_sync.tasks.backfill", 15, args="'all'",
             why="whatever a trigger missed (a record saved with triggers off, a lost task) reaches Zoho"),
     Planned("zoho: retry failed", "zoho_sync.tasks.retry_failed", 60,

@@ -22,6 +22,18 @@ def alert_failed(hours: int = 24) -> str:
     return f"{alert.subject}: {', '.join(alert.sent_to) or 'no channel configured'}"
 
 
+@single_run("monitoring: Zoho connectivity")
+def connectivity_check() -> str:
+    """Every 5 minutes: check Zoho again when the last reading failed or is older than 30 minutes (pushes that
+    reached Zoho keep it fresh for free); the dashboard, /health/ and the banners read what it stores."""
+    from zoho_sync.connectivity import connectivity_refresh_due
+
+    reading = connectivity_refresh_due()
+    if reading is None:
+        return "the last reading is fresh and fine: no call"
+    return f"{'ok' if reading.ok else 'FAILED'}: {reading.summary}"
+
+
 @single_run("monitoring: daily health report")
 def health_report_email() -> str:
     """The daily health report, by email to MONITORING_ALERT_EMAILS."""

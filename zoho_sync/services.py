@@ -7,21 +7,22 @@ import dataclasses
 import logging
 import os
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from zoho_sync import selectors
 from zoho_sync.client.budget import BudgetStats, Priority
 from zoho_sync.conf import get_sync_settings, get_zoho_limits
-from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncStatus
+from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncState, SyncStatus
 from zoho_sync.models.base import FAILURE_STATUSES
 from zoho_sync.queueing import QueueUnavailableError, task_enqueue_later
 from zoho_sync.sync import claims, specs
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
-from zoho_sync.sync.engine import Engine, Outcome
+from zoho_sync.sync.engine import Engine, Outcome, QuotaExhausted
 from zoho_sync.sync.parallel import ParallelBackfill
 from zoho_sync.sync_runs import budget_stats_since, sync_run_finish, sync_run_heartbeat, sync_run_start
 from zoho_sync.zoho import get_zoho_client
@@ -147,7 +148,46 @@ def sync_object(*, entity: str, pk: int, client=None, run_id: str = "") -> Outco
     run = BackfillRun(specs=(spec,), client=client, use_index=False)
     engine = Engine(client=client, run_id=run_id or run.run_id, claimer=run.claimer, enqueue=_enqueue_if_enabled())
     with client.priority(Priority.HIGH):
-        return _push_with_dependencies(engine, spec, pk, seen=set())
+        try:
+            return _push_with_dependencies(engine, spec, pk, seen=set())
+        except QuotaExhausted as stop:  # a single push has no run to resume: the record says what it waits for
+            message = quota_wait_mark(stop, records={(stop.entity or entity, stop.pk), (entity, pk)},
+                                      run_id=engine.run_id)
+            return Outcome(SyncLog.Status.FAILED, SyncLog.Action.NONE, message, stop, state=SyncState.RETRYING)
+
+
+QUOTA_WAIT, QUOTA_UNTIL = "waiting for the quota", "quota until"  # keys of the push counts (QUOTA_UNTIL: epoch s)
+
+
+def quota_wait_message(resume_at: datetime) -> str:
+    return (f"Waiting for Zoho's daily API quota, used up: pushed again after it resets at "
+            f"{resume_at.astimezone(UTC):%H:%M} UTC ({resume_at.astimezone(UTC):%Y-%m-%d}).")
+
+
+def quota_wait_mark(stop: QuotaExhausted, *, records: set[tuple[str, int | None]], run_id: str = "") -> str:
+    """Records whose push met the spent daily quota: failed, retrying at the reset (the "push pending" and "retry
+    failed" schedules take them then), with the reason on the record and in the sync log. Not an attempt of the
+    record's own: its attempt count stays (a spent quota never makes a push give up). Returns the reason."""
+    message = quota_wait_message(stop.resume_at)
+    error = stop.error
+    for entity, pk in sorted(records, key=lambda r: (r[0], r[1] or 0)):
+        if pk is None:
+            continue
+        spec = specs.BY_NAME[entity]
+        rows = spec.model.objects.filter(pk=pk).exclude(sync_status__in=(SyncStatus.SYNCED, SyncStatus.SKIPPED))
+        if not rows.update(sync_status=SyncStatus.FAILED, next_retry_at=stop.resume_at, last_sync_error=message,
+                           last_error_kind=ErrorKind.RATE_LIMIT, failing_since=Coalesce(F("failing_since"),
+                                                                                         Value(timezone.now()))):
+            continue
+        obj = spec.model.objects.get(pk=pk)
+        SyncLog.objects.create(
+            entity=entity, object_pk=str(pk), object_repr=str(spec.label(obj))[:200], zoho_entity=spec.zoho_entity,
+            zoho_id=obj.zoho_id or "", action=SyncLog.Action.UPDATE if obj.zoho_id else SyncLog.Action.CREATE,
+            status=SyncLog.Status.FAILED, attempt=obj.sync_attempts + 1, message=message,
+            error_type=type(error).__name__, error_kind=ErrorKind.RATE_LIMIT, http_status=error.status_code,
+            zoho_code=error.zoho_code, zoho_message=error.zoho_message or "", request_method=error.method,
+            request_path=error.path, run_id=run_id)
+    return message
 
 
 def sync_trigger(*, entity: str, pk: int) -> Outcome | None:
@@ -203,7 +243,9 @@ PUSH_NOW_LIMIT = 50
 def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
     """Push the selected records now (dependencies first) when they are few; queue them when they are many.
 
-    Returns how many ended in each state of the one vocabulary (SyncState values), plus "queued" and "busy".
+    Returns how many ended in each state of the one vocabulary (SyncState values), plus "queued" and "busy"; a
+    record that met the spent daily quota is counted under QUOTA_WAIT (it is failed, retrying at the reset), and
+    QUOTA_UNTIL holds that reset as epoch seconds.
     """
     spec = specs.for_model(queryset.model)
     pks = list(queryset.values_list("pk", flat=True))
@@ -215,6 +257,9 @@ def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
     for pk in pks:
         outcome = sync_object(entity=spec.name, pk=pk, client=client)
         key = "busy" if outcome is None else str(outcome.state)
+        if outcome is not None and isinstance(outcome.error, QuotaExhausted):
+            key = QUOTA_WAIT
+            counts[QUOTA_UNTIL] = max(counts.get(QUOTA_UNTIL, 0), int(outcome.error.resume_at.timestamp()))
         counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -301,7 +346,7 @@ def sync_selection(selection: dict[str, list[int]]) -> dict[str, int]:
                 counts[key] = counts.get(key, 0) + n
             continue
         for key, n in sync_queryset(queryset=queryset).items():
-            counts[key] = counts.get(key, 0) + n
+            counts[key] = max(counts.get(key, 0), n) if key == QUOTA_UNTIL else counts.get(key, 0) + n
     return counts
 
 

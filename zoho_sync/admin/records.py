@@ -4,6 +4,7 @@ Zoho now", and search by the labels the product prints. Display and actions only
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.contrib import admin, messages
@@ -16,6 +17,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from monitoring.status import status_banners
 from zoho_sync import selectors, services, validation
 from zoho_sync.admin.base import (
     CappedCountAdmin,
@@ -25,6 +27,7 @@ from zoho_sync.admin.base import (
     state_badge,
     sync_since,
 )
+from zoho_sync.client.errors import ZohoCredentialsError, ZohoError
 from zoho_sync.conf import ZohoConfigurationError, get_sync_settings, zoho_web_url
 from zoho_sync.models import (
     Customer,
@@ -55,6 +58,11 @@ def report_push(request, counts: dict[str, int]) -> None:
         messages.error(request, f"{counts[services.QUEUE_DOWN]} record(s) could not be queued: the task queue is "
                                 "unreachable. They stay pending; the 15-minute \"zoho: push pending\" schedule "
                                 "pushes them once it is back, or select fewer to push them now.")
+    if counts.get(services.QUOTA_WAIT):
+        until = datetime.fromtimestamp(counts.get(services.QUOTA_UNTIL, 0), UTC)
+        messages.warning(request, f"{counts[services.QUOTA_WAIT]} record(s) wait for Zoho's daily API quota, used "
+                                  f"up: waiting for the quota until {until:%H:%M} UTC, then pushed by the schedules "
+                                  "(or push them again then).")
     if counts.get(SyncState.SYNCED):
         messages.success(request, f"{counts[SyncState.SYNCED]} record(s) pushed to Zoho.")
     if counts.get(SyncState.SKIPPED):
@@ -78,10 +86,20 @@ def report_push(request, counts: dict[str, int]) -> None:
 
 
 def push_selection(request, selection: dict[str, list[int]]) -> None:
+    """Push and say what happened, as a message on the page: never an error page, whatever Zoho answers."""
     try:
         counts = services.sync_selection(selection)
+    except ZohoCredentialsError as exc:
+        messages.error(request, format_html(
+            'Zoho refused our credentials: {} The record is failed, needs a person (see the <a href="{}">failed '
+            "records</a> and the sync log); once the settings are fixed, push it again.", str(exc),
+            reverse("admin:zoho_sync_syncfailure_changelist")))
+        return
     except ZohoConfigurationError as exc:
         messages.error(request, f"Zoho is not configured: {exc}")
+        return
+    except ZohoError as exc:  # the engine records every failure on its record; this is a last safety net
+        messages.error(request, f"Zoho could not be reached for the push: {exc}")
         return
     report_push(request, counts)
 
@@ -193,6 +211,7 @@ class ZohoSyncedAdmin(CappedCountAdmin):
                 "zoho_url": zoho_web_url(spec.zoho_entity, obj.zoho_id or ""),
                 "can_sync": self.has_sync_permission(request),
                 "push_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_push", args=[obj.pk]),
+                "banners": status_banners(),
             }
         return super().change_view(request, object_id, form_url, extra)
 

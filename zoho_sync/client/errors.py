@@ -143,6 +143,8 @@ class ZohoServerError(ZohoAPIError):
 class ZohoCredentialsError(ZohoConfigurationError):
     """The token endpoint refused the client id, secret or refresh token: a person must fix the settings."""
 
+    kind = "authentication"  # a push that meets it fails, needing a person (ErrorKind.AUTHENTICATION)
+
 
 STATUS_ERRORS: dict[int, type[ZohoAPIError]] = {
     400: ZohoValidationError,

@@ -31,7 +31,7 @@ from django.utils import timezone
 from zoho_sync.client.budget import seconds_to_next_utc_midnight
 from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoError, ZohoOutcomeUnknownError
 from zoho_sync.commits import relaxed_commit
-from zoho_sync.conf import get_sync_settings
+from zoho_sync.conf import ZohoConfigurationError, get_sync_settings
 from zoho_sync.models import ErrorKind, SyncLog, SyncState, SyncStatus, ZohoSyncedModel, sync_state_of
 from zoho_sync.sync.errors import (
     Busy,
@@ -50,10 +50,12 @@ Enqueue = Callable[[str, int], Any]
 
 
 class QuotaExhausted(Exception):
-    """Zoho's daily quota (or the share a backfill may use) is spent: the run stops and resumes after reset."""
+    """Zoho's daily quota (or the share a backfill may use) is spent: the run stops and resumes after reset.
+    `entity` and `pk` name the record whose push met it (left pending by the engine: a backfill resumes it; a
+    single push marks it waiting for the quota, services.sync_object)."""
 
-    def __init__(self, error: ZohoDailyQuotaError):
-        self.error = error
+    def __init__(self, error: ZohoDailyQuotaError, entity: str = "", pk=None):
+        self.error, self.entity, self.pk = error, entity, pk
         # Zoho's code-45 answer may carry no Retry-After: the quota resets at the next 00:00 UTC.
         wait = error.retry_after if error.retry_after else seconds_to_next_utc_midnight(time.time())
         self.resume_at = timezone.now() + timedelta(seconds=wait)
@@ -101,6 +103,8 @@ class Outcome:
 
 
 BUSY = "busy"  # another worker held the record: nothing was sent or written
+CREDENTIALS_REFUSED = "Zoho refused our credentials (a person must fix the Zoho settings)"
+SETTINGS_WRONG = "The Zoho settings are wrong (a person must fix them)"
 
 
 class Engine:
@@ -170,7 +174,16 @@ class Engine:
                                 zoho_id=found_id)
         except ZohoDailyQuotaError as error:
             self._release(obj)
-            raise QuotaExhausted(error) from error
+            raise QuotaExhausted(error, spec.name, obj.pk) from error
+        except ZohoConfigurationError as error:
+            # Zoho refused the client or the refresh token (ZohoCredentialsError), or the settings are wrong: a
+            # failure that needs a person, on the record and in the sync log. Raised again: every other record
+            # would meet the same refusal, so the run stops here (and says why).
+            action = SyncLog.Action.UPDATE if obj.zoho_id else SyncLog.Action.CREATE
+            why = CREDENTIALS_REFUSED if getattr(error, "kind", "") == ErrorKind.AUTHENTICATION else SETTINGS_WRONG
+            self._finish(spec, obj, ctx, started, Outcome(SyncLog.Status.FAILED, action, f"{why}: {error}", error),
+                         payload, zoho_id=found_id)
+            raise
         except ClaimLost as error:
             logger.info("%s %s: %s", spec.name, obj.pk, error)
             return Outcome(SyncLog.Status.SKIPPED, SyncLog.Action.NONE, str(error), error, state=BUSY)
@@ -447,7 +460,7 @@ class Engine:
             outcome.message += (f" Gave up after {attempt} attempts: once the cause is fixed, run "
                                 "`manage.py zoho_retry_failed` or push it from the admin.")
         return {"sync_status": SyncStatus.FAILED, "last_sync_error": outcome.message,
-                "last_error_kind": getattr(error, "kind", ErrorKind.UNKNOWN), "sync_attempts": attempt,
+                "last_error_kind": getattr(error, "kind", None) or ErrorKind.UNKNOWN, "sync_attempts": attempt,
                 "next_retry_at": next_retry, "failing_since": Coalesce(F("failing_since"), Value(now))}
 
     def _finish(self, spec, obj, ctx, started, outcome: Outcome, payload, *, fingerprint: str = "",
@@ -505,4 +518,16 @@ class Engine:
             outcome.state = SyncState.PENDING
         logger.log(logging.WARNING if outcome.status == SyncLog.Status.FAILED else logging.DEBUG,
                    "%s %s: %s %s: %s", spec.name, obj.pk, outcome.action, outcome.status, outcome.message)
+        self._observe(outcome)
         return outcome
+
+    @staticmethod
+    def _observe(outcome: Outcome) -> None:
+        """Tell the shared connectivity reading what this push met (the banners: Zoho unreachable, credentials
+        refused); a push that reached Zoho clears it. Free: no call, and a query at most a minute a process."""
+        from zoho_sync.connectivity import connectivity_observe
+
+        if isinstance(outcome.error, ZohoError | ZohoConfigurationError):
+            connectivity_observe(outcome.error)
+        elif outcome.status == SyncLog.Status.SUCCESS and outcome.action != SyncLog.Action.NONE:
+            connectivity_observe()
