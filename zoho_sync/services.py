@@ -116,12 +116,17 @@ def _recorded(*, run_id: str, kind: str, chosen: tuple, since, workers: int):
 
 
 def sync_retry_failed(*, entity: str = "all", include_validation: bool = False, on_progress=None,
-                      client=None) -> SyncReport:
+                      client=None, now_for_person: bool = False) -> SyncReport:
     """Push again, now, the records whose last sync failed or that wait for a dependency.
 
     Failures a retry cannot fix by itself (validation, invalid data, authentication) are left alone unless asked
     for. Records blocked by such a failure follow their dependency when it lands; they are not pushed first.
+    With `now_for_person` (zoho_retry_failed: a person waits for it) the run pushes every such record at once,
+    at NORMAL priority and without leaving any to a queued triggered push; a schedule's retry stays a bulk run.
+    The report lists every record of the scope left unsettled with why (`reasons`, zoho_sync/sync/retry.py).
     """
+    from zoho_sync.sync.retry import retry_reasons
+
     now = timezone.now()
     chosen = specs.specs_for(entity)
     for spec in chosen:
@@ -134,8 +139,11 @@ def sync_retry_failed(*, entity: str = "all", include_validation: bool = False, 
     with _recorded(run_id=run_id, kind=SyncRun.Kind.RETRY, chosen=chosen, since=None, workers=1) as record:
         before = dataclasses.replace(client.budget.stats)
         run = BackfillRun(specs=chosen, client=client, use_index=False, retry_window=0, on_progress=on_progress,
-                          run_id=run_id)
+                          run_id=run_id, priority=Priority.NORMAL if now_for_person else Priority.BULK,
+                          leave_to_triggers=not now_for_person)
         report = _finish_report(run.run(), specs_run=chosen, since=None, client=client)
+        report.reasons, report.reasons_more = retry_reasons(chosen, report, include_validation=include_validation,
+                                                            started=now)
         return record(report, budget_stats_since(client, before))
 
 

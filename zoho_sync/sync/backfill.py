@@ -92,6 +92,10 @@ class SyncReport:
     # Every record of the run's scope (its entities, --since) by state, read when the run ended: the exit code
     # and the closing lines speak of these, whether or not this run touched them.
     scope: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Records of the scope left failed, waiting or blocked, each with why this run did not settle it (a retry
+    # says so per record: zoho_sync/sync/retry.py); `reasons_more` counts those left out of a long list.
+    reasons: list = field(default_factory=list)
+    reasons_more: int = 0
 
     @property
     def failed(self) -> int:
@@ -142,8 +146,13 @@ class BackfillRun:
                  on_progress: Callable[[Progress], None] | None = None, use_index: bool = True,
                  sleep: Callable[[float], None] = time.sleep, enqueue: Enqueue | None = None,
                  run_id: str | None = None, on_outcome: Callable[[str, int, str, str], None] | None = None,
-                 between_entities: Callable[[str], None] | None = None, max_batch: int = MAX_BATCH):
+                 between_entities: Callable[[str], None] | None = None, max_batch: int = MAX_BATCH,
+                 priority: Priority = Priority.BULK, leave_to_triggers: bool = True):
         self.specs, self.client, self.batch_size, self.limit = specs, client, batch_size, limit
+        # A person's retry (zoho_retry_failed) pushes every record now: at NORMAL priority (the daily reserve kept
+        # from backfills is for it too) and without leaving records to their queued triggered pushes (claims keep
+        # the two from pushing one record twice; the trigger then finds nothing to do).
+        self.priority, self.leave_to_triggers = priority, leave_to_triggers
         self.since, self.retry_window, self.on_progress, self.sleep = since, retry_window, on_progress, sleep
         self.on_outcome, self.between_entities, self.max_batch = on_outcome, between_entities, max_batch
         self.run_id = run_id or uuid.uuid4().hex
@@ -173,7 +182,7 @@ class BackfillRun:
         calls_before = self.client.budget.stats.calls
         try:
             # One caller making one call after another: its concurrency slot is kept from a call to the next.
-            with self.client.priority(Priority.BULK), self.client.budget.keeping_slot():
+            with self.client.priority(self.priority), self.client.budget.keeping_slot():
                 for spec in self.specs:
                     self.report.entities[spec.name] = EntityReport(spec.name, due=self.prepare(spec))
                 self._pass(first=True)
@@ -239,8 +248,8 @@ class BackfillRun:
     def _claimable(self, spec: EntitySpec):
         """What this run may claim: while a cluster runs, not a record whose triggered push is queued (the trigger
         goes first; claims.left_to_triggers). Once that push is a minute overdue, or with no cluster, the run
-        pushes it itself."""
-        left = claims.left_to_triggers(timezone.now())
+        pushes it itself; a run that does not leave records to triggers (a person's retry) takes them all."""
+        left = claims.left_to_triggers(timezone.now()) if self.leave_to_triggers else None
         return self.base(spec) if left is None else self.base(spec).exclude(left)
 
     def _pushed_too_often(self, spec: EntitySpec, obj) -> bool:

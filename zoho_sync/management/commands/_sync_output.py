@@ -74,6 +74,11 @@ def summary(report: SyncReport) -> str:
     lines.append("")
     lines.append(f"Every record in scope now ({LEGEND}):")
     lines += state_table(report.scope)
+    if report.reasons:
+        lines += ["", "Left failed, waiting or blocked, by record, with why:"]
+        lines += [f"  {reason.line()}" for reason in report.reasons]
+        if report.reasons_more:
+            lines.append(f"  ... and {report.reasons_more} more: the admin's Failed records lists every one.")
     if report.stopped:
         lines.append(report.stopped)
     if report.continuation:

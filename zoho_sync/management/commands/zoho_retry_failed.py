@@ -25,7 +25,7 @@ class Command(BaseCommand):
         try:
             with quiet_record_logs(options["verbosity"]):
                 report = services.sync_retry_failed(entity=entity, include_validation=include_validation,
-                                                    on_progress=ProgressPrinter(self.stdout))
+                                                    on_progress=ProgressPrinter(self.stdout), now_for_person=True)
         except ZohoConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(summary(report))
