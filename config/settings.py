@@ -244,6 +244,8 @@ ZOHO_WEBHOOK_QUERY_KEYS = env.list("ZOHO_WEBHOOK_QUERY_KEYS", default=[])
 INBOX_MAX_ATTEMPTS = env.int("INBOX_MAX_ATTEMPTS", default=5)
 INBOX_RETRY_BASE_SECONDS = env.float("INBOX_RETRY_BASE_SECONDS", default=30.0)
 INBOX_BUSY_RETRY_SECONDS = env.float("INBOX_BUSY_RETRY_SECONDS", default=15.0)
+# The most of the daily quota event replay (zoho_reconcile --events, the hourly schedule) spends in a day.
+SYNC_REPLAY_QUOTA_SHARE = env.float("SYNC_REPLAY_QUOTA_SHARE", default=0.1)
 # Account types never pushed to Zoho.
 SYNC_EXCLUDED_ACCOUNT_TYPES = env.list("SYNC_EXCLUDED_ACCOUNT_TYPES", default=["internal_test"])
 # After a write whose answer was lost, seconds before the record is looked up in Zoho and pushed again.

@@ -202,7 +202,11 @@ def budget_now() -> Budget:
 
 
 def recent_activity(now: datetime, *, entity: str = "", status: str = "", period: str = "24h") -> list[SyncLog]:
-    rows = SyncLog.objects.filter(created_at__gte=now - PERIODS.get(period, PERIODS["24h"]))
+    """The latest sync-log rows, without the pulls that changed nothing (a state already here, an older one, a
+    record not ours): they are not activity. Failed pulls are."""
+    rows = SyncLog.objects.filter(created_at__gte=now - PERIODS.get(period, PERIODS["24h"])).exclude(
+        direction=SyncLog.Direction.PULL, action=SyncLog.Action.NONE,
+        status__in=(SyncLog.Status.SUCCESS, SyncLog.Status.SKIPPED))
     if entity:
         rows = rows.filter(entity=entity)
     if status:

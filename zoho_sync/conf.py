@@ -258,6 +258,9 @@ class InboxSettings:
     max_attempts: int = 5  # an event failing this many times is quarantined for a person
     retry_base_seconds: float = 30.0  # the first retry of a failed event; doubled each time, jittered
     busy_retry_seconds: float = 15.0  # an event about a record a push holds is applied again after this
+    # The most of the daily quota (ZOHO_DAILY_LIMIT) event replay may spend in a day (UTC): it stops there, its
+    # cursor kept, and goes on the next day. 0 lets it spend nothing but the events list's first page.
+    replay_quota_share: float = 0.1
 
 
 INBOX_SETTINGS = {
@@ -267,6 +270,7 @@ INBOX_SETTINGS = {
     "max_attempts": "INBOX_MAX_ATTEMPTS",
     "retry_base_seconds": "INBOX_RETRY_BASE_SECONDS",
     "busy_retry_seconds": "INBOX_BUSY_RETRY_SECONDS",
+    "replay_quota_share": "SYNC_REPLAY_QUOTA_SHARE",
 }
 
 

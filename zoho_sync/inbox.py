@@ -4,6 +4,9 @@ An event is stored once by Zoho's event id, kept whole (a duplicate delivery is 
 applied by a django-q2 task. An event is only a trigger: its Zoho record is re-read through the API (§12.5: the
 payload's shape is undocumented; the API's is not) and applied by the pull step; the event's own copy of the record
 is never applied, so an event whose record Zoho does not have (404) changes nothing and is quarantined at once.
+An event whose record here already holds Zoho's state as of the event (the event our own push caused: the push
+applied Zoho's answer, sync/pull.py absorb_answer) is settled as ignored, "our own write", without any read and
+without a sync-log row.
 A failure is retried with a growing, jittered delay; after INBOX_MAX_ATTEMPTS the event is quarantined with its
 error for a person (admin: Zoho events; replayable after a fix). Each event is its own task, so one that keeps
 failing never holds up the events behind it.
@@ -35,6 +38,7 @@ from zoho_sync.sync.specs import CUSTOMER_SERVICE, INVOICE, PAYMENT, EntitySpec
 logger = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=5)  # a worker that died while applying an event loses it after this
 TASK = "zoho_sync.tasks.apply_event"
+ECHO = "echo"  # a PullOutcome's action: the event's record already holds that state (our own write): no read
 
 
 # --- which record an event is about ---------------------------------------------------------------------------
@@ -214,7 +218,7 @@ def event_apply(pk: int, *, client=None) -> str:
     except Exception as error:  # any failure is the event's, written on its row; the next events go on
         return _failed(event, error, conf)
     applied = [o for o in outcomes if o.action in ("created", "updated")]
-    state = ZohoEvent.State.APPLIED if outcomes and all(o.action != "unknown" for o in outcomes) else \
+    state = ZohoEvent.State.APPLIED if outcomes and all(o.action not in ("unknown", ECHO) for o in outcomes) else \
         ZohoEvent.State.IGNORED
     said = "; ".join(o.message for o in outcomes) or "the event carries nothing this app mirrors"
     ZohoEvent.objects.filter(pk=pk).update(state=state, outcome=said[:4000], last_error="", claimed_until=None,
@@ -252,6 +256,9 @@ def _apply(event: ZohoEvent, *, client=None) -> list[PullOutcome]:
         raise ValueError(f"the event's data.{subject.key} has no {subject.spec.id_field}")
     if not _ZOHO_ID.fullmatch(zoho_id):
         raise ValueError(f"the event's data.{subject.key}.{subject.spec.id_field} is not a Zoho id")
+    echo = _echo(subject, zoho_id, entity, event)
+    if echo is not None:
+        return [echo]
     if client is None:
         from zoho_sync.zoho import get_zoho_client
 
@@ -265,6 +272,26 @@ def _apply(event: ZohoEvent, *, client=None) -> list[PullOutcome]:
             if invoice:
                 outcomes.append(pull(INVOICE, invoice, when=event.event_time, note=note))
     return outcomes
+
+
+def _echo(subject: Subject, zoho_id: str, entity: dict, event: ZohoEvent) -> PullOutcome | None:
+    """The event carries nothing new when its record here already holds Zoho's state as of the event's copy of the
+    record (its modified time): the event of our own push, whose answer the push applied (sync/pull.py
+    absorb_answer), or a state pulled already. Settled without a read and without a sync-log row; None when the
+    event may be newer, or its copy says no modified time (it is read and applied)."""
+    try:
+        modified = inbound.modified_time(entity)
+    except (TypeError, ValueError):
+        modified = None
+    if modified is None:
+        return None
+    obj = subject.spec.model.objects.filter(zoho_id=zoho_id, zoho_modified_at__gte=modified).first()
+    if obj is None:
+        return None
+    return PullOutcome(subject.spec.name, obj.pk, ECHO, (
+        f"ignored: our own write: {subject.spec.label(obj)} already holds Zoho's state of "
+        f"{obj.zoho_modified_at:%Y-%m-%d %H:%M:%S %Z} (the event's copy is of {modified:%Y-%m-%d %H:%M:%S %Z}); "
+        "settled without a read"))
 
 
 def _read_subject(client, subject: Subject, zoho_id: str) -> dict:

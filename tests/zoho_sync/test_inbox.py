@@ -36,6 +36,13 @@ def deliver(client, payload, *, secret=SECRET, body=None, signature=None, header
     return client.post(URL + (f"?{query}" if query else ""), data=raw, content_type="application/json", **extra)
 
 
+def zoho_stamp(**later) -> str:
+    """Zoho's timestamp of a state `later` than now (a pushed record holds Zoho's modified time of its push)."""
+    from datetime import UTC, datetime, timedelta
+
+    return (datetime.now(UTC) + timedelta(**later)).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
 def event(event_id="ev-1", event_type="invoice_created", **data):
     return {"event_id": event_id, "event_type": event_type, "event_time": "2026-12-03T08:00:00+0000",
             "data": data or {"invoice": {"invoice_id": "903000000000001"}}}
@@ -147,11 +154,11 @@ def test_an_older_state_never_overwrites_a_newer_one(zoho_settings, zoho_sandbox
     from zoho_sync.sync.pull import pull
     from zoho_sync.sync.specs import INVOICE
 
-    invoice = synced_invoice(zoho_sandbox)
+    invoice = synced_invoice(zoho_sandbox)  # holds Zoho's modified time of its create: both states are newer
     newer = {"invoice_id": invoice.zoho_id, "status": "paid", "balance": 0, "last_modified_time":
-             "2026-12-03T09:00:00+0000"}
+             zoho_stamp(hours=2)}
     older = {"invoice_id": invoice.zoho_id, "status": "sent", "balance": 50, "last_modified_time":
-             "2026-12-03T08:00:00+0000"}
+             zoho_stamp(hours=1)}
     assert pull(INVOICE, newer).action == "updated"
     outcome = pull(INVOICE, older)
     assert outcome.action == "stale" and "older than the one applied" in outcome.message
@@ -247,7 +254,7 @@ def test_a_local_edit_during_a_pull_keeps_both_changes(zoho_settings, zoho_sandb
 
     monkeypatch.setattr(pull_module, "current_fingerprint", edit_once)
     outcome = pull_module.pull(INVOICE, {"invoice_id": invoice.zoho_id, "status": "paid", "balance": 0,
-                                         "last_modified_time": "2026-12-03T09:00:00+0000"})
+                                         "last_modified_time": zoho_stamp(hours=1)})
     assert outcome.action == "updated" and edits == [1]
     invoice.refresh_from_db()
     assert (invoice.status, invoice.balance_due, invoice.notes) == ("paid", Decimal("0.00"),

@@ -503,6 +503,12 @@ class Engine:
             log.save()
             if isinstance(response, dict) and outcome.status == SyncLog.Status.SUCCESS and spec.on_created:
                 spec.on_created(response)  # what Zoho's answer says of records Zoho owns fields of
+            if isinstance(response, dict) and outcome.status == SyncLog.Status.SUCCESS:
+                # Our own write is never pulled back: its answer (Zoho's fields and modified time) is applied
+                # now, so the event it causes is settled as an echo without a read.
+                from zoho_sync.sync.pull import absorb_answer  # pull imports this module
+
+                absorb_answer(spec, response)
             if woken and self.defer_wakes:
                 self._landed.setdefault(spec.name, []).append(obj.pk)
             elif woken:

@@ -10,7 +10,10 @@
 - A number Zoho sent that cannot be kept here (not a number, not finite, too large or too precise for its column)
   changes nothing: BadZohoValue names the record, the field and the value, and is written to the sync log as a
   failed pull before it reaches the caller (the inbox quarantines the event, reconciliation leaves the record).
-Every pull is written to the sync log (direction pull).
+- Our own writes are never pulled back: Zoho's answer to our push is applied by the push itself (absorb_answer:
+  the fields Zoho owns and Zoho's modified time, no read, no log row of its own: the push's row holds the answer),
+  so the event our push caused finds the record already at that time and is settled without a call (inbox.py).
+Every other pull is written to the sync log (direction pull).
 """
 
 from __future__ import annotations
@@ -76,6 +79,31 @@ def pull(spec: EntitySpec, remote: dict, *, when: datetime | None = None, run_id
             _log(spec, outcome, zoho_id, run_id, note)
             return outcome
     raise RecordBusy(f"{spec.name} {zoho_id} kept changing while its Zoho state was applied; trying again later")
+
+
+def absorb_answer(spec: EntitySpec, remote: dict) -> PullOutcome | None:
+    """Zoho's answer to our own push, applied by the push: the fields Zoho owns and Zoho's modified time of the
+    state we wrote (`zoho_modified_at`), under the same guards as a pull (never over a newer state, never over a
+    record changed or claimed meanwhile), without a call and without a sync-log row (the push's row holds the
+    answer). The event our push caused then finds the record at that time: an echo, settled without a read.
+    None when the answer names no record of ours, carries no modified time, or the record is busy (its next
+    push or pull brings the state in)."""
+    zoho_id = str(remote.get(spec.id_field) or "")
+    modified = inbound.modified_time(remote)
+    if spec.from_zoho is None or not zoho_id or modified is None:
+        return None
+    for _ in range(MAX_TRIES):
+        obj = spec.prepare(spec.model.objects.filter(zoho_id=zoho_id)).first()
+        if obj is None:
+            return None
+        try:
+            outcome = _apply(spec, obj, remote, modified)
+        except (BadZohoValue, RecordBusy) as why:  # the event, or the next pull, says it
+            logger.info("Zoho's answer for %s %s not applied here: %s", spec.name, zoho_id, why)
+            return None
+        if outcome is not None:
+            return outcome
+    return None
 
 
 def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutcome | None:

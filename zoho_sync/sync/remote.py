@@ -165,11 +165,14 @@ def subscription_create(ctx: SyncContext, service, payload: dict) -> dict:
 
 
 def subscription_update(ctx: SyncContext, service, payload: dict) -> str:
+    # Zoho's answer is kept (ctx.answer): the push applies it, so the event it causes is an echo (sync/pull.py).
     if service.status == "cancelled":
-        ctx.client.post(f"/subscriptions/{service.zoho_id}/cancel", params={"cancel_at_end": "false"},
-                        idempotent=True)
+        answer = ctx.client.post(f"/subscriptions/{service.zoho_id}/cancel", params={"cancel_at_end": "false"},
+                                 idempotent=True)
+        ctx.answer = answer.get("subscription") if isinstance(answer, dict) else None
         return "cancel"
-    ctx.client.put(f"/subscriptions/{service.zoho_id}", json={"plan": payload["plan"]})
+    answer = ctx.client.put(f"/subscriptions/{service.zoho_id}", json={"plan": payload["plan"]})
+    ctx.answer = answer.get("subscription") if isinstance(answer, dict) else None
     return "update"
 
 
