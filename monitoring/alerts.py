@@ -29,9 +29,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from monitoring.conf import get_monitoring_settings
-from zoho_sync.models import SharedState, SyncLog, SyncStatus
+from zoho_sync.models import SharedState
 from zoho_sync.redaction import redact_text
-from zoho_sync.sync.specs import SPECS
+from zoho_sync.selectors import failed_records
+from zoho_sync.sync.specs import BY_NAME
 
 logger = logging.getLogger(__name__)
 STATE_KEY = "monitoring:alert:failed"
@@ -51,6 +52,7 @@ class FailedRecord:
     attempts: int
     retrying_at: datetime | None
     url: str
+    state: str = "needs_person"  # the one vocabulary's state (SyncState), as on the Failed records page
 
 
 @dataclass
@@ -78,22 +80,23 @@ class Decision:
 
 
 def failures_gather(*, hours: int = 24) -> list[FailedRecord]:
-    """Records that are failed now and whose failure was logged within `hours`, every entity, newest first."""
+    """The Failed records page's records (selectors.failed_records: failed, waiting or blocked now) that have
+    failed within `hours`, every entity in dependency order, newest failure first."""
     since = timezone.now() - timedelta(hours=hours)
-    recent = SyncLog.objects.filter(status=SyncLog.Status.FAILED, created_at__gte=since)
     base = get_monitoring_settings().base_url
     found: list[FailedRecord] = []
-    for spec in SPECS:
-        pks = recent.filter(entity=spec.name).values_list("object_pk", flat=True).distinct()
-        rows = spec.model.objects.filter(sync_status=SyncStatus.FAILED,
-                                         pk__in=[int(pk) for pk in pks if str(pk).isdigit()])
-        opts = spec.model._meta
-        for obj in rows.order_by("-pk"):
-            path = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-            found.append(FailedRecord(spec.name, obj.pk, spec.label(obj), redact_text(obj.last_sync_error),
-                                      obj.last_error_kind or "unknown", obj.sync_attempts, obj.next_retry_at,
-                                      urljoin(base, path)))
+    for row in failed_records(since=since).order_by("entity_order", "-failing_since", "record_id"):
+        opts = BY_NAME[row.entity].model._meta
+        path = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[row.record_id])
+        found.append(FailedRecord(row.entity, row.record_id, row.label, redact_text(row.last_sync_error),
+                                  row.last_error_kind or "unknown", row.sync_attempts, row.next_retry_at,
+                                  urljoin(base, path), row.sync_state.value))
     return found
+
+
+def failed_records_total() -> int:
+    """Every record the Failed records page lists, whenever it failed."""
+    return failed_records().count()
 
 
 def _fingerprint(failures: list[FailedRecord]) -> str:

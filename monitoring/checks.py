@@ -103,7 +103,10 @@ class SyncStatusCheck(Check):
         if stuck:
             raise_with(CheckWarning, f"{stuck} records need a person (failed, or blocked by one that failed); "
                                      f"{retrying} retrying", details)
-        return f"nothing needs a person; {retrying} retrying", details
+        if retrying:  # never "ok" beside a failing count: they failed, and wait for their automatic retry
+            raise_with(CheckWarning, f"{retrying} records failed and are retried automatically; none needs a "
+                                     "person yet", details)
+        return "nothing failed: nothing needs a person, nothing retrying", details
 
 
 # --- 2. recent sync activity -------------------------------------------------------------------------------------
@@ -279,8 +282,7 @@ class QueueCheck(Check):
     critical = False  # pushes still work by command; the triggers and schedules wait
 
     def check(self):
-        from django_q.models import Failure
-
+        from monitoring.acknowledgements import failed_tasks_open
         from monitoring.heartbeat import cluster_state
         from zoho_sync.queueing import queue_backlog
 
@@ -288,20 +290,23 @@ class QueueCheck(Check):
         now = timezone.now()
         cluster = cluster_state()
         seen = cluster.last_seen
-        failures = Failure.objects.filter(stopped__gte=now - timedelta(hours=24)).count()
+        open_failures, ack = failed_tasks_open(hours=24, now=now)
+        failures = open_failures.count()
         ready, oldest = queue_backlog(now)
         waited = (now - oldest).total_seconds() / 60 if oldest else 0.0
         details = [f"cluster last seen: {timezone.localtime(seen):%Y-%m-%d %H:%M:%S}" if seen else
-                   "cluster never seen", f"failed tasks in 24 h: {failures}",
+                   "cluster never seen", f"failed tasks in 24 h not acknowledged: {failures}",
                    f"oldest due task waiting: {waited:.0f} min"]
         if ready is not None:
             details.append(f"tasks ready for a worker: {ready}")
+        if ack:
+            details.append(ack.sentence())
         if not cluster.running:
             raise_with(CheckFailed, "no django-q2 cluster is running: triggers and schedules wait (start one with "
                                     "`manage.py qcluster`)", details)
         if failures or waited > conf.max_pending_minutes:
-            raise_with(CheckWarning, f"{failures} tasks failed in 24 h; the oldest due task has waited "
-                                     f"{waited:.0f} min", details)
+            raise_with(CheckWarning, f"{failures} tasks failed in 24 h (acknowledge them in the admin's failed "
+                                     f"tasks once seen); the oldest due task has waited {waited:.0f} min", details)
         return "a cluster is running and the queue moves", details
 
 
@@ -355,7 +360,10 @@ class InboxCheck(Check):
             raise_with(CheckWarning, f"{counts.get(state.RECEIVED, 0)} events from Zoho wait to be applied, the "
                                      f"oldest since {timezone.localtime(oldest):%Y-%m-%d %H:%M} (is a cluster "
                                      "running?)", details)
-        return f"nothing quarantined; {counts.get(state.FAILED, 0)} failing, retried", details
+        if counts.get(state.FAILED):  # never "ok" beside a failing count
+            raise_with(CheckWarning, f"{counts[state.FAILED]} events from Zoho are failing and retried "
+                                     "automatically (admin: Zoho events, their last error)", details)
+        return "nothing quarantined, failing or waiting", details
 
 
 class DatabaseCheck(Check):

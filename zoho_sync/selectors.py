@@ -47,6 +47,23 @@ def memoized(func):
     return wrapper
 
 
+def failed_records(*, since: datetime | None = None):
+    """The records the Failed records page lists (the SyncFailure view: failed, waiting or blocked now, every
+    entity): the one reading of "failed records" that the page, `zoho_alert_failed` and the hourly alert share.
+    `since`: only those failing since then (the record's failing_since, or a failure logged since)."""
+    from django.db.models import CharField, Exists, OuterRef
+    from django.db.models.functions import Cast
+
+    from zoho_sync.models import SyncFailure
+
+    rows = SyncFailure.objects.all()
+    if since is None:
+        return rows
+    logged = SyncLog.objects.filter(status=SyncLog.Status.FAILED, created_at__gte=since, entity=OuterRef("entity"),
+                                    object_pk=Cast(OuterRef("record_id"), CharField()))
+    return rows.filter(Q(failing_since__gte=since) | Exists(logged))
+
+
 def sync_scope(spec: EntitySpec, *, since: datetime | None = None):
     """The records of one entity a command speaks of (all, or those changed since a date)."""
     qs = spec.model.objects.all()

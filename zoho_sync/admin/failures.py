@@ -83,6 +83,10 @@ class SyncFailureAdmin(ReadOnlyAdmin):
     def has_sync_permission(self, request) -> bool:
         return can_sync(request)
 
+    def get_queryset(self, request):
+        """selectors.failed_records(): the same records the alert command and the hourly alert count."""
+        return selectors.failed_records()
+
     def get_changelist(self, request, **kwargs):
         return FailureChangeList
 

@@ -46,8 +46,20 @@ class TaskAdmin(q_admin.TaskAdmin):
         return can_sync(request)
 
 
+@admin.action(description="Acknowledge selected failures (the health check stops warning until a new one)",
+              permissions=["sync"])
+def acknowledge_failures(model_admin, request, queryset):
+    from monitoring.acknowledgements import failed_tasks_acknowledge, failed_tasks_open
+
+    ack = failed_tasks_acknowledge(queryset, by=request.user.get_username())
+    left = failed_tasks_open()[0].count()
+    model_admin.message_user(request, f"Acknowledged: {ack.sentence()}. The health check warns again when a task "
+                                      "fails after that" + (f"; {left} later failure(s) still count." if left else
+                                                            "."), messages.SUCCESS)
+
+
 class FailAdmin(q_admin.FailAdmin):
-    actions = [resubmit_tasks]
+    actions = [resubmit_tasks, acknowledge_failures]
 
     def has_sync_permission(self, request) -> bool:
         return can_sync(request)

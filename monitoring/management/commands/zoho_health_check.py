@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from monitoring.checks import UNHEALTHY, health_run
+from zoho_sync.management.exits import exit_with
 
 
 class Command(BaseCommand):
@@ -34,7 +35,7 @@ class Command(BaseCommand):
                 for line in state_table(sync_state_counts()):
                     self.stdout.write(line)
         if report.status == UNHEALTHY:
-            raise CommandError("Unhealthy: a critical check failed (see above).", returncode=1)
+            exit_with(self, "Unhealthy: a critical check failed (see above).", 1)
 
 
 def _json(data) -> str:

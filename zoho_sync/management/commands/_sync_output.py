@@ -10,8 +10,7 @@ import contextlib
 import logging
 import time
 
-from django.core.management.base import CommandError
-
+from zoho_sync.management.exits import exit_with
 from zoho_sync.models import UNSETTLED_STATES, SyncState
 from zoho_sync.sync.backfill import Progress, SyncReport
 from zoho_sync.sync.tables import HEADINGS, LEGEND, state_table
@@ -110,5 +109,5 @@ def finish(command, report: SyncReport, *, advice: str) -> None:
         return
     message = " ".join(filter(None, (stopped_sentence(report), unsettled_sentence(report), advice)))
     if command._called_from_command_line:
-        raise CommandError(message, returncode=2)
+        exit_with(command, message)  # a plain sentence, exit 2: something is left to do
     command.stderr.write(message)
