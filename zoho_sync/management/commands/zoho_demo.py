@@ -15,6 +15,16 @@ from zoho_sync.models import UNSETTLED_STATES, SyncState
 from zoho_sync.sync.tables import LEGEND, state_table
 
 
+def next_steps(port: int = 8000, sandbox_port: int = 8765) -> list[str]:
+    """The commands the demo ends with, as README's "Two commands" names them: the demo's Zoho, the server, the
+    schedules (once) and the cluster."""
+    sandbox = ".venv/bin/python manage.py zoho_sandbox --demo" + (
+        f" --port {sandbox_port}" if sandbox_port != 8765 else "")
+    return [sandbox, f".venv/bin/python manage.py runserver {port}",
+            ".venv/bin/python manage.py zoho_schedules    # once: install the django-q2 schedules",
+            ".venv/bin/python manage.py qcluster"]
+
+
 class Command(BaseCommand):
     help = ("Seed demo data (once), push it to the local Zoho sandbox (never a real organization), print the "
             "health of the run, and create the 'admin' login.")
@@ -67,8 +77,13 @@ class Command(BaseCommand):
 
     def _instructions(self, port: int, sandbox_port: int) -> None:
         username, password = self._admin_login()
-        self.stdout.write(f"  .venv/bin/python manage.py runserver {port}")
-        self.stdout.write(f"  then browse to http://127.0.0.1:{port}/admin/dashboard/ (the sync dashboard; the "
+        self.stdout.write("  Start these side by side, each in its own terminal (the demo's Zoho first: ./bin/demo "
+                          "wrote its address and limits to .env):")
+        for line in next_steps(port, sandbox_port):
+            self.stdout.write(f"    {line}")
+        self.stdout.write("  The cluster runs the triggers (a saved record pushed within seconds), the schedules and "
+                          "the health check's queue check.")
+        self.stdout.write(f"  Then browse to http://127.0.0.1:{port}/admin/dashboard/ (the sync dashboard; the "
                           f"admin is http://127.0.0.1:{port}/admin/)")
         if password:
             self.stdout.write(f"  log in as {username!r} with password {password!r} (shown once; change it with "
@@ -76,13 +91,6 @@ class Command(BaseCommand):
         else:
             self.stdout.write(f"  log in as {username!r} (password shown on the first run; reset it with "
                               f"`.venv/bin/python manage.py changepassword {username}`)")
-        self.stdout.write(f"  To push changes from the admin, keep the demo's Zoho running beside it: "
-                          f"`.venv/bin/python manage.py zoho_sandbox --port {sandbox_port} --per-minute "
-                          f"{DEMO_PER_MINUTE} --state-file var/sandbox-state.json` (./bin/demo wrote its settings "
-                          "to .env).")
-        self.stdout.write("  Triggers (a saved record pushed within seconds) and the health check's queue check need "
-                          "the django-q2 cluster: `.venv/bin/python manage.py zoho_schedules` once, then "
-                          "`.venv/bin/python manage.py qcluster` beside the server.")
 
     def _admin_login(self) -> tuple[str, str | None]:
         user_model = get_user_model()
