@@ -70,8 +70,23 @@ class Command(BaseCommand):
                             help="accept a second customer with the same display_name")
         parser.add_argument("--allow-items-without-product", action="store_true",
                             help="accept invoice lines with a name and no product_id (Zoho requires product_id)")
+        parser.add_argument("--demo", action="store_true",
+                            help="the demo's Zoho, as ./bin/demo ran it and its .env expects: port 8765, "
+                                 "6000 requests a minute, no daily quota, its data in var/sandbox-state.json "
+                                 "(options given as well win)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options.get("demo"):
+            from pathlib import Path
+
+            from zoho_sync.demo_sandbox import DEMO_DAILY, DEMO_PER_MINUTE, DEMO_STATE_FILE
+
+            options["per_minute"] = DEMO_PER_MINUTE if options["per_minute"] is None else options["per_minute"]
+            options["daily"] = DEMO_DAILY if options["daily"] is None else options["daily"]
+            if not options["state_file"]:
+                state_file = Path(settings.BASE_DIR) / DEMO_STATE_FILE
+                state_file.parent.mkdir(exist_ok=True)
+                options["state_file"] = str(state_file)
         config: dict[str, Any] = {name: str(getattr(settings, key, "") or "").strip()
                                   for key, name in CREDENTIALS.items()}
         config = {k: v for k, v in config.items() if v}
@@ -120,23 +135,8 @@ class Command(BaseCommand):
         ]
         if state_file:
             lines.append(f"State file: {state_file}")
-        parser.add_argument("--demo", action="store_true",
-                            help="the demo's Zoho, as ./bin/demo ran it and its .env expects: port 8765, "
-                                 "6000 requests a minute, no daily quota, its data in var/sandbox-state.json "
-                                 "(options given as well win)")
         lines += [
             "Point the app at it with these environment variables:",
-        if options.get("demo"):
-            from pathlib import Path
-
-            from zoho_sync.demo_sandbox import DEMO_DAILY, DEMO_PER_MINUTE, DEMO_STATE_FILE
-
-            options["per_minute"] = DEMO_PER_MINUTE if options["per_minute"] is None else options["per_minute"]
-            options["daily"] = DEMO_DAILY if options["daily"] is None else options["daily"]
-            if not options["state_file"]:
-                state_file = Path(settings.BASE_DIR) / DEMO_STATE_FILE
-                state_file.parent.mkdir(exist_ok=True)
-                options["state_file"] = str(state_file)
             f"ZOHO_API_BASE_URL={sandbox.base_url}",
             f"ZOHO_ACCOUNTS_URL={sandbox.accounts_url}",
             f"ZOHO_CLIENT_ID={config.client_id}",
