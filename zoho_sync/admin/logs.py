@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.contrib import admin
 from django.db.models import Q, Sum
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from zoho_sync import selectors
@@ -18,6 +18,9 @@ from zoho_sync.admin.base import ReadOnlyAdmin
 from zoho_sync.conf import get_zoho_limits
 from zoho_sync.models import ApiUsage, FailedSyncLog, SyncLog, SyncRun
 from zoho_sync.sync.specs import SPECS
+from zoho_sync.sync_runs import sync_run_details
+
+RUN_STATE_CHARS = 120  # a run's state and stop reason in the list (whole in its tooltip and on the run's page)
 
 
 class EntityFilter(admin.SimpleListFilter):
@@ -93,20 +96,42 @@ class FailedSyncLogAdmin(SyncLogAdmin):
 class SyncRunAdmin(ReadOnlyAdmin):
     """Read-only: every backfill, retry and triggered push as it ran (or runs); a silent one shows as dead."""
 
-    list_display = ("started_at", "kind", "state", "entities", "records", "api_calls", "rate_limited",
-                    "exit_code", "finished_at", "host", "short_run_id")
+    list_display = ("started", "kind", "run_state", "entity_list", "records", "api_calls", "rate_limited",
+                    "exit_code", "finished", "host", "short_run_id")
     list_filter = ("kind", "status")
     search_fields = ("=run_id", "host")
     list_per_page = 100
+    # The run's page: its details in words (sync_runs.sync_run_details) where the stored JSON would be.
+    fields = ("run_id", "kind", "status", "details", "entity_list", "since", "started_at", "finished_at",
+              "heartbeat_at", "host", "pid", "workers", "exit_code")
+    readonly_fields = ("details", "entity_list")
+
+    @admin.display(description="Started", ordering="started_at")
+    def started(self, obj):
+        return f"{timezone.localtime(obj.started_at):%Y-%m-%d %H:%M}"
+
+    @admin.display(description="Finished", ordering="finished_at")
+    def finished(self, obj):
+        return f"{timezone.localtime(obj.finished_at):%Y-%m-%d %H:%M}" if obj.finished_at else "-"
 
     @admin.display(description="State", ordering="status")
-    def state(self, obj):
+    def run_state(self, obj):
+        """The state and why it stopped, cut short in the list (whole in the tooltip and on the run's page)."""
         text = obj.state_label
         if obj.stop_reason:
             text = f"{text}: {obj.stop_reason}"
         if obj.resume_at:
             text = f"{text} (resumes {timezone.localtime(obj.resume_at):%Y-%m-%d %H:%M})"
-        return text
+        return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(RUN_STATE_CHARS))
+
+    @admin.display(description="Entities", ordering="entities")
+    def entity_list(self, obj):
+        return ", ".join(name.replace("_", " ") for name in obj.entities.split(",") if name)
+
+    @admin.display(description="What it did")
+    def details(self, obj):
+        return format_html('<dl class="run-details" id="run-details">{}</dl>', format_html_join(
+            "", "<dt>{}</dt><dd>{}</dd>", sync_run_details(obj)))
 
     @admin.display(description="Run", ordering="run_id")
     def short_run_id(self, obj):

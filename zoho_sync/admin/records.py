@@ -14,6 +14,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
@@ -104,6 +105,19 @@ def push_selection(request, selection: dict[str, list[int]]) -> None:
     report_push(request, counts)
 
 
+def sync_heading(obj) -> str:
+    """The heading of a record page's collapsed "Zoho sync" section: its summary line, read without opening it."""
+    if obj is None:
+        return "Zoho sync"
+    parts = [f"{obj.sync_state.label}{sync_since(obj)}",
+             f"Zoho id {obj.zoho_id}" if obj.zoho_id else "not in Zoho yet"]
+    if obj.sync_attempts:
+        parts.append(f"{obj.sync_attempts} attempt{'s' if obj.sync_attempts != 1 else ''}")
+    if obj.last_synced_at:
+        parts.append(f"last pushed {timezone.localtime(obj.last_synced_at):%Y-%m-%d %H:%M}")
+    return "Zoho sync: " + " · ".join(parts)
+
+
 class ZohoSyncedAdmin(CappedCountAdmin):
     """Base admin for synced models: the sync columns, filter, record page, read-only bookkeeping and actions."""
 
@@ -134,7 +148,8 @@ class ZohoSyncedAdmin(CappedCountAdmin):
 
     def get_fieldsets(self, request, obj=None):
         own = [f for f in self.get_fields(request, obj) if f not in self.sync_readonly]
-        return [(None, {"fields": own}), ("Zoho sync", {"fields": self.sync_readonly, "classes": ["collapse"]})]
+        return [(None, {"fields": own}),
+                (sync_heading(obj), {"fields": self.sync_readonly, "classes": ["collapse"]})]
 
     def exact_terms(self, term: str) -> Q | None:
         variants = {term, term.upper(), term.lower()}
