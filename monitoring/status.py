@@ -17,7 +17,8 @@ from django.utils import timezone
 @dataclass(frozen=True)
 class Banner:
     kind: str  # unreachable, credentials, settings, quota, lockout: the element's id is banner-<kind>
-    text: str
+    text: str  # what is wrong and what happens now, in a sentence or two
+    detail: str = ""  # what Zoho or the check said, smaller
 
 
 def _utc(moment: datetime) -> str:
@@ -32,17 +33,18 @@ def status_banners() -> list[Banner]:
     reading = connectivity_cached()
     if reading is not None and not reading.ok:
         seen = f"{'checked' if reading.source == 'check' else 'seen by a push'} at {_utc(reading.checked_at)}"
+        detail = reading.summary.removeprefix("a push met: ")
         if reading.problem == UNREACHABLE:
-            banners.append(Banner(UNREACHABLE, f"Zoho unreachable ({seen}): {reading.summary}. Pushes fail as "
-                                               "retrying and are tried again; nothing is lost."))
+            banners.append(Banner(UNREACHABLE, f"Zoho unreachable ({seen}): pushes fail as retrying and are tried "
+                                               "again; nothing is lost.", detail))
         elif reading.problem == CREDENTIALS:
-            banners.append(Banner(CREDENTIALS, f"Zoho refused our credentials ({seen}): {reading.summary}. A person "
-                                               "must set a new ZOHO_REFRESH_TOKEN (or fix the client); see the "
-                                               "operations guide, \"Lost or revoked credentials\"."))
+            banners.append(Banner(CREDENTIALS, f"Zoho refused our credentials ({seen}): a person must fix the Zoho "
+                                               "settings (operations guide: \"Lost or revoked credentials\"); "
+                                               "pushes fail until then.", detail))
         elif reading.problem == SETTINGS:
-            banners.append(Banner(SETTINGS, f"The Zoho settings are wrong ({seen}): {reading.summary}."))
+            banners.append(Banner(SETTINGS, f"The Zoho settings are wrong ({seen}): a person must fix them.", detail))
         else:
-            banners.append(Banner("refused", f"Zoho refused the connectivity check ({seen}): {reading.summary}."))
+            banners.append(Banner("refused", f"Zoho refused the connectivity check ({seen}).", detail))
     budget = budget_now()
     if budget.calls_today >= budget.daily_limit or budget.day_full:
         now = timezone.now().astimezone(UTC)
