@@ -4,14 +4,17 @@ said "1000 of 1000")."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 import time
 
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.zoho_sync.test_shared_state import REDIS_URL
 from tests.zoho_sync.test_triggers import ROOT, process_env
 from zoho_sync.models import ApiUsage
 from zoho_sync.sandbox import ZohoSandbox
@@ -103,3 +106,32 @@ def test_two_processes_calls_show_on_every_page_within_seconds(shared_sandbox, a
     batched = sum(ApiUsage.objects.values_list("calls", flat=True))
     assert batched == made, "at exit each process wrote its per-endpoint usage: the same total"
     assert dashboard_figure(admin_client) == made
+
+
+@pytest.fixture
+def redis_url():
+    """An empty Redis database for the test (test_shared_state's rule: skipped outside CI when none runs)."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (outside CI only)")
+    return REDIS_URL
+
+
+def test_through_redis_the_figure_is_the_shared_count_too(zoho_settings, zoho_sandbox, redis_url, admin_client):
+    """With REDIS_URL the budget lives in Redis: the figure is read there (one GET), not from the batched rows."""
+    from zoho_sync import selectors
+    from zoho_sync.shared_state import USAGE
+    from zoho_sync.zoho import get_zoho_client
+
+    zoho_settings.REDIS_URL = redis_url
+    USAGE.flush()
+    client = get_zoho_client()
+    for _ in range(7):
+        client.get("/customers")
+    assert sandbox_calls(zoho_sandbox) == 7
+    assert USAGE.waiting == 7, "the per-endpoint counts still wait in this process's memory"
+    assert selectors.api_calls_today() == 7
+    assert dashboard_figure(admin_client) == 7
