@@ -11,6 +11,7 @@ from zoho_sync import services
 from zoho_sync.client.errors import ZohoError
 from zoho_sync.conf import ZohoConfigurationError, get_zoho_limits
 from zoho_sync.management.commands._sync_output import EXIT_HELP, ProgressPrinter, finish, quiet_record_logs, summary
+from zoho_sync.management.exits import Unfinished
 from zoho_sync.sync import specs
 from zoho_sync.sync.link import link_existing
 from zoho_sync.sync.plan import plan_backfill
@@ -103,8 +104,8 @@ class Command(BaseCommand):
         except ZohoConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         except ZohoError as exc:
-            raise CommandError(f"Reading Zoho's lists failed, so nothing further was linked ({exc}); run it again "
-                               "later: linking is safe to repeat.", returncode=2) from exc
+            raise Unfinished(f"Reading Zoho's lists failed, so nothing further was linked ({exc}); run it again "
+                             "later: linking is safe to repeat.") from exc
         self.stdout.write(report.as_text(verbosity=verbosity))
         if report.settled:
             self.stdout.write(self.style.SUCCESS("Nothing is left for a person to settle."))
@@ -112,5 +113,5 @@ class Command(BaseCommand):
         message = (f"{len(report.ambiguous)} ambiguous record(s) left for a person (listed above; admin: failed "
                    "records); a normal backfill never creates them.")
         if self._called_from_command_line:
-            raise CommandError(message, returncode=2)
+            raise Unfinished(message)
         self.stderr.write(message)

@@ -11,6 +11,7 @@ from zoho_sync import importing
 from zoho_sync.importing.columns import short
 from zoho_sync.importing.importer import BATCH, CHANGED, CREATED, REFUSED, UNCHANGED
 from zoho_sync.management.commands._sync_output import ProgressPrinter
+from zoho_sync.management.exits import Unfinished
 from zoho_sync.sync import specs
 from zoho_sync.sync.backfill import Progress
 
@@ -81,7 +82,7 @@ class Command(BaseCommand):
         except importing.FileRefused as exc:
             for problem in exc.problems:
                 self.stdout.write(problem)
-            raise CommandError(f"{file}: the file was refused; nothing was written.", returncode=2) from None
+            raise Unfinished(f"{file}: the file was refused; nothing was written.") from None
         except UnicodeDecodeError as exc:
             raise CommandError(f"{file} is not UTF-8 text (byte {exc.start} of a read block): save it as CSV UTF-8; "
                                "nothing was written.", returncode=1) from None
@@ -130,11 +131,11 @@ class Command(BaseCommand):
             if refused:
                 then = ("a real run with --skip-invalid leaves them out" if report.skip_invalid
                         else "a real run writes nothing (all or nothing)")
-                raise CommandError(f"{refused} record(s) refused: {then}.", returncode=2)
+                raise Unfinished(f"{refused} record(s) refused: {then}.")
             return
         if refused and not report.skip_invalid:
-            raise CommandError(f"Nothing was written: {refused} record(s) refused, and an import is all or nothing. "
-                               "Fix them and run it again, or use --skip-invalid to import the others.", returncode=2)
+            raise Unfinished(f"Nothing was written: {refused} record(s) refused, and an import is all or nothing. "
+                             "Fix them and run it again, or use --skip-invalid to import the others.")
         if report.pending:
             self.stdout.write(f"{report.pending} record(s) are pending for Zoho (no push was queued per record): "
                               f"`manage.py zoho_backfill --entity {backfill_name(entity)}` sends them now, or the "
@@ -142,5 +143,5 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Nothing changed: every imported row matches its record.")
         if refused:
-            raise CommandError(f"{refused} refused record(s) were left out (--skip-invalid); the others were "
-                               "imported.", returncode=2)
+            raise Unfinished(f"{refused} refused record(s) were left out (--skip-invalid); the others were "
+                             "imported.")

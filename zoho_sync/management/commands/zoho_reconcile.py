@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from zoho_sync.conf import ZohoConfigurationError
+from zoho_sync.management.exits import Unfinished
 from zoho_sync.sync import specs
 
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{len(left)} differences {'left' if repair else 'found'}; "
                                   + ("the admin's drift page keeps this report." if repair else
                                      "run again with --repair to repair what can be."))
-            sys.exit(2)
+            sys.exit(2)  # the differences are printed above: exit 2 says no more
 
     def _events(self, since: str | None, *, as_json: bool) -> None:
         from zoho_sync.replay import events_replay
@@ -66,8 +67,8 @@ class Command(BaseCommand):
         if report.unread:
             named = ", ".join(event_id for event_id, _ in report.unread[:5])
             more = f" and {len(report.unread) - 5} more" if len(report.unread) > 5 else ""
-            raise CommandError(f"{len(report.unread)} event(s) could not be read ({named}{more}); the cursor stays "
-                               "before them: run again once Zoho answers.", returncode=2)
+            raise Unfinished(f"{len(report.unread)} event(s) could not be read ({named}{more}); the cursor stays "
+                             "before them: run again once Zoho answers.")
         if report.refused:
-            raise CommandError(f"{len(report.refused)} event(s) were refused by the inbox "
-                               f"({', '.join(event_id for event_id, _ in report.refused[:5])}).", returncode=2)
+            raise Unfinished(f"{len(report.refused)} event(s) were refused by the inbox "
+                             f"({', '.join(event_id for event_id, _ in report.refused[:5])}).")
