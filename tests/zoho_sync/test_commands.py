@@ -14,7 +14,7 @@ from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from tests.builders import make_customer, make_invoice
+from tests.builders import make_customer, make_invoice, make_package
 from tests.zoho_sync.test_triggers import ROOT, process_env
 from zoho_sync import services
 from zoho_sync.client import codes
@@ -77,6 +77,28 @@ def test_the_entity_scope_limits_what_counts(zoho, monkeypatch):
     assert code == 0, "the failed customer is not in the plans' scope"
     code, _ = run("zoho_backfill", monkeypatch, entity="customers")
     assert code == 2
+
+
+@pytest.mark.parametrize(("given", "other"), [("service_packages", "customers"), ("plans", "customer"),
+                                               ("Service-Packages", "CUSTOMERS")])
+def test_the_entity_names_and_their_old_spellings_mean_the_same_scope_on_the_command_line(zoho, monkeypatch, given,
+                                                                                          other):
+    """--entity as typed in a shell (parsed, not passed as a keyword): the one name and each old spelling."""
+    monkeypatch.setattr(type(load_command_class("zoho_sync", "zoho_backfill")), "_called_from_command_line", True,
+                        raising=False)
+    make_customer(email="broken")
+    package = make_package()
+
+    def backfill(entity: str) -> int:
+        try:
+            call_command("zoho_backfill", "--entity", entity, stdout=StringIO(), stderr=StringIO())
+        except CommandError as error:
+            return error.returncode
+        return 0
+
+    assert backfill(given) == 0, "the failed customer is not in the packages' scope"
+    assert [p["plan_code"] for p in zoho.records("plans")] == [package.plan_code]
+    assert backfill(other) == 2, "the failed customer is in the customers' scope"
 
 
 def test_the_daily_quota_stop_exits_2_and_installs_the_continuation(zoho, zoho_settings, monkeypatch):

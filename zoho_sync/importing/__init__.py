@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 from zoho_sync.csv_cells import SafeWriter
-from zoho_sync.importing.entities import ALIASES, ENTITIES, ImportEntity, describe, entity_named
+from zoho_sync.importing.entities import ENTITIES, ImportEntity, describe, entity_named
 from zoho_sync.importing.importer import OUTCOMES, FileRefused, ImportReport, RowResult, import_rows
 
 
@@ -27,5 +27,5 @@ def template(entity: ImportEntity) -> str:
     return out.getvalue()
 
 
-__all__ = ["ALIASES", "ENTITIES", "OUTCOMES", "FileRefused", "ImportEntity", "ImportReport", "RowResult",
+__all__ = ["ENTITIES", "OUTCOMES", "FileRefused", "ImportEntity", "ImportReport", "RowResult",
            "describe", "entity_named", "import_rows", "template"]

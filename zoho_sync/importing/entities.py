@@ -13,6 +13,7 @@ from django.db import models
 from zoho_sync.importing.columns import Column, Ref
 from zoho_sync.importing.hooks import EntityHooks, InvoiceHooks, PaymentHooks
 from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
+from zoho_sync.sync.specs import entity_name
 
 
 @dataclass(frozen=True)
@@ -166,12 +167,11 @@ PAYMENTS = ImportEntity(
 
 ENTITIES: dict[str, ImportEntity] = {e.name: e for e in (CUSTOMERS, SERVICE_PACKAGES, CUSTOMER_SERVICES, INVOICES,
                                                           PAYMENTS)}
-# The names `zoho_backfill` uses for the same entities, accepted too.
-ALIASES = {"plans": "service_packages", "subscriptions": "customer_services"}
 
 
 def entity_named(name: str) -> ImportEntity:
-    return ENTITIES[ALIASES.get(name, name)]
+    """The entity an --entity value names: the one set of names (specs.ENTITY_CHOICES) or an alias of one."""
+    return ENTITIES[entity_name(name)]
 
 
 def describe(entity: ImportEntity) -> str:

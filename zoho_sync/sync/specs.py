@@ -183,9 +183,30 @@ PAYMENT = EntitySpec(
 
 SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT)
 BY_NAME = {spec.name: spec for spec in SPECS}
-# The --entity names of the commands (plural, as people say them) and the spec each means.
-ENTITY_CHOICES = {"customers": CUSTOMER, "plans": SERVICE_PACKAGE, "subscriptions": CUSTOMER_SERVICE,
-                  "invoices": INVOICE, "payments": PAYMENT}
+# The --entity names of every command: the business's names for its records, as the admin and zoho_import name
+# them (the spec's name in the plural), and the spec each means. Zoho's names for two of them (plans,
+# subscriptions), which the push commands used before, are accepted as aliases; so is each spec's own name.
+ENTITY_CHOICES = {f"{spec.name}s": spec for spec in SPECS}
+ENTITY_ALIASES = {"plans": "service_packages", "subscriptions": "customer_services",
+                  **{spec.name: f"{spec.name}s" for spec in SPECS}}
+
+
+def entity_name(value: str) -> str:
+    """The one name of the entity an --entity value names (an alias, any case), or the value unchanged when it
+    names none, for argparse's choices to refuse with the list of names."""
+    key = value.strip().casefold().replace("-", "_").replace(" ", "_")
+    return key if key in ENTITY_CHOICES or key == "all" else ENTITY_ALIASES.get(key, value)
+
+
+def entity_argument(*, with_all: bool = True, required: bool = False, what: str = "") -> dict:
+    """The keyword arguments of every command's --entity option: choices, aliases and help from SPECS alone.
+    `parser.add_argument("--entity", **specs.entity_argument())`."""
+    names = [*ENTITY_CHOICES, *(["all"] if with_all else [])]
+    old = ", ".join(f"{alias} for {name}" for alias, name in ENTITY_ALIASES.items() if alias.endswith("s"))
+    default = "" if required or not with_all else " (default: all)"
+    text = f"{what or 'The records to work on'}: {', '.join(names)}{default}. Also accepted: {old}."
+    kwargs = {"type": entity_name, "choices": names, "metavar": "ENTITY", "help": text}
+    return {**kwargs, "required": True} if required else {**kwargs, "default": "all" if with_all else None}
 
 
 def invoices_paid_by(payment: dict) -> None:
@@ -217,4 +238,4 @@ def specs_for(entity: str) -> tuple[EntitySpec, ...]:
     """The specs an --entity value names ('all' for every one), in dependency order."""
     if entity == "all":
         return SPECS
-    return (ENTITY_CHOICES.get(entity) or BY_NAME[entity],)
+    return (ENTITY_CHOICES[entity_name(entity)],)

@@ -16,11 +16,14 @@ class Command(BaseCommand):
     help = "Alert on the failed syncs of every entity by email and Slack/Discord/JSON webhook. " + EXIT_HELP
 
     def add_arguments(self, parser):
-        parser.add_argument("--hours", type=int, default=24, help="Failures logged within this many hours.")
+        parser.add_argument("--hours", type=int, default=24,
+                            help="Failures logged within this many hours (default 24).")
         parser.add_argument("--dry-run", action="store_true", help="Say what would be sent; send nothing.")
         only = parser.add_mutually_exclusive_group()
-        only.add_argument("--email-only", action="store_true")
-        only.add_argument("--webhook-only", action="store_true")
+        only.add_argument("--email-only", action="store_true",
+                          help="Send by email alone, not to the chat webhooks (default: every configured channel).")
+        only.add_argument("--webhook-only", action="store_true",
+                          help="Send to the chat webhooks alone, no email (default: every configured channel).")
 
     def handle(self, *args, hours, dry_run, email_only, webhook_only, **options):
         if hours < 1:

@@ -7,16 +7,17 @@ from django.core.management.base import BaseCommand, CommandError
 from monitoring.conf import get_monitoring_settings
 from monitoring.metrics import metrics_days, metrics_rollup
 from monitoring.models import ALL
-from zoho_sync.sync.specs import ENTITY_CHOICES, specs_for
+from zoho_sync.sync.specs import entity_argument, specs_for
 
 
 class Command(BaseCommand):
     help = ("Roll up the sync log into daily metrics per entity (attempts, success rate, average and 95th-percentile "
-            "sync time, API calls, 429s, budget waits) and print the last --days against the KPI targets.")
+            "sync time, API calls, 429s, budget waits) and print the last --days against the KPI targets. "
+            "Exit 0: rolled up (and printed); 1: bad arguments.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=int, default=14)
-        parser.add_argument("--entity", choices=[*ENTITY_CHOICES, "all"], default="all")
+        parser.add_argument("--days", type=int, default=14, help="Days to print, today included (default 14).")
+        parser.add_argument("--entity", **entity_argument(what="The entity to print (all: every entity together)"))
         parser.add_argument("--rollup-only", action="store_true", help="Roll up, print nothing (the schedule).")
 
     def handle(self, *args, days, entity, rollup_only, **options):

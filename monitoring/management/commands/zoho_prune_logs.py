@@ -11,12 +11,15 @@ BATCH = 5000
 
 class Command(BaseCommand):
     help = ("Delete sync-log rows older than --older-than days, in batches of --batch-size; each day is rolled up "
-            "into the daily metrics first, so the metrics keep what the log loses.")
+            "into the daily metrics first, so the metrics keep what the log loses. Exit 0: pruned (or, with "
+            "--dry-run, counted); 1: bad arguments.")
 
     def add_arguments(self, parser):
         parser.add_argument("--older-than", type=int, required=True, help="Days of log to keep (at least 1).")
-        parser.add_argument("--batch-size", type=int, default=BATCH)
-        parser.add_argument("--dry-run", action="store_true")
+        parser.add_argument("--batch-size", type=int, default=BATCH,
+                            help=f"Rows deleted per batch (default {BATCH:,}).")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="Count the rows that would be deleted; delete nothing (default: delete).")
 
     def handle(self, *args, older_than, batch_size, dry_run, **options):
         if older_than < 1 or batch_size < 1:

@@ -8,7 +8,8 @@ from monitoring.schedules import schedules_install
 
 
 class Command(BaseCommand):
-    help = "Install or update the django-q2 schedules operations relies on; running it again changes nothing."
+    help = ("Install or update the django-q2 schedules operations relies on; running it again changes nothing. "
+            "Exit 0: installed or up to date; 1: they could not be written (the database could not be reached).")
 
     def handle(self, *args, **options):
         for planned, created in schedules_install():

@@ -28,7 +28,7 @@ def settle_choice(value: str) -> tuple[tuple[str, str], str]:
     """--settle customers:CT-2025-00004=460000000012345 (or =new): ((spec name, label), Zoho id or "new")."""
     head, _, zoho_id = value.partition("=")
     entity, _, label = head.partition(":")
-    spec = specs.ENTITY_CHOICES.get(entity) or specs.BY_NAME.get(entity)
+    spec = specs.ENTITY_CHOICES.get(specs.entity_name(entity))
     if spec is None or not label or not zoho_id.strip():
         raise CommandError(f"--settle {value!r}: write ENTITY:LABEL=ZOHO_ID (or =new), like "
                            "customers:CT-2025-00004=460000000012345.")
@@ -36,16 +36,19 @@ def settle_choice(value: str) -> tuple[tuple[str, str], str]:
 
 
 class Command(BaseCommand):
-    help = ("Push due records to Zoho (customers, plans, subscriptions, invoices, payments, in that order). "
+    help = ("Push due records to Zoho (customers, service_packages, customer_services, invoices, payments, in that "
+            "order). "
             + EXIT_HELP)
 
     def add_arguments(self, parser):
-        parser.add_argument("--entity", choices=[*specs.ENTITY_CHOICES, "all"], default="all")
+        parser.add_argument("--entity", **specs.entity_argument(what="The records to push"))
         parser.add_argument("--dry-run", action="store_true", help="Say what would be sent, and the calls and "
                                                                    "time it needs; send nothing.")
-        parser.add_argument("--batch-size", type=int, default=100, help="Records claimed at a time (adapts).")
-        parser.add_argument("--limit", type=int, default=None, help="Stop after this many records.")
-        parser.add_argument("--since", type=since_date, default=None, help="Only records changed since DATE.")
+        parser.add_argument("--batch-size", type=int, default=100,
+                            help="Records claimed at a time (adapts; default 100).")
+        parser.add_argument("--limit", type=int, default=None, help="Stop after this many records (default: no limit).")
+        parser.add_argument("--since", type=since_date, default=None,
+                            help="Only records changed since DATE, YYYY-MM-DD (default: any time).")
         parser.add_argument("--workers", type=int, default=None,
                             help="Worker processes pushing together (default SYNC_BACKFILL_WORKERS; 0 chooses: "
                                  "1 on SQLite, else one per CPU up to 4). Each has one call to Zoho in flight, so "
@@ -89,7 +92,7 @@ class Command(BaseCommand):
         if report.resume_at:
             report.continuation = services.backfill_schedule_continuation(entity=entity, resume_at=report.resume_at)
         self.stdout.write(summary(report))
-        finish(self, report, advice="See the failed syncs in the admin; fix what needs a person, then run "
+        finish(self, report, advice="See Failed records in the admin; fix what needs a person, then run "
                                     "`manage.py zoho_retry_failed --include-validation`.")
 
     def _link_only(self, chosen, *, dry_run, since, limit, settle, workers, verbosity) -> None:

@@ -8,7 +8,8 @@ from zoho_sync.connectivity import connectivity_check
 
 
 class Command(BaseCommand):
-    help = "Check the Zoho settings, mint or reuse a token, find the organization and make one read."
+    help = ("Check the Zoho settings, mint or reuse a token, find the organization and make one read. "
+            "Exit 0: Zoho is reachable with these settings; 1: a step failed (the failed step says why).")
 
     def handle(self, *args, **options):
         steps = connectivity_check()

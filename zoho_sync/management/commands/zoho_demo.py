@@ -27,13 +27,16 @@ def next_steps(port: int = 8000, sandbox_port: int = 8765) -> list[str]:
 
 class Command(BaseCommand):
     help = ("Seed demo data (once), push it to the local Zoho sandbox (never a real organization), print the "
-            "health of the run, and create the 'admin' login.")
+            "health of the run, and create the 'admin' login. Exit 0: the demo ran to the end (degraded or not: it "
+            "prints the health of the run); 1: bad arguments, or the demo could not run (the error is printed).")
 
     def add_arguments(self, parser):
         parser.add_argument("--customers", type=int, default=300, help="Customers to seed on first run (default 300).")
-        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--seed", type=int, default=1,
+                            help="Random seed of the demo data: the same seed gives the same data (default 1).")
         parser.add_argument("--port", type=int, default=8000, help="Port to name for the admin (default 8000).")
-        parser.add_argument("--sandbox-port", type=int, default=8765, help="Port of the local Zoho sandbox.")
+        parser.add_argument("--sandbox-port", type=int, default=8765,
+                            help="Port of the local Zoho sandbox (default 8765).")
 
     def handle(self, *args, customers, seed, port, sandbox_port, **options):
         heading = self.style.MIGRATE_HEADING
@@ -70,7 +73,7 @@ class Command(BaseCommand):
         if any(unsettled.values()):
             parts = ", ".join(f"{n} {SyncState(state).label.lower()}" for state, n in unsettled.items() if n)
             self.stdout.write(self.style.WARNING(
-                f"  Degraded: {parts}. See 'Failed syncs' in the admin, fix the data, then "
+                f"  Degraded: {parts}. See 'Failed records' in the admin, fix the data, then "
                 "`.venv/bin/python manage.py zoho_retry_failed --include-validation`."))
         else:
             self.stdout.write(self.style.SUCCESS("  Healthy: every record is synced, skipped by design, or pending."))

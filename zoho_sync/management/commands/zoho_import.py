@@ -37,7 +37,7 @@ Columns:
 
 def backfill_name(entity: importing.ImportEntity) -> str:
     spec = specs.for_model(entity.model)
-    return next(name for name, s in specs.ENTITY_CHOICES.items() if s is spec)
+    return next(name for name, s in specs.ENTITY_CHOICES.items() if s is spec)  # the same name: one vocabulary
 
 
 class Command(BaseCommand):
@@ -53,7 +53,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="The CSV file to import (with --template: where to write it; "
                                                     "stdout without it, or with -).")
-        parser.add_argument("--entity", required=True, choices=[*importing.ENTITIES, *importing.ALIASES])
+        parser.add_argument("--entity", **specs.entity_argument(with_all=False, required=True,
+                                                                 what="The records the file holds"))
         parser.add_argument("--dry-run", action="store_true", help="Check and report every row; write nothing.")
         parser.add_argument("--skip-invalid", action="store_true",
                             help="Import the valid rows and leave the refused ones out (default: all or nothing).")

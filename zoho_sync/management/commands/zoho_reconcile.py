@@ -23,14 +23,14 @@ class Command(BaseCommand):
             "be read, the cursor staying before them), 1: an error (or Zoho's events list could not be read).")
 
     def add_arguments(self, parser):
-        parser.add_argument("--entity", choices=[*specs.ENTITY_CHOICES, "all"], default="all")
+        parser.add_argument("--entity", **specs.entity_argument(what="The records to compare"))
         parser.add_argument("--repair", action="store_true", help="Repair what can be repaired.")
         parser.add_argument("--conflicts", choices=["leave", "local"], default="leave",
                             help="With --repair: leave conflicts for a person (default), or push ours over Zoho's.")
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
         parser.add_argument("--events", action="store_true",
                             help="Replay Zoho's events (its last 180 days) into the event inbox.")
-        parser.add_argument("--since", help="With --events: from this date (YYYY-MM-DD) instead of the cursor.")
+        parser.add_argument("--since", help="With --events: from this date (YYYY-MM-DD; default: the stored cursor).")
 
     def handle(self, *args, entity, repair, conflicts, events, since, **options):
         as_json = options["json"]

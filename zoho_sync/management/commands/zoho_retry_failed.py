@@ -12,14 +12,15 @@ from zoho_sync.sync import specs
 
 
 class Command(BaseCommand):
-    help = ("Retry failed syncs now, and records waiting for a dependency. Failures that need a person (Zoho or "
+    help = ("Retry failed records now, and records waiting for a dependency. Failures that need a person (Zoho or "
             "our checks refused the data, authentication) are retried only with --include-validation, after the "
             "data is fixed; records blocked by them follow once they land. " + EXIT_HELP)
 
     def add_arguments(self, parser):
-        parser.add_argument("--entity", choices=[*specs.ENTITY_CHOICES, "all"], default="all")
+        parser.add_argument("--entity", **specs.entity_argument(what="The records to retry"))
         parser.add_argument("--include-validation", action="store_true",
-                            help="Also retry records Zoho (or our checks) refused for their data.")
+                            help="Also retry records Zoho (or our checks) refused for their data (default: "
+                                 "only those that may succeed unchanged).")
 
     def handle(self, *args, entity, include_validation, **options):
         try:
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         except ZohoConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(summary(report))
-        advice = "Their errors are in the admin's failed syncs."
+        advice = "Their errors are in the admin's Failed records."
         if not include_validation and report.unsettled.get(SyncState.NEEDS_PERSON):
             advice += (" Records that need a person were not retried: fix their data, then run "
                        "`manage.py zoho_retry_failed --include-validation`.")

@@ -7,6 +7,7 @@ prefix saying which value is in use. The only Django-aware part of the sandbox.
 
 from __future__ import annotations
 
+import argparse
 import signal
 import threading
 from typing import Any
@@ -16,6 +17,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from zoho_sync.redaction import MASK
 from zoho_sync.sandbox import SandboxConfig, ZohoSandbox
+from zoho_sync.sandbox import admin as sandbox_admin
+from zoho_sync.sandbox.config import FAULT_RATES
+from zoho_sync.sandbox.faults import KINDS
 
 CREDENTIALS = {"ZOHO_CLIENT_ID": "client_id", "ZOHO_CLIENT_SECRET": "client_secret",
                "ZOHO_REFRESH_TOKEN": "refresh_token", "ZOHO_ORGANIZATION_ID": "organization_id"}
@@ -47,25 +51,71 @@ def parse_faults(values: list[str]) -> dict[str, str]:
     return faults
 
 
+def epilog() -> str:
+    """Its exit codes, hooks and faults, from the sandbox's own tables (admin.py's docstring, config.py, faults.py),
+    so --help names every one there is."""
+    defaults = SandboxConfig()
+    hooks = "\n".join(f"  {line}" for line in sandbox_admin.__doc__.strip().splitlines()[1:] if line.strip())
+    rates = ", ".join(FAULT_RATES)
+    return f"""Exit 0: stopped by Ctrl-C or SIGTERM; 1: bad arguments, or it cannot start (the port is taken, a
+--faults setting is unknown or bad, the --state-file cannot be read).
+
+Hooks: while it runs, http://HOST:PORT/__sandbox__/<hook> scripts it from any process
+(the tests use the same methods in-process, tests/sandbox_fixtures.py):
+{hooks}
+  e.g. curl -X POST http://127.0.0.1:8765/__sandbox__/fail_next -d '{{"path": "/customers", "status": 500, "times": 3}}'
+       (fail_next kinds: {", ".join(KINDS)}; path "/" for every call)
+       curl -X POST http://127.0.0.1:8765/__sandbox__/revoke_refresh_token
+       curl -X POST http://127.0.0.1:8765/__sandbox__/configure -d '{{"daily": 50}}'
+
+Faults: --faults KEY=VALUE (or POST configure {{KEY: VALUE}} while it runs) sets any sandbox setting
+(zoho_sync/sandbox/config.py); the fault ones:
+  {rates}:
+      the fraction of matching requests that fail that way (default 0: none)
+  timeout_seconds: how long a timeout hangs (default {defaults.timeout_seconds:g})
+  latency: seconds added to every request (default {defaults.latency:g})
+  fault_methods, fault_paths: the requests the rates and latency apply to (default: every one)
+  seed: the seed of the random draw (default {defaults.seed}; --seed)
+  count_unauthorized: a 401 counts toward the limits (default {defaults.count_unauthorized})
+  token_ttl: seconds an access token lives (default {defaults.token_ttl})
+  per_minute, daily, concurrency, lockout_seconds: the limits (defaults {defaults.per_minute}, {defaults.daily},
+      {defaults.concurrency}, {defaults.lockout_seconds:g}; 0 switches one off; also the options above)"""
+
+
 class Command(BaseCommand):
-    help = "Run the local Zoho Billing sandbox (127.0.0.1 by default) until Ctrl-C and print its settings."
+    help = ("Run the local Zoho Billing sandbox (127.0.0.1 by default) until Ctrl-C and print its settings; "
+            "its hooks and faults are listed below.")
     requires_system_checks: list[str] = []  # the sandbox needs none of the app's settings to be valid
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter
+        parser.epilog = epilog()
+        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
-        parser.add_argument("--per-minute", type=int, help="requests per minute per organization (0 = off)")
-        parser.add_argument("--daily", type=int, help="daily request quota per organization (0 = off)")
-        parser.add_argument("--concurrency", type=int, help="concurrent in-flight requests (0 = off)")
-        parser.add_argument("--lockout", type=float, help="seconds locked out after a per-minute breach")
-        parser.add_argument("--retry-after", action="store_true", help="send Retry-After on 429 answers")
+        defaults = SandboxConfig()
+        parser.add_argument("--per-minute", type=int,
+                            help=f"requests per minute per organization (default {defaults.per_minute}; 0 = off)")
+        parser.add_argument("--daily", type=int,
+                            help=f"daily request quota per organization (default {defaults.daily}; 0 = off)")
+        parser.add_argument("--concurrency", type=int,
+                            help=f"concurrent in-flight requests (default {defaults.concurrency}; 0 = off)")
+        parser.add_argument("--lockout", type=float,
+                            help=f"seconds locked out after a per-minute breach (default {defaults.lockout_seconds:g})")
+        parser.add_argument("--retry-after", action="store_true",
+                            help="send Retry-After on 429 answers (default: not sent)")
         parser.add_argument("--faults", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
                             help="fault settings, e.g. error_rate=0.05,latency=0.2,lose_response_rate=0.01,"
-                                 "fault_methods=POST (repeatable)")
-        parser.add_argument("--seed", type=int, help="seed for random faults")
-        parser.add_argument("--state-file", help="JSON file to load at start and save to while running")
-        parser.add_argument("--webhook-url", help="POST each event here")
-        parser.add_argument("--webhook-secret", help="sign webhooks with this secret")
+                                 "fault_methods=POST (repeatable; default: no faults; see Faults below)")
+        parser.add_argument("--seed", type=int, help=f"seed for random faults (default {defaults.seed})")
+        parser.add_argument("--state-file",
+                            help="JSON file to load at start and save to while running (default: none, the state is "
+                                 "lost at exit)")
+        parser.add_argument("--webhook-url", help="POST each event here (default: no webhooks)")
+        parser.add_argument("--webhook-secret", help="sign webhooks with this secret (default: unsigned)")
         parser.add_argument("--allow-duplicate-names", action="store_true",
                             help="accept a second customer with the same display_name")
         parser.add_argument("--allow-items-without-product", action="store_true",

@@ -12,22 +12,26 @@ from zoho_sync import demo
 
 
 class Command(BaseCommand):
-    help = "Create realistic demo data (example.com addresses, a few internal test accounts, some bad records)."
+    help = ("Create realistic demo data (example.com addresses, a few internal test accounts, some bad records). "
+            "Exit 0: created, or left as it was when customers exist already; 1: bad arguments.")
 
     def add_arguments(self, parser):
         parser.add_argument("--customers", type=int, default=300, help="How many customers to create (default 300).")
-        parser.add_argument("--seed", type=int, default=1, help="Random seed: the same seed gives the same data.")
+        parser.add_argument("--seed", type=int, default=1,
+                            help="Random seed: the same seed gives the same data (default 1).")
         parser.add_argument(
             "--as-of", type=date.fromisoformat, default=None, help="Date the data ends on, YYYY-MM-DD (default today)."
         )
-        parser.add_argument("--reset", action="store_true", help="Delete all billing records and sync logs first.")
+        parser.add_argument("--reset", action="store_true",
+                            help="Delete all billing records and the sync log first (default: keep them, and seed "
+                                 "nothing when customers exist).")
 
     def handle(self, *args, customers, seed, as_of, reset, **options):
         if customers < 1:
             raise CommandError("--customers must be at least 1.")
         if reset:
             demo.demo_reset()
-            self.stdout.write("Deleted the existing billing records and sync logs.")
+            self.stdout.write("Deleted the existing billing records and the sync log.")
         elif existing := demo.demo_data_present():
             self.stdout.write(
                 self.style.WARNING(f"The database already has {existing} customers; leaving them as they are "
