@@ -17,7 +17,15 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from zoho_sync import selectors, services
-from zoho_sync.admin.base import ReadOnlyAdmin, can_sync, queued_work_note, short_error, state_badge, sync_since
+from zoho_sync.admin.base import (
+    ReadOnlyAdmin,
+    can_sync,
+    queued_message,
+    queued_work_note,
+    short_error,
+    state_badge,
+    sync_since,
+)
 from zoho_sync.admin.logs import EntityFilter
 from zoho_sync.admin.records import push_selection, synclog_url
 from zoho_sync.models import SyncFailure, SyncState, SyncStatus
@@ -181,10 +189,10 @@ class SyncFailureAdmin(ReadOnlyAdmin):
                 messages.error(request, "The task queue is unreachable, so no retry was queued; the hourly retry "
                                         "schedule retries the failures once it is back, or try again then.")
                 return HttpResponseRedirect(changelist)
-            messages.success(request, f"Queued a retry of every failure of {', '.join(chosen)}"
-                                      f"{' (failures that need a person included)' if include else ''}; the "
-                                      "records change state here as the cluster pushes them.")
-            queued_work_note(request, "the retry")
+            queued = (f"Queued a retry of every failure of {', '.join(chosen)}"
+                      f"{' (failures that need a person included)' if include else ''}")
+            queued_message(request, f"{queued}; the records change state here as the cluster pushes them.",
+                           waiting=f"{queued}.", what="the retry", level=messages.SUCCESS)
             return HttpResponseRedirect(changelist)
         counts = selectors.sync_open_counts(specs=tuple(BY_NAME[name] for name in chosen))
         rows = [{"entity": name.replace("_", " "),
