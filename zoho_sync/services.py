@@ -174,16 +174,22 @@ def quota_wait_message(resume_at: datetime) -> str:
 
 def quota_wait_mark(stop: QuotaExhausted, *, records: set[tuple[str, int | None]], run_id: str = "") -> str:
     """Records whose push met the spent daily quota: failed, retrying at the reset (the "push pending" and "retry
-    failed" schedules take them then), with the reason on the record and in the sync log. Not an attempt of the
-    record's own: its attempt count stays (a spent quota never makes a push give up). Returns the reason."""
+    failed" schedules take them then), with the reason on the record and in the sync log. Returns the reason."""
     message = quota_wait_message(stop.resume_at)
-    error = stop.error
+    rate_limit_wait_mark(records, until=stop.resume_at, message=message, error=stop.error, run_id=run_id)
+    return message
+
+
+def rate_limit_wait_mark(records, *, until: datetime, message: str, error=None, run_id: str = "") -> None:
+    """Records a rate limit keeps from Zoho (the spent quota, a lock-out): failed, retrying at `until`, the reason
+    on the record and in the sync log. Not an attempt of the record's own: its attempt count stays (a rate limit
+    never makes a push give up)."""
     for entity, pk in sorted(records, key=lambda r: (r[0], r[1] or 0)):
         if pk is None:
             continue
         spec = specs.BY_NAME[entity]
         rows = spec.model.objects.filter(pk=pk).exclude(sync_status__in=(SyncStatus.SYNCED, SyncStatus.SKIPPED))
-        if not rows.update(sync_status=SyncStatus.FAILED, next_retry_at=stop.resume_at, last_sync_error=message,
+        if not rows.update(sync_status=SyncStatus.FAILED, next_retry_at=until, last_sync_error=message,
                            last_error_kind=ErrorKind.RATE_LIMIT, failing_since=Coalesce(F("failing_since"),
                                                                                          Value(timezone.now()))):
             continue
@@ -192,10 +198,24 @@ def quota_wait_mark(stop: QuotaExhausted, *, records: set[tuple[str, int | None]
             entity=entity, object_pk=str(pk), object_repr=str(spec.label(obj))[:200], zoho_entity=spec.zoho_entity,
             zoho_id=obj.zoho_id or "", action=SyncLog.Action.UPDATE if obj.zoho_id else SyncLog.Action.CREATE,
             status=SyncLog.Status.FAILED, attempt=obj.sync_attempts + 1, message=message,
-            error_type=type(error).__name__, error_kind=ErrorKind.RATE_LIMIT, http_status=error.status_code,
-            zoho_code=error.zoho_code, zoho_message=error.zoho_message or "", request_method=error.method,
-            request_path=error.path, run_id=run_id)
-    return message
+            error_type=type(error).__name__ if error else "", error_kind=ErrorKind.RATE_LIMIT,
+            http_status=getattr(error, "status_code", None), zoho_code=getattr(error, "zoho_code", None),
+            zoho_message=getattr(error, "zoho_message", "") or "", request_method=getattr(error, "method", ""),
+            request_path=getattr(error, "path", ""), run_id=run_id)
+
+
+LOCKED_OUT, LOCKOUT_UNTIL = "locked out", "lockout until"  # keys of the push counts (LOCKOUT_UNTIL: epoch s)
+LOCKOUT_WAIT_MAX = 5.0  # seconds a person's "Push now" waits out a lock-out; a longer one: the records wait
+
+
+def lockout_wait_mark(entity: str, pks: list[int], *, seconds: float) -> datetime:
+    """A person's push while Zoho locks us out (code 44, shared by every process) for longer than
+    LOCKOUT_WAIT_MAX: no call is made; the records are failed, retrying when the lock-out ends. Returns when."""
+    until = timezone.now() + timedelta(seconds=seconds)
+    rate_limit_wait_mark({(entity, pk) for pk in pks}, until=until,
+                         message=f"Zoho locked us out for calling too fast (code 44), until "
+                                 f"{until.astimezone(UTC):%H:%M:%S} UTC: pushed again then.")
+    return until
 
 
 def sync_trigger(*, entity: str, pk: int) -> Outcome | None:
@@ -253,7 +273,8 @@ def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
 
     Returns how many ended in each state of the one vocabulary (SyncState values), plus "queued" and "busy"; a
     record that met the spent daily quota is counted under QUOTA_WAIT (it is failed, retrying at the reset), and
-    QUOTA_UNTIL holds that reset as epoch seconds.
+    QUOTA_UNTIL holds that reset as epoch seconds; during a lock-out longer than LOCKOUT_WAIT_MAX nothing is sent:
+    LOCKED_OUT counts the records (failed, retrying when it ends) and LOCKOUT_UNTIL says when.
     """
     spec = specs.for_model(queryset.model)
     pks = list(queryset.values_list("pk", flat=True))
@@ -262,6 +283,10 @@ def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
     if len(pks) > PUSH_NOW_LIMIT:
         return _queue_pushes(spec.name, pks)
     client = get_zoho_client()
+    locked = client.budget.snapshot().blocked_until - client.budget.clock()
+    if locked > LOCKOUT_WAIT_MAX:  # a person waits for the page: not for a minute's lock-out
+        until = lockout_wait_mark(spec.name, pks, seconds=locked)
+        return {LOCKED_OUT: len(pks), LOCKOUT_UNTIL: int(until.timestamp())}
     for pk in pks:
         outcome = sync_object(entity=spec.name, pk=pk, client=client)
         key = "busy" if outcome is None else str(outcome.state)
@@ -354,7 +379,7 @@ def sync_selection(selection: dict[str, list[int]]) -> dict[str, int]:
                 counts[key] = counts.get(key, 0) + n
             continue
         for key, n in sync_queryset(queryset=queryset).items():
-            counts[key] = max(counts.get(key, 0), n) if key == QUOTA_UNTIL else counts.get(key, 0) + n
+            counts[key] = max(counts.get(key, 0), n) if key in (QUOTA_UNTIL, LOCKOUT_UNTIL) else counts.get(key, 0) + n
     return counts
 
 

@@ -10,8 +10,14 @@ from zoho_sync.sync import specs
 
 def push_record(entity: str, pk: int) -> str:
     """Push one record (queued on commit, due after the debounce window: edits made inside it ride along)."""
+    from zoho_sync.client.errors import ZohoCredentialsError
+
     specs.BY_NAME[entity].model.objects.filter(pk=pk).update(push_queued_at=None)
-    outcome = services.sync_trigger(entity=entity, pk=pk)
+    try:
+        outcome = services.sync_trigger(entity=entity, pk=pk)
+    except ZohoCredentialsError as error:  # written on the record that met it (needs a person) and in the sync log
+        return (f"{entity} {pk}: not pushed, Zoho refused our credentials (the record is failed, needs a person): "
+                f"{error}")
     if outcome is None:
         return f"{entity} {pk}: nothing due, or another worker is pushing it"
     return f"{entity} {pk}: {outcome.action} {outcome.status}, now {outcome.state}"

@@ -184,3 +184,37 @@ def test_a_backfill_stops_at_refused_credentials_with_the_record_failed(trouble)
     states = sorted(Customer.objects.values_list("sync_status", flat=True))
     assert states.count(SyncStatus.FAILED) == 1, "the first push fails for a person; the run stops there"
     assert SyncLog.objects.filter(status=SyncLog.Status.FAILED, error_kind=ErrorKind.AUTHENTICATION).count() == 1
+
+
+def test_a_lock_out_is_a_message_and_a_retry_time_not_a_minute_of_waiting(trouble, admin_client):
+    import time
+
+    from zoho_sync.zoho import get_zoho_client
+
+    customer = make_customer()
+    calls = trouble.counters()["total"]
+    get_zoho_client().budget.block(120)  # what the client does when Zoho answers code 44, for every process
+    started = time.monotonic()
+    response = push_now(admin_client, customer)
+    assert time.monotonic() - started < 5, "the page does not wait the lock-out out"
+    assert "not pushed: Zoho locked us out for calling too fast, until" in messages_of(response)
+    assert trouble.counters()["total"] == calls, "nothing was sent"
+    record = Customer.objects.get(pk=customer.pk)
+    assert record.sync_state == SyncState.RETRYING and record.last_error_kind == ErrorKind.RATE_LIMIT
+    assert "locked us out" in record.last_sync_error and record.sync_attempts == 0
+    assert SyncLog.objects.filter(object_pk=str(customer.pk), error_kind=ErrorKind.RATE_LIMIT).count() == 1
+    assert 'id="banner-lockout"' in response.content.decode()
+
+
+def test_the_saves_queued_push_meets_refused_credentials_on_the_record_not_as_a_crashed_task(trouble):
+    from zoho_sync.tasks import push_record
+
+    customer = make_customer()
+    trouble.revoke_refresh_token()
+    forget_clients()
+    SharedState.objects.filter(key__startswith="token").delete()
+    said = push_record("customer", customer.pk)
+    assert "refused our credentials" in said and "needs a person" in said
+    record = Customer.objects.get(pk=customer.pk)
+    assert record.sync_state == SyncState.NEEDS_PERSON and record.last_error_kind == ErrorKind.AUTHENTICATION
+    assert SyncLog.objects.filter(object_pk=str(customer.pk), status=SyncLog.Status.FAILED).count() == 1

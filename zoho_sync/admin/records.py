@@ -64,6 +64,10 @@ def report_push(request, counts: dict[str, int]) -> None:
         messages.warning(request, f"{counts[services.QUOTA_WAIT]} record(s) wait for Zoho's daily API quota, used "
                                   f"up: waiting for the quota until {until:%H:%M} UTC, then pushed by the schedules "
                                   "(or push them again then).")
+    if counts.get(services.LOCKED_OUT):
+        until = datetime.fromtimestamp(counts.get(services.LOCKOUT_UNTIL, 0), UTC)
+        messages.warning(request, f"{counts[services.LOCKED_OUT]} record(s) not pushed: Zoho locked us out for "
+                                  f"calling too fast, until {until:%H:%M:%S} UTC. They are failed, retrying then.")
     if counts.get(SyncState.SYNCED):
         messages.success(request, f"{counts[SyncState.SYNCED]} record(s) pushed to Zoho.")
     if counts.get(SyncState.SKIPPED):
