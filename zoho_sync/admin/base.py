@@ -9,7 +9,7 @@ from django.core.paginator import Paginator
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.text import Truncator
+from django.utils.text import Truncator, capfirst
 
 from zoho_sync.models import SYNC_PERMISSION, SyncState
 
@@ -102,6 +102,12 @@ class ReadOnlyAdmin(CappedCountAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def changelist_view(self, request, extra_context=None):
+        # The page is titled with its one name ("Sync log", "Failed records", "Sync runs"), as the admin index,
+        # the guide and the commands name it, not Django's "Select sync log entry to view".
+        title = capfirst(self.model._meta.verbose_name_plural)
+        return super().changelist_view(request, {"title": title, **(extra_context or {})})
 
 
 def sync_since(obj) -> str:

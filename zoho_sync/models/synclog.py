@@ -71,6 +71,9 @@ class SyncLog(models.Model):
     objects = SyncLogQuerySet.as_manager()
 
     class Meta:
+        # One name on every page, command and doc: "Sync log" (the admin's page title and index entry).
+        verbose_name = "sync log entry"
+        verbose_name_plural = "sync log"
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["created_at"], name="synclog_created"),
@@ -111,5 +114,7 @@ class FailedSyncLog(SyncLog):
 
     class Meta:
         proxy = True
-        verbose_name = "failed sync"
-        verbose_name_plural = "failed syncs"
+        # "Failed attempts": the sync log's failed rows, one per attempt. The records whose last sync failed are
+        # "Failed records" (SyncFailure), the one name the demo, the guide and the commands use for them.
+        verbose_name = "failed attempt"
+        verbose_name_plural = "failed attempts"
