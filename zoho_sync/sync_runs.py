@@ -171,14 +171,12 @@ def sync_run_details(run: SyncRun) -> list[tuple[str, str]]:
     wait = f", {run.budget_wait_seconds:,.1f} s waiting for the rate budget" if run.budget_wait_seconds else ""
     limited = f", {run.rate_limited:,} answered 429 by Zoho" if run.rate_limited else ""
     items.append(("Work", f"{run.records:,} records examined{took}; {calls}{wait}{limited}."))
-    ended = run.state_label
-    if run.stop_reason:
-        ended = f"{ended}: {run.stop_reason}"
+    end = [run.state_label + (f": {run.stop_reason}" if run.stop_reason else "")]
     if run.resume_at:
-        ended = f"{ended} It goes on at {timezone.localtime(run.resume_at):%Y-%m-%d %H:%M}."
+        end.append(f"It goes on at {timezone.localtime(run.resume_at):%Y-%m-%d %H:%M}")
     if run.error:
-        ended = f"{ended} ({run.error})"
+        end.append(run.error)
     if run.exit_code is not None:
-        ended = f"{ended} Exit code {run.exit_code}."
-    items.append(("How it ended", ended))
+        end.append(f"Exit code {run.exit_code}")
+    items.append(("How it ended", " ".join(part if part.endswith(".") else f"{part}." for part in end)))
     return items

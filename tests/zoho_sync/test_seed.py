@@ -107,6 +107,17 @@ def test_demo_runs_the_main_job_against_a_local_sandbox(settings, tmp_path):
     assert health and health.groups() == scope.groups(), "the health lines tell the summary's story"
     assert int(run[1]) == int(scope[1]) and int(run[2]) == int(scope[2]) and int(run[3]) == int(scope[3])
     assert "Zoho sync health: DEGRADED" in text and "WARNING records by state" in text, "zoho_health_check's report"
+    # Every skipped record explained by reason, in the backfill's summary and in the health lines, the counts adding
+    # up to the "skipped" column.
+    skipped_by_table = sum(int(row[1]) for row in re.findall(r"(?m)^  (\w+)(?: +\d+){5} +(\d+) +\d+$", text))
+    why = re.search(r"\n  Why (\d+) are skipped \(by design: never pushed to Zoho\):\n((?:    .+\n)+)", text)
+    assert why and int(why[1]) == skipped_by_table > 0, "the demo says why its skipped records are skipped"
+    reasons = re.findall(r"    (\w+) (\d+): (.+)", why[2])
+    assert sum(int(n) for _, n, _ in reasons) == skipped_by_table
+    assert ("invoice", "Zoho bills subscription periods itself; pushing this invoice would bill the customer twice.") \
+        in [(entity, reason) for entity, _, reason in reasons]
+    in_summary = re.findall(r"\n {17}skipped (\d+): (.+)", text)
+    assert sum(int(n) for n, _ in in_summary) == skipped_by_table, "the backfill's summary explains them too"
     assert "ok      token, organization, one read" in text, "Zoho was reachable when the health check ran"
     assert "http://127.0.0.1:8000/admin/" in text and "log in as 'admin' with password" in text
     assert (tmp_path / "var" / "sandbox-state.json").exists()

@@ -3,6 +3,7 @@ command's summary; a run whose process died shows as dead."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,11 +11,11 @@ from django.utils import timezone
 
 from tests.builders import make_customer, make_invoice
 from tests.zoho_sync.test_commands import run as run_command
-from zoho_sync import services
+from zoho_sync import selectors, services
 from zoho_sync.client import codes
-from zoho_sync.models import SyncLog, SyncRun
+from zoho_sync.models import Customer, Invoice, SyncLog, SyncRun
 from zoho_sync.models.runs import DEAD_AFTER
-from zoho_sync.sync_runs import sync_run_heartbeat, sync_run_start
+from zoho_sync.sync_runs import sync_run_details, sync_run_heartbeat, sync_run_start
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +32,34 @@ def test_a_backfill_is_recorded_with_the_summarys_figures(zoho, monkeypatch):
     assert run.api_calls == len([r for r in zoho.requests() if "/oauth/" not in r["path"]])
     assert run.finished_at and not run.is_dead and run.entities.startswith("customer,")
     assert set(SyncLog.objects.values_list("run_id", flat=True)) == {run.run_id}
+
+
+def test_skips_are_explained_by_reason_in_the_summary_and_on_the_run(zoho, monkeypatch):
+    customer = make_customer()
+    make_customer(email="broken")
+    for _ in range(2):
+        make_invoice(customer=customer, status=Invoice.Status.DRAFT)
+    make_invoice(customer=make_customer(account_type=Customer.AccountType.INTERNAL_TEST))
+    code, output = run_command("zoho_backfill", monkeypatch)
+    assert code == 2
+    # The summary says why, under each entity's row, the most frequent reason first.
+    assert re.search(r"\ninvoice .+\n {17}skipped 2: Draft invoices are pushed once issued\.\n {17}skipped 1: "
+                     r"Account type internal_test is excluded from sync", output), output
+    assert re.search(r"\ncustomer .+\n {17}failures of kind .+: 1\n {17}skipped 1: Account type internal_test", output)
+
+    run = SyncRun.objects.get()
+    details = dict(sync_run_details(run))
+    excluded = "Account type internal_test is excluded from sync (SYNC_EXCLUDED_ACCOUNT_TYPES)"
+    assert details["Customer"] == f"1 created in Zoho, 1 failed and need a person, 1 skipped (1: {excluded}).", details
+    assert details["Invoice"] == f"3 skipped (2: Draft invoices are pushed once issued; 1: {excluded}).", details
+    assert details["Payment"] == "nothing."
+    assert details["Left failed, waiting or blocked"] == ("1 failed and need a person (records of the run's scope "
+                                                          "when it ended).")
+    assert details["Work"].startswith("6 records examined in ") and f"; {run.api_calls} API calls." in details["Work"]
+    assert details["How it ended"] == "Finished, records left failed or waiting. Exit code 2."
+    assert selectors.sync_skip_reasons() == {
+        "customer": {f"{excluded}.": 1},
+        "invoice": {"Draft invoices are pushed once issued.": 2, f"{excluded}.": 1}}
 
 
 def test_429s_and_budget_waits_are_counted_on_the_run(zoho):

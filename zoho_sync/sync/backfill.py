@@ -41,27 +41,38 @@ class EntityReport:
     due: int = 0
     last: dict[int, str] = field(default_factory=dict)  # pk -> what the run's last push of it left
     kinds: dict[int, str] = field(default_factory=dict)  # pk -> error kind of its last failure in this run
+    reasons: dict[int, str] = field(default_factory=dict)  # pk -> why it was skipped, when this run skipped it
     failed: int = 0  # records whose last outcome in this run is a failure (kept current: read after every push)
 
-    def count(self, pk: int, outcome: Outcome) -> tuple[str, str] | None:
-        """Count what a push left; return it as (key, error kind or "") for `record`, None for a busy record."""
+    def count(self, pk: int, outcome: Outcome) -> tuple[str, str, str] | None:
+        """Count what a push left; return it as (key, error kind or "", skip reason or "") for `record`, None for a
+        busy record."""
         if outcome.state == BUSY:
             return None
         key = SYNCED_KEYS.get(outcome.action, "unchanged") if outcome.state == SyncState.SYNCED else outcome.state
         kind = getattr(outcome.error, "kind", "unknown") if outcome.status == SyncLog.Status.FAILED else ""
-        self.record(pk, key, kind)
-        return key, kind
+        reason = outcome.message if key == SyncState.SKIPPED else ""
+        self.record(pk, key, kind, reason)
+        return key, kind, reason
 
-    def record(self, pk: int, key: str, kind: str = "") -> None:
+    def record(self, pk: int, key: str, kind: str = "", reason: str = "") -> None:
         self.failed += (key in FAILED_KEYS) - (self.last.get(pk) in FAILED_KEYS)
         self.last[pk] = key
         if kind:
             self.kinds[pk] = kind
+        if reason:
+            self.reasons[pk] = reason
 
     @property
     def errors(self) -> Counter:
         """Error kinds of the records whose last push in this run failed."""
         return Counter(self.kinds[pk] for pk, key in self.last.items() if key in FAILED_KEYS)
+
+    @property
+    def skipped(self) -> Counter:
+        """Why the records whose last outcome in this run is "skipped" were skipped: {reason: records}."""
+        return Counter(self.reasons.get(pk) or "no reason given" for pk, key in self.last.items()
+                       if key == SyncState.SKIPPED)
 
     @property
     def done(self) -> int:
@@ -137,15 +148,15 @@ def adapt_batch(size: int, error_rate: float) -> int:
 
 class BackfillRun:
     """One process's run. Several processes can run one backfill together (parallel.py): they share the run id,
-    each reports every record's result through `on_outcome(entity, pk, key, error kind)`, and `between_entities
-    (entity)` is called when this run has nothing left to claim of an entity in its first pass (the workers wait
-    for each other there, so no record waits for a dependency another worker is still pushing)."""
+    each reports every record's result through `on_outcome(entity, pk, key, error kind, skip reason)`, and
+    `between_entities(entity)` is called when this run has nothing left to claim of an entity in its first pass (the
+    workers wait for each other there, so no record waits for a dependency another worker is still pushing)."""
 
     def __init__(self, *, specs: tuple[EntitySpec, ...], client, batch_size: int = 100, limit: int | None = None,
                  since: datetime | None = None, retry_window: float = 300.0,
                  on_progress: Callable[[Progress], None] | None = None, use_index: bool = True,
                  sleep: Callable[[float], None] = time.sleep, enqueue: Enqueue | None = None,
-                 run_id: str | None = None, on_outcome: Callable[[str, int, str, str], None] | None = None,
+                 run_id: str | None = None, on_outcome: Callable[[str, int, str, str, str], None] | None = None,
                  between_entities: Callable[[str], None] | None = None, max_batch: int = MAX_BATCH,
                  priority: Priority = Priority.BULK, leave_to_triggers: bool = True):
         self.specs, self.client, self.batch_size, self.limit = specs, client, batch_size, limit

@@ -131,9 +131,9 @@ class ParallelBackfill:
                     self._release_waiters(waiting, live)
                     continue
                 if message[0] == "outcome":
-                    _, entity, pk, key, kind, batch = message
+                    _, entity, pk, key, kind, reason, batch = message
                     report = self.report.entities[entity]
-                    report.record(pk, key, kind)
+                    report.record(pk, key, kind, reason)
                     self._progress(entity, report, batch, started)
                 elif message[0] == "entity done":
                     waiting.setdefault(message[1], set()).add(index)
@@ -198,8 +198,8 @@ def _work(index: int, conn, others: list, options: dict, barrier_timeout: float)
         except OSError as error:  # BrokenPipeError: the main process is gone
             raise ParentGone("The backfill's main process is gone; this worker stops.") from error
 
-    def on_outcome(entity: str, pk: int, key: str, kind: str) -> None:
-        send(("outcome", entity, pk, key, kind, sizes["batch"]))
+    def on_outcome(entity: str, pk: int, key: str, kind: str, reason: str) -> None:
+        send(("outcome", entity, pk, key, kind, reason, sizes["batch"]))
 
     def between_entities(entity: str) -> None:
         send(("entity done", entity))

@@ -67,6 +67,8 @@ def summary(report: SyncReport) -> str:
         lines.append(f"{name:<17}" + "".join(f"{counts[c]:>10}" for c in RUN_COLUMNS))
         for kind, count in entity.errors.most_common():
             lines.append(f"{'':<17}failures of kind {kind}: {count}")
+        for reason, count in entity.skipped.most_common():
+            lines.append(f"{'':<17}skipped {count}: {reason}")
     rate = report.done / report.seconds if report.seconds else 0.0
     lines.append(f"{report.done} records in {report.seconds:.1f} s ({rate:.1f}/s), {report.calls} API calls, "
                  f"run {report.run_id}")

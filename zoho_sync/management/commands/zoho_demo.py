@@ -63,6 +63,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  Every record by state ({LEGEND}):")
         for line in state_table(counts, indent="  "):
             self.stdout.write(line)
+        if skipped := sum(c[SyncState.SKIPPED] for c in counts.values()):
+            self.stdout.write(f"  Why {skipped} are skipped (by design: never pushed to Zoho):")
+            for entity, reasons in selectors.sync_skip_reasons().items():
+                for reason, n in reasons.items():
+                    self.stdout.write(f"    {entity} {n}: {reason}")
         unsettled = {state: sum(c[state] for c in counts.values()) for state in UNSETTLED_STATES}
         self.stdout.write(f"  API calls today: {selectors.api_calls_today()}")
         failures = selectors.sync_failures_recent(limit=8)
