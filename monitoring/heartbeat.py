@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -39,7 +40,7 @@ def cluster_heartbeat() -> str:
 
 
 def _beat_forever(interval: float) -> None:
-    from django.db import close_old_connections, connection
+    from django.db import connection
 
     while True:
         try:
@@ -47,9 +48,8 @@ def _beat_forever(interval: float) -> None:
         except Exception:  # a database hiccup: the next beat tries again; silence long enough reports the cluster
             logger.warning("The cluster heartbeat could not be written", exc_info=True)
         finally:
-            connection.close()  # this thread's own connection: none left open between beats
-        close_old_connections()
-        threading.Event().wait(interval)
+            connection.close()  # this thread's own connection: none held open between beats
+        time.sleep(interval)
 
 
 def worker_spawned(sender=None, proc_name: str = "", **kwargs) -> None:
@@ -75,17 +75,6 @@ class ClusterState:
     last_seen: datetime | None
     inline: bool = False  # Q_CLUSTER sync: tasks run in the process that queues them
     silent_seconds: float = 75.0
-
-    def sentence(self) -> str:
-        """The dashboard's line, in the words every message uses."""
-        if self.inline:
-            return "Tasks run in the process that queues them (Q_SYNC): no cluster is needed."
-        if self.running:
-            return (f"A django-q2 cluster is running (last beat {timezone.localtime(self.last_seen):%H:%M:%S}): "
-                    "triggered pushes and schedules run.")
-        seen = f" (last seen {timezone.localtime(self.last_seen):%Y-%m-%d %H:%M:%S})" if self.last_seen else ""
-        return (f"No django-q2 cluster is running{seen}: queued pushes, retries and schedules wait until one "
-                "starts.")
 
 
 @memoized
