@@ -17,7 +17,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--hours", type=int, default=24,
-                            help="Failures logged within this many hours (default 24).")
+                            help="Records on the Failed records page that failed within this many hours (their "
+                                 "failure began, or was logged, then; default 24).")
         parser.add_argument("--dry-run", action="store_true", help="Say what would be sent; send nothing.")
         only = parser.add_mutually_exclusive_group()
         only.add_argument("--email-only", action="store_true",
