@@ -8,6 +8,7 @@ SCREENSHOT_DIR) to look at."""
 from __future__ import annotations
 
 import pytest
+from django.contrib import admin
 from django.core.management import call_command
 from django.urls import reverse
 from playwright.sync_api import expect
@@ -27,8 +28,9 @@ LONG_OUTCOME = ("Updated the local customer from Zoho: email changed from a-very
                 "with-a-long-domain.com; phone, company name and the billing address's street, city, state and zip "
                 "changed too; " + "x" * 160)
 
-# Elements wider than they show: the document, every table, and every box around a table (Django's changelist
-# wraps its table in a box that scrolls sideways: a table cut off there is as unread as one past the window).
+# Elements wider than they show: the document, every table, every box around a table (Django's changelist wraps
+# its table in a box that scrolls sideways: a table cut off there is as unread as one past the window), and anything
+# of the page's content that reaches past the window's right edge (a field clipped by its box).
 OVERFLOW_JS = """() => {
   const root = document.documentElement;
   const wide = [];
@@ -41,6 +43,13 @@ OVERFLOW_JS = """() => {
     if (right > root.clientWidth) wide.push(`${describe(table)} ends at ${right} px`);
     for (let el = table; el && el !== root; el = el.parentElement) {
       if (el.scrollWidth > el.clientWidth + 1) wide.push(`${describe(el)} ${el.scrollWidth} > ${el.clientWidth}`);
+    }
+  }
+  // Anything of the page's content past the window's right edge, clipped or not, is cut off.
+  for (const el of document.querySelectorAll('#content *')) {
+    const box = el.getBoundingClientRect();
+    if (box.width && box.height && Math.floor(box.right) > root.clientWidth) {
+      wide.push(`${describe(el)} ends at ${Math.ceil(box.right)} px`);
     }
   }
   return [...new Set(wide)];
@@ -138,5 +147,17 @@ def test_every_page_fits_1400px_with_long_cells(page, admin_login, live_server, 
     history = page.locator("#sync-history h2").bounding_box()
     assert history["y"] >= form_bottom["y"] + form_bottom["height"] and history["height"] < 60, (form_bottom, history)
     wide |= too_wide(page, "record", screenshot_dir)
+    page.click("fieldset.collapse summary")  # opened, the section's fields (the whole error among them) fit too
+    expect(page.locator("fieldset.collapse .field-last_sync_error")).to_contain_text("organization_id=10234695")
+    wide |= too_wide(page, "record-sync-open", screenshot_dir)
+
+    # Every other list of the admin, and an invoice's page (its lines inline), fit too.
+    looked_at = {"syncfailure", "synclog", "syncrun", "zohoevent", "customer"}
+    for model in admin.site._registry:
+        if model._meta.app_label == "zoho_sync" and model._meta.model_name not in looked_at:
+            page.goto(f"{base}{reverse(f'admin:zoho_sync_{model._meta.model_name}_changelist')}")
+            wide |= too_wide(page, f"list-{model._meta.model_name}", screenshot_dir)
+    page.goto(f"{base}{reverse('admin:zoho_sync_invoice_change', args=[Invoice.objects.get().pk])}")
+    wide |= too_wide(page, "invoice", screenshot_dir)
 
     assert wide == {}, f"pages wider than {VIEWPORT['width']} px: {wide}"
