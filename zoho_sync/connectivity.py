@@ -120,7 +120,11 @@ def connectivity_cached() -> Connectivity | None:
 
 def connectivity_refresh() -> Connectivity:
     """Run the connectivity check now (a token, one or two reads) and store its result for every process."""
-    steps = connectivity_check()
+    return connectivity_record(connectivity_check())
+
+
+def connectivity_record(steps: list[Step]) -> Connectivity:
+    """Store the result of a connectivity check just run (zoho_check_connection's too) for every process."""
     details = tuple(f"{'ok' if step.ok else 'FAILED'} {step.name}: {step.detail}" for step in steps)
     failed = next((step for step in steps if not step.ok), None)
     if failed is None:

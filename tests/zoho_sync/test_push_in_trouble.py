@@ -88,7 +88,8 @@ def test_an_outage_is_a_retrying_failure_a_banner_and_the_same_status_everywhere
     assert dashboard_status(admin_client)[0] == health_json()[0]["status"]
 
 
-def test_credentials_refused_is_a_failure_that_needs_a_person_on_the_record_and_in_the_log(trouble, admin_client):
+def test_credentials_refused_is_a_failure_that_needs_a_person_on_the_record_and_in_the_log(trouble, admin_client,
+                                                                                           zoho_settings):
     customer = make_customer()
     trouble.revoke_refresh_token()
     forget_clients()
@@ -114,6 +115,13 @@ def test_credentials_refused_is_a_failure_that_needs_a_person_on_the_record_and_
     assert connectivity["status"] == "failed" and "refresh token" in connectivity["summary"]
     status, page = dashboard_status(admin_client)
     assert status == "UNHEALTHY" and 'id="banner-credentials"' in page
+
+    # A person sets a new refresh token and runs the runbook's zoho_check_connection: the banner goes at once.
+    trouble.configure(refresh_token="1000.a-new-refresh-token")
+    zoho_settings.ZOHO_REFRESH_TOKEN = "1000.a-new-refresh-token"
+    call_command("zoho_check_connection", stdout=StringIO())
+    assert connectivity_cached().ok
+    assert 'id="banner-credentials"' not in dashboard_status(admin_client)[1]
 
 
 def test_a_spent_quota_leaves_the_record_waiting_for_the_quota_until_the_reset(trouble, admin_client, zoho_settings):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from zoho_sync.connectivity import connectivity_check
+from zoho_sync.connectivity import connectivity_check, connectivity_record
 
 
 class Command(BaseCommand):
@@ -13,6 +13,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         steps = connectivity_check()
+        connectivity_record(steps)  # the dashboard's banners and status read what was found now
         for step in steps:
             mark = self.style.SUCCESS("ok    ") if step.ok else self.style.ERROR("FAILED")
             self.stdout.write(f"{mark} {step.name:<14} {step.detail}")
