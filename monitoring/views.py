@@ -1,4 +1,7 @@
-"""/health/: the cheap checks as JSON, 200 when healthy or degraded, 503 when unhealthy (for load balancers)."""
+"""/health/: the product's status (the cheap checks, Zoho connectivity as last stored) as JSON, 200 when healthy or
+degraded, 503 when unhealthy: for monitors, and the same status as the dashboard and zoho_health_check.
+/health/live/: this process serves and its database answers (200, else 503): for load balancers and container
+health checks, which must not take the admin away while Zoho is down, the moment operators need it most."""
 
 from __future__ import annotations
 
@@ -15,6 +18,21 @@ def health(request):
     report = health_run(cheap_only=True)
     body = report.as_dict(details=False)  # counts and hosts stay for operators (zoho_health_check --detailed)
     return JsonResponse(body, status=503 if report.status == UNHEALTHY else 200)
+
+
+@never_cache
+@require_GET
+def live(request):
+    from django.db import DatabaseError, connection
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as error:
+        return JsonResponse({"status": "down", "why": f"the database does not answer ({type(error).__name__})"},
+                            status=503)
+    return JsonResponse({"status": "alive"})
 
 
 @never_cache

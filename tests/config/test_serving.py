@@ -181,6 +181,9 @@ def test_the_deployment_files_start_the_same_processes():
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "pip install --no-cache-dir -r requirements.txt -c constraints.txt" in dockerfile
     assert "collectstatic --noinput" in dockerfile
+    # The container's health is the process and its database (/health/live/), never Zoho's: an outage there must
+    # not take the admin away.
+    assert "/health/live/" in re.search(r"^HEALTHCHECK .*\n.*$", dockerfile, re.MULTILINE).group(0)
     cmd = re.search(r"^CMD (\[.*\])$", dockerfile, re.MULTILINE).group(1)
     assert " ".join(yaml.safe_load(cmd)) == processes["web"]
     for source in re.findall(r"^COPY (\S+)", dockerfile, re.MULTILINE):

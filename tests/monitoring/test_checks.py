@@ -183,6 +183,18 @@ def test_health_endpoint_runs_the_cheap_checks_only(healthy, client):
     assert response.status_code == 503 and response.json()["status"] == UNHEALTHY
 
 
+def test_health_live_stays_up_while_the_product_is_unhealthy(healthy, client):
+    """The load balancer's check answers for this process and its database only: an unhealthy product (here an
+    orphaned subscription) leaves /health/ at 503 for monitors but keeps the admin served."""
+    make_service()
+    CustomerService.objects.update(zoho_id="903000000000002")
+    assert client.get("/health/").status_code == 503
+    calls_before = healthy.counters()["total"]
+    response = client.get("/health/live/")
+    assert response.status_code == 200 and response.json() == {"status": "alive"}
+    assert healthy.counters()["total"] == calls_before, "no call to Zoho"
+
+
 def test_the_command_prints_standard_detailed_email_and_json(healthy):
     make_customer()
     Customer.objects.update(sync_status=SyncStatus.FAILED, next_retry_at=None)
