@@ -196,7 +196,7 @@ def test_a_backfill_inside_a_transaction_stays_in_one_process(zoho_settings, zoh
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_refused_oauth_client_is_a_configuration_error_whatever_the_workers(shared_zoho, workers):
     """Zoho's token endpoint refusing the client (invalid_client) is the deployment's fault, not a quota stop:
-    worker processes report it as one process does (exit 1, the message, no traceback), and nothing is pushed."""
+    worker processes report it as one process does (exit 1, the message, no traceback); nothing is pushed."""
     seed(6)
     env = {**crash_env(shared_zoho), "ZOHO_CLIENT_SECRET": "not-the-secret"}
     done = manage(env, "zoho_backfill", "--workers", workers)
@@ -208,4 +208,8 @@ def test_a_refused_oauth_client_is_a_configuration_error_whatever_the_workers(sh
     assert "daily quota" not in output.lower(), output
     assert "not-the-secret" not in output
     assert not shared_zoho.records("customers")
-    assert not SyncLog.objects.exists(), "no record was attempted: the run stopped before any push"
+    # Refused credentials need a person, on the record and in the log (issue 19): the first record each process
+    # tried says so, and the run stops there instead of trying every other record the same way.
+    failures = list(SyncLog.objects.values_list("status", "error_kind"))
+    assert 1 <= len(failures) <= int(workers), failures
+    assert all(kind == "authentication" and status == SyncLog.Status.FAILED for status, kind in failures), failures
