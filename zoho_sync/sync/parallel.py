@@ -183,6 +183,24 @@ class ParallelBackfill:
                                   batch))
 
 
+# The database connections a worker inherited from its parent, held until the worker ends: it must not use them (the
+# parent, or another worker, talks on the same socket) and must not close them (closing sends PostgreSQL a
+# Terminate on that socket, which ends the parent's session). A worker ends with os._exit, so nothing here is ever
+# finalised.
+_INHERITED: list = []
+
+
+def _forget_inherited_database_connections() -> None:
+    """Drop, without closing, every database connection this forked worker inherited. The parent closes its own
+    before forking, but only those of its current context: under a running asyncio loop (Playwright's, in the
+    browser tests) Django keeps the thread's older connection elsewhere, open, and a worker would share it."""
+    for alias in connections:
+        wrapper = connections[alias]
+        if wrapper.connection is not None:
+            _INHERITED.append(wrapper.connection)
+            wrapper.connection = None
+
+
 def _work(index: int, conn, others: list, options: dict, barrier_timeout: float) -> None:
     """A worker process: one BackfillRun, every record's result sent back to the main process."""
     from zoho_sync import zoho
@@ -190,6 +208,7 @@ def _work(index: int, conn, others: list, options: dict, barrier_timeout: float)
     for end in others:  # the main process's ends, and the other workers': a pipe ends when its owner dies
         end.close()
     zoho.forget_clients(close=False)  # the parent's client and its connections are the parent's
+    _forget_inherited_database_connections()
     sizes = {"batch": options["batch_size"]}
 
     def send(message) -> None:
