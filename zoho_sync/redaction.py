@@ -64,11 +64,6 @@ def redact_text(text: str, *, json_text: bool = False) -> str:
     return text
 
 
-def redact_data(data: Any) -> Any:
-    """Return a copy of a JSON-like structure with secret-named keys masked and secret values scrubbed."""
-    return _mask_keys(data, redact_text)
-
-
 def _mask_keys(data: Any, scrub=None) -> Any:
     """A copy of a JSON-like structure with the values of secret-named keys masked, and `scrub` applied to every
     other string."""

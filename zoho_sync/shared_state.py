@@ -282,11 +282,6 @@ USAGE = UsageBuffer()
 atexit.register(USAGE.flush_at_exit)
 
 
-def usage_flush() -> None:
-    """Write this process's API usage counted in memory now (also RateBudget.flush_usage())."""
-    USAGE.flush()
-
-
 def state_backends(redis_url: str = "") -> tuple[Any, Any]:
     """The token store and budget backend every process of this deployment shares."""
     if redis_url:

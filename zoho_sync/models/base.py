@@ -206,7 +206,3 @@ class ZohoSyncedModel(models.Model):
     @property
     def sync_state(self) -> SyncState:
         return sync_state_of(self.sync_status, self.next_retry_at)
-
-    @property
-    def is_synced(self) -> bool:
-        return self.sync_status == SyncStatus.SYNCED

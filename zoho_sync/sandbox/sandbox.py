@@ -208,13 +208,6 @@ class ZohoSandbox(ZohoSideActions):
             raise AssertionError(f"the sandbox received no {method or ''} {path or ''} request".replace("  ", " "))
         return entries[-1]
 
-    def assert_called(self, method: str, path: str, times: int | None = None) -> list[dict[str, Any]]:
-        entries = self.requests(method, path)
-        if not entries or (times is not None and len(entries) != times):
-            raise AssertionError(f"expected {times if times is not None else 'some'} {method} {path} calls, "
-                                 f"got {len(entries)}")
-        return entries
-
     def counters(self) -> dict[str, Any]:
         return self.recorder.counters()
 
