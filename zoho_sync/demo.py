@@ -122,59 +122,64 @@ def demo_reset() -> None:
             cursor.execute(sql)
 
 
-@transaction.atomic
-def demo_seed(*, customers: int, seed: int, as_of: date) -> SeedReport:
-    """Create `customers` customers with services, invoices and payments; the same arguments, the same data."""
-    rng = random.Random(seed)
-    now = _at(as_of, 9)
-    tables = {m: _Table(m) for m in (ServicePackage, Customer, CustomerService, Invoice, InvoiceLine, Payment)}
-    packages = []
-    for name, code, price, interval, unit, active, addon in PACKAGES:
-        pk = tables[ServicePackage].add(
-            name=name, plan_code=code, price=Decimal(price), interval=interval, interval_unit=unit,
-            is_active=active, description=f"{name} ({'add-on' if addon else 'plan'})", created_at=now, updated_at=now,
-        )
-        packages.append((pk, Decimal(price), unit, active, addon, name))
-    tables[ServicePackage].flush()
-    plans = [p for p in packages if p[3] and not p[4]]
-    addons = [p for p in packages if p[4]]
-    invoice_no = (Invoice.objects.count() or 0) + 1
-    payment_no = (Payment.objects.count() or 0) + 1
+class _Seeder:
+    """One seeding run's random source, tables and running invoice/payment numbers; each method is one step of
+    demo_seed. The order of `rng` calls is the data, so a step must never reorder or skip one."""
 
-    def add_payment(customer_id, invoice_id, amount, paid_on, status="completed"):
-        nonlocal payment_no
-        tables[Payment].add(
-            reference=f"PAY-{payment_no:07d}", customer_id=customer_id, invoice_id=invoice_id, amount=amount,
-            method=rng.choice(("banktransfer", "creditcard", "creditcard", "check", "cash")), status=status,
-            paid_at=_at(paid_on, 15) if status == "completed" else None, created_at=now, updated_at=now,
-        )
-        payment_no += 1
+    def __init__(self, rng: random.Random, as_of: date):
+        self.rng, self.as_of, self.now = rng, as_of, _at(as_of, 9)
+        self.tables = {m: _Table(m) for m in (ServicePackage, Customer, CustomerService, Invoice, InvoiceLine, Payment)}
+        self.plans: list[tuple] = []
+        self.addons: list[tuple] = []
+        self.invoice_no = self.payment_no = 0
 
-    def add_invoice(customer_id, issued, lines, *, service_id=None, period=None, paid_share=Decimal("1")):
-        nonlocal invoice_no
+    def add_packages(self) -> None:
+        now, packages = self.now, []
+        for name, code, price, interval, unit, active, addon in PACKAGES:
+            pk = self.tables[ServicePackage].add(
+                name=name, plan_code=code, price=Decimal(price), interval=interval, interval_unit=unit,
+                is_active=active, description=f"{name} ({'add-on' if addon else 'plan'})", created_at=now,
+                updated_at=now,
+            )
+            packages.append((pk, Decimal(price), unit, active, addon, name))
+        self.tables[ServicePackage].flush()
+        self.plans = [p for p in packages if p[3] and not p[4]]
+        self.addons = [p for p in packages if p[4]]
+        self.invoice_no = (Invoice.objects.count() or 0) + 1
+        self.payment_no = (Payment.objects.count() or 0) + 1
+
+    def add_payment(self, customer_id, invoice_id, amount, paid_on, status="completed") -> None:
+        self.tables[Payment].add(
+            reference=f"PAY-{self.payment_no:07d}", customer_id=customer_id, invoice_id=invoice_id, amount=amount,
+            method=self.rng.choice(("banktransfer", "creditcard", "creditcard", "check", "cash")), status=status,
+            paid_at=_at(paid_on, 15) if status == "completed" else None, created_at=self.now, updated_at=self.now,
+        )
+        self.payment_no += 1
+
+    def add_invoice(self, customer_id, issued, lines, *, service_id=None, period=None, paid_share=Decimal("1")):
         subtotal = sum((line_amount(q, p) for _, q, p, _ in lines), ZERO)
         status = "paid" if paid_share == 1 else "partially_paid" if paid_share > 0 else "issued"
-        invoice_id = tables[Invoice].add(
-            invoice_number=f"INV-{invoice_no:07d}", customer_id=customer_id, service_id=service_id,
+        invoice_id = self.tables[Invoice].add(
+            invoice_number=f"INV-{self.invoice_no:07d}", customer_id=customer_id, service_id=service_id,
             kind="subscription_period" if period else "manual", origin="local", status=status, issued_on=issued,
             due_on=issued + timedelta(days=14), period_start=period[0] if period else None,
             period_end=period[1] if period else None, currency_code="USD", subtotal=subtotal, tax_total=ZERO,
             total=subtotal, created_at=_at(issued), updated_at=_at(issued),
         )
-        invoice_no += 1
+        self.invoice_no += 1
         for position, (description, quantity, price, package_id) in enumerate(lines, start=1):
-            tables[InvoiceLine].add(
+            self.tables[InvoiceLine].add(
                 invoice_id=invoice_id, position=position, description=description, package_id=package_id,
                 quantity=quantity, unit_price=price, amount=line_amount(quantity, price),
             )
         if paid_share > 0:
             paid = (subtotal * paid_share).quantize(Decimal("0.01"))
-            add_payment(customer_id, invoice_id, paid, issued + timedelta(days=3))
+            self.add_payment(customer_id, invoice_id, paid, issued + timedelta(days=3))
 
-    first_number = tables[Customer].next_id
-    for offset in range(customers):
-        i = first_number + offset
-        signup = as_of - timedelta(days=rng.randint(20, 3 * 365))
+    def add_customer(self, i: int) -> tuple[int, date, str]:
+        """The customer row numbered `i`, with its planted bad data; returns (id, signup date, status)."""
+        rng = self.rng
+        signup = self.as_of - timedelta(days=rng.randint(20, 3 * 365))
         first, last = rng.choice(FIRST), rng.choice(LAST)
         is_business = rng.random() < 0.2
         account_type = "business" if is_business else "individual"
@@ -189,7 +194,7 @@ def demo_seed(*, customers: int, seed: int, as_of: date) -> SeedReport:
             first = last = ""  # bad data: no name at all
         city, state, postal = rng.choice(CITIES)
         status = rng.choices(("active", "suspended", "closed"), weights=(92, 5, 3))[0]
-        customer_id = tables[Customer].add(
+        customer_id = self.tables[Customer].add(
             account_number=f"CT-{signup.year}-{i:05d}", email=email, first_name=first, last_name=last,
             company_name=f"{rng.choice(COMPANIES)} {last} LLC" if is_business and last else "",
             phone=f"+1-555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}", account_type=account_type,
@@ -197,46 +202,76 @@ def demo_seed(*, customers: int, seed: int, as_of: date) -> SeedReport:
             billing_postal_code=postal, billing_country="United States", currency_code="USD",
             created_at=_at(signup), updated_at=_at(signup),
         )
-        chosen = [rng.choice(plans)] + ([rng.choice(addons)] if rng.random() < 0.3 else [])
+        return customer_id, signup, status
+
+    def service_status(self, customer_status: str) -> str:
+        if customer_status == "closed":
+            return "cancelled"
+        if customer_status == "suspended":
+            return "suspended"
+        return self.rng.choices(("active", "pending", "cancelled"), weights=(90, 5, 5))[0]
+
+    def add_services(self, customer_id: int, signup: date, status: str) -> None:
+        """A plan (and sometimes an add-on) per customer, each with its period invoices."""
+        rng = self.rng
+        chosen = [rng.choice(self.plans)] + ([rng.choice(self.addons)] if rng.random() < 0.3 else [])
         for package_id, price, unit, _active, _addon, name in chosen:
             activated = signup + timedelta(days=rng.randint(0, 10))
-            if status == "closed":
-                svc_status = "cancelled"
-            elif status == "suspended":
-                svc_status = "suspended"
-            else:
-                svc_status = rng.choices(("active", "pending", "cancelled"), weights=(90, 5, 5))[0]
-            cancelled_on = as_of - timedelta(days=rng.randint(1, 15)) if svc_status == "cancelled" else None
-            service_id = tables[CustomerService].add(
+            svc_status = self.service_status(status)
+            cancelled_on = self.as_of - timedelta(days=rng.randint(1, 15)) if svc_status == "cancelled" else None
+            service_id = self.tables[CustomerService].add(
                 customer_id=customer_id, package_id=package_id, status=svc_status, quantity=1,
                 activated_at=_at(activated) if svc_status != "pending" else None,
                 cancelled_at=_at(max(cancelled_on, activated)) if cancelled_on else None,
                 created_at=_at(signup), updated_at=_at(signup),
             )
-            if svc_status == "pending":
-                continue
-            periods = list(_periods(activated, unit, cancelled_on or as_of, 2))
-            for index, period in enumerate(periods):
-                latest = index == len(periods) - 1
-                share = Decimal("1") if not latest else rng.choices(
-                    (Decimal("1"), Decimal("0.5"), Decimal("0")), weights=(80, 10, 10)
-                )[0]
-                add_invoice(customer_id, period[0], [(name, Decimal("1"), price, package_id)], service_id=service_id,
-                            period=period, paid_share=share)
+            if svc_status != "pending":
+                self.add_period_invoices(customer_id, service_id, package_id, price, unit, name, activated,
+                                         cancelled_on)
+
+    def add_period_invoices(self, customer_id, service_id, package_id, price, unit, name, activated, cancelled_on):
+        periods = list(_periods(activated, unit, cancelled_on or self.as_of, 2))
+        for index, period in enumerate(periods):
+            latest = index == len(periods) - 1
+            share = Decimal("1") if not latest else self.rng.choices(
+                (Decimal("1"), Decimal("0.5"), Decimal("0")), weights=(80, 10, 10)
+            )[0]
+            self.add_invoice(customer_id, period[0], [(name, Decimal("1"), price, package_id)],
+                             service_id=service_id, period=period, paid_share=share)
+
+    def add_extras(self, customer_id: int) -> None:
+        """One-off charges, a prepayment that becomes credit in Zoho, a failed payment: each for a few customers."""
+        rng, as_of = self.rng, self.as_of
         if rng.random() < 0.25:
             charges = rng.sample(ONE_OFF_CHARGES, rng.randint(1, 2))
             lines = [(label, Decimal(rng.randint(1, 2)), Decimal(price), None) for label, price in charges]
-            add_invoice(customer_id, as_of - timedelta(days=rng.randint(1, 60)), lines,
-                        paid_share=rng.choice((Decimal("1"), Decimal("0"))))
+            self.add_invoice(customer_id, as_of - timedelta(days=rng.randint(1, 60)), lines,
+                             paid_share=rng.choice((Decimal("1"), Decimal("0"))))
         if rng.random() < 0.04:  # a prepayment with no invoice: becomes credit in Zoho
-            add_payment(customer_id, None, Decimal(rng.choice(("20.00", "50.00", "100.00"))), as_of - timedelta(days=2))
+            self.add_payment(customer_id, None, Decimal(rng.choice(("20.00", "50.00", "100.00"))),
+                             as_of - timedelta(days=2))
         if rng.random() < 0.01:
-            add_payment(customer_id, None, Decimal("39.00"), as_of, status="failed")
+            self.add_payment(customer_id, None, Decimal("39.00"), as_of, status="failed")
+
+    def flush(self) -> None:
+        for table in self.tables.values():
+            table.flush()
+
+
+@transaction.atomic
+def demo_seed(*, customers: int, seed: int, as_of: date) -> SeedReport:
+    """Create `customers` customers with services, invoices and payments; the same arguments, the same data."""
+    seeder = _Seeder(random.Random(seed), as_of)
+    seeder.add_packages()
+    first_number = seeder.tables[Customer].next_id
+    for offset in range(customers):
+        customer_id, signup, status = seeder.add_customer(first_number + offset)
+        seeder.add_services(customer_id, signup, status)
+        seeder.add_extras(customer_id)
         if (offset + 1) % CHUNK == 0:
-            for table in tables.values():
-                table.flush()
-    for table in tables.values():
-        table.flush()
+            seeder.flush()
+    seeder.flush()
+    tables = seeder.tables
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), list(tables)):
