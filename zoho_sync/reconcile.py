@@ -285,39 +285,54 @@ def _compare_record(spec: EntitySpec, obj, remote: dict, zoho_id: str, fields: t
 
 
 def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
+    """Compare every record Zoho lists for `spec` with ours, then ours that Zoho no longer lists, then totals."""
     result = EntityReport(spec.name)
-    fields = FIELDS.get(spec.name, ())
     seen: set[str] = set()
-    money = MONEY.get(spec.name)
     page_no = 1
     while True:
         body = client.get(spec.list_path, params={"page": page_no, "per_page": 200})
-        page = [r for r in body.get(spec.list_key) or [] if r.get(spec.id_field)]
-        ids = [str(r[spec.id_field]) for r in page]
-        local = {obj.zoho_id: obj for obj in spec.prepare(spec.model.objects.filter(zoho_id__in=ids))}
-        for remote in page:
-            zoho_id = str(remote[spec.id_field])
-            seen.add(zoho_id)
-            result.zoho += 1
-            obj = local.get(zoho_id)
-            if obj is not None:
-                result.matched += 1
-            found: list[Drift] = []
-            try:
-                if money:
-                    amount = inbound.zoho_number(remote.get(money[1]), inbound.column(spec.model, money[0]),
-                                                 key=money[1])
-                _compare_record(spec, obj, remote, zoho_id, fields, client, found)
-            except BadZohoValue as bad:  # this record is named and left; the others are compared and repaired
-                found = [_bad_value(spec, obj, remote, zoho_id, bad)]
-            else:
-                if money:
-                    result.zoho_total += amount or Decimal("0")
-            result.drift.extend(found)
+        _compare_page(spec, client, body, result, seen)
         if not (body.get("page_context") or {}).get("has_more_page"):
             break
         page_no += 1
-    # Local records Zoho no longer lists, in chunks (never all in memory).
+    _find_missing_in_zoho(spec, result, seen)
+    money = MONEY.get(spec.name)
+    if money:
+        total = spec.model.objects.filter(zoho_id__isnull=False).values_list(money[0], flat=True)
+        result.local_total = sum(total, Decimal("0.00"))
+    return result
+
+
+def _compare_page(spec: EntitySpec, client, body: dict, result: EntityReport, seen: set[str]) -> None:
+    """One listed page: each remote record against ours, its drift (or its unreadable value) and its amount."""
+    fields = FIELDS.get(spec.name, ())
+    money = MONEY.get(spec.name)
+    page = [r for r in body.get(spec.list_key) or [] if r.get(spec.id_field)]
+    ids = [str(r[spec.id_field]) for r in page]
+    local = {obj.zoho_id: obj for obj in spec.prepare(spec.model.objects.filter(zoho_id__in=ids))}
+    for remote in page:
+        zoho_id = str(remote[spec.id_field])
+        seen.add(zoho_id)
+        result.zoho += 1
+        obj = local.get(zoho_id)
+        if obj is not None:
+            result.matched += 1
+        found: list[Drift] = []
+        try:
+            if money:
+                amount = inbound.zoho_number(remote.get(money[1]), inbound.column(spec.model, money[0]),
+                                             key=money[1])
+            _compare_record(spec, obj, remote, zoho_id, fields, client, found)
+        except BadZohoValue as bad:  # this record is named and left; the others are compared and repaired
+            found = [_bad_value(spec, obj, remote, zoho_id, bad)]
+        else:
+            if money:
+                result.zoho_total += amount or Decimal("0")
+        result.drift.extend(found)
+
+
+def _find_missing_in_zoho(spec: EntitySpec, result: EntityReport, seen: set[str]) -> None:
+    """Local records Zoho no longer lists, in chunks (never all in memory)."""
     rows = spec.model.objects.filter(zoho_id__isnull=False).order_by("pk")
     last = 0
     while chunk := list(rows.filter(pk__gt=last).values_list("pk", "zoho_id")[:2000]):
@@ -327,11 +342,6 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
         for obj in spec.model.objects.filter(pk__in=missing):
             result.drift.append(Drift(spec.name, "missing_in_zoho", str(spec.label(obj)), obj.zoho_id, obj.pk,
                                       note="Zoho does not list it"))
-    if money:
-        total = spec.model.objects.filter(zoho_id__isnull=False).values_list(money[0], flat=True)
-        result.local_total = sum(total, Decimal("0.00"))
-    return result
-
 
 def reconcile(*, specs: tuple[EntitySpec, ...], repair: bool = False, conflicts: str = "leave",
               client=None) -> Report:
