@@ -17,7 +17,6 @@ from zoho_sync.sync.specs import SPECS, EntitySpec
 
 logger = logging.getLogger(__name__)
 
-STATUSES = tuple(SyncStatus.values)
 STATES = tuple(SyncState.values)
 _reading: ContextVar[dict | None] = ContextVar("selectors_reading", default=None)
 
@@ -112,15 +111,6 @@ def sync_failed_kinds(*, specs: tuple[EntitySpec, ...] = SPECS, since: datetime 
                 .values_list("last_error_kind").annotate(n=Count("pk")))
         result[spec.name] = {kind or "unknown": n for kind, n in rows}
     return result
-
-
-def sync_status_counts() -> dict[str, dict[str, int]]:
-    """Records per sync status, per entity (spec name), in dependency order."""
-    counts = {}
-    for spec in SPECS:
-        rows = dict(spec.model.objects.values_list("sync_status").annotate(n=Count("pk")).order_by())
-        counts[spec.name] = {status: rows.get(status, 0) for status in STATUSES}
-    return counts
 
 
 def sync_failures_recent(*, limit: int = 10) -> list[SyncLog]:
