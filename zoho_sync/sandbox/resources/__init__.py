@@ -1,49 +1,55 @@
-"""The sandbox's resources, one module per noun; `build_router()` registers their routes and `SEEDERS` the
-functions `seed()` uses to store records through the same rules as the API (minus events)."""
+"""The sandbox's resources, one module per noun, listed once in `RESOURCES`.
+
+Each `Resource` row names the store table, the record's id key and the function `seed()` uses to store records
+through the same rules as the API (minus events); `ROUTED` lists the modules whose `register(router)` adds their
+routes. `SEEDERS`, `ID_KEYS` and `build_router()` are derived from these two tuples, so adding a resource is one
+new module (its `register()` and seed function) plus one row here.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from zoho_sync.sandbox import validation as v
-from zoho_sync.sandbox.errors import invalid
 from zoho_sync.sandbox.resources import catalog, customers, events, invoices, payments, subscriptions
 from zoho_sync.sandbox.routes import Router
-from zoho_sync.sandbox.store import Store
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One store table: its name, the key its records' ids are under, how `seed()` stores one record, the label
+    its "does not exist" message uses and the field its detail names its modified time."""
+
+    name: str
+    id_key: str
+    seed: Callable[..., dict[str, Any]]
+    label: str
+    modified: str = "updated_time"
+
+
+# Order matters: seed() names the resources in this order when refusing an unknown one.
+RESOURCES: tuple[Resource, ...] = (
+    Resource("customers", "customer_id", customers.create_customer, "Customer"),
+    Resource("products", "product_id", catalog.create_product, "Product"),
+    Resource("plans", "plan_code", catalog.create_plan, "Plan"),
+    Resource("subscriptions", "subscription_id", lambda store, body, record_id=None:
+             subscriptions.create_subscription(store, body, record_id=record_id, emit=False), "Subscription"),
+    Resource("invoices", "invoice_id", invoices.seed_invoice, "Invoice", "last_modified_time"),
+    Resource("payments", "payment_id", lambda store, body, record_id=None:
+             payments.create_payment(store, body, record_id=record_id, emit=False), "Payment"),
+)
+# Modules whose register(router) adds routes, in registration order (events is a route, not a table).
+ROUTED = (customers, catalog, subscriptions, invoices, payments, events)
+
+SEEDERS: dict[str, Callable[..., dict[str, Any]]] = {r.name: r.seed for r in RESOURCES}
+ID_KEYS: dict[str, str] = {r.name: r.id_key for r in RESOURCES}
+MODIFIED: dict[str, str] = {r.name: r.modified for r in RESOURCES}
+LABELS: dict[str, str] = {r.name: r.label for r in RESOURCES}
 
 
 def build_router() -> Router:
     router = Router()
-    for module in (customers, catalog, subscriptions, invoices, payments, events):
+    for module in ROUTED:
         module.register(router)
     return router
-
-
-def _seed_invoice(store: Store, body: Any, *, record_id: str | None = None) -> dict[str, Any]:
-    """Invoices seed like POST /invoices with ignore_auto_number_generation=true when a number is given."""
-    body = v.body_object(body)
-    customer = store.get("customers", v.text(body, "customer_id", required=True) or "")
-    if customer is None:
-        raise invalid("customer_id")
-    number = v.text(body, "invoice_number")
-    if number:
-        invoices.check_number(store, number)
-    items, total = invoices.build_items(store, body.get("invoice_items"))
-    on = v.day(body["date"], "date") if body.get("date") else store.today()
-    return invoices.create_invoice(store, customer, items, total, on=on, number=number,
-                                   emit=False, record_id=record_id)
-
-
-SEEDERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "customers": customers.create_customer,
-    "products": catalog.create_product,
-    "plans": catalog.create_plan,
-    "subscriptions": lambda store, body, record_id=None: subscriptions.create_subscription(
-        store, body, record_id=record_id, emit=False),
-    "invoices": _seed_invoice,
-    "payments": lambda store, body, record_id=None: payments.create_payment(
-        store, body, record_id=record_id, emit=False),
-}
-ID_KEYS = {"customers": "customer_id", "products": "product_id", "plans": "plan_code",
-           "subscriptions": "subscription_id", "invoices": "invoice_id", "payments": "payment_id"}

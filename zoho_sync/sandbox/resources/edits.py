@@ -11,16 +11,10 @@ from typing import Any
 
 from zoho_sync.sandbox import validation as v
 from zoho_sync.sandbox.errors import not_allowed
-from zoho_sync.sandbox.resources import ID_KEYS
+from zoho_sync.sandbox.resources import ID_KEYS, LABELS, MODIFIED
 from zoho_sync.sandbox.resources.customers import adjust
 from zoho_sync.sandbox.resources.payments import take_back
 from zoho_sync.sandbox.store import Store
-
-# Each resource's modified time, as its detail names it (invoices: last_modified_time; the rest updated_time).
-MODIFIED = {"customers": "updated_time", "products": "updated_time", "plans": "updated_time",
-            "subscriptions": "updated_time", "invoices": "last_modified_time", "payments": "updated_time"}
-LABELS = {"customers": "Customer", "products": "Product", "plans": "Plan", "subscriptions": "Subscription",
-          "invoices": "Invoice", "payments": "Payment"}
 
 
 def _record(store: Store, resource: str, record_id: str) -> dict[str, Any]:

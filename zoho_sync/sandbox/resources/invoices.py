@@ -230,3 +230,17 @@ def register(router: Router) -> None:
     router.add("GET", "/invoices/{invoice_id}", _get)
     router.add("PUT", "/invoices/{invoice_id}", _update)
     router.add("POST", "/invoices/{invoice_id}/void", _void)
+
+
+def seed_invoice(store: Store, body: Any, *, record_id: str | None = None) -> dict[str, Any]:
+    """Invoices seed like POST /invoices with ignore_auto_number_generation=true when a number is given."""
+    body = v.body_object(body)
+    customer = store.get("customers", v.text(body, "customer_id", required=True) or "")
+    if customer is None:
+        raise invalid("customer_id")
+    number = v.text(body, "invoice_number")
+    if number:
+        check_number(store, number)
+    items, total = build_items(store, body.get("invoice_items"))
+    on = v.day(body["date"], "date") if body.get("date") else store.today()
+    return create_invoice(store, customer, items, total, on=on, number=number, emit=False, record_id=record_id)
