@@ -45,7 +45,7 @@ START_CLUSTER = "Start one with: manage.py qcluster (and install the schedules o
 
 def queued_work_note(request, what: str) -> None:
     """Say that queued work waits when no django-q2 cluster runs, and how to start one."""
-    from monitoring.heartbeat import cluster_alive
+    from zoho_sync.cluster import cluster_alive
 
     if not cluster_alive():
         _no_cluster_warning(request, what)
@@ -56,10 +56,10 @@ def _no_cluster_warning(request, what: str) -> None:
 
 
 def queued_message(request, queued: str, *, waiting: str, what: str, level=messages.INFO) -> None:
-    """The messages about queued work, from the one answer to "is a cluster running" (monitoring.heartbeat): while
+    """The messages about queued work, from the one answer to "is a cluster running" (zoho_sync.cluster): while
     a cluster runs, `queued` (which may promise when it starts); otherwise `waiting` (it is queued, no promise) and
     the warning that `what` waits for a cluster. Never a promise beside the warning."""
-    from monitoring.heartbeat import cluster_alive
+    from zoho_sync.cluster import cluster_alive
 
     if cluster_alive():
         messages.add_message(request, level, queued)

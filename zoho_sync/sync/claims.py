@@ -63,7 +63,7 @@ def left_to_triggers(now: datetime) -> Q | None:
     """What a batch run leaves to the records' queued triggered pushes now (they go ahead of it in the rate
     budget; claimed by the batch they would wait for their turn in it), or None when no cluster beats to run them.
     The backfill and its dry run both ask here."""
-    from monitoring.heartbeat import cluster_alive
+    from zoho_sync.cluster import cluster_alive
 
     return trigger_queued(now) if cluster_alive() else None
 
