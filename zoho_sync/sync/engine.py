@@ -146,7 +146,7 @@ class Engine:
                         outcome = Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.NONE,
                                           "Unchanged since the last push.")
                     else:
-                        self._hold(obj)
+                        self._renew_claim(obj)
                         action = spec.update(ctx, obj, payload)
                         outcome = Outcome(SyncLog.Status.SUCCESS, action, f"{action.capitalize()}d in Zoho.")
                     return self._finish(spec, obj, ctx, started, outcome, payload, fingerprint=fingerprint,
@@ -252,7 +252,7 @@ class Engine:
             return Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.LINK,
                            f"{had}; sync never edits a {spec.zoho_entity} in Zoho, so its copy is kept as it is.")
         obj.zoho_id = zoho_id
-        self._hold(obj)
+        self._renew_claim(obj)
         action = spec.update(ctx, obj, payload)
         return Outcome(SyncLog.Status.SUCCESS, SyncLog.Action.LINK,
                        f"{had}, and brought up to date with what is held here ({action}).")
@@ -405,7 +405,7 @@ class Engine:
         obj.zoho_id, obj.create_intent_at, obj.sync_fingerprint, obj.link_hold = (
             now["zoho_id"], now["create_intent_at"], now["sync_fingerprint"], now["link_hold"])
 
-    def _hold(self, obj, **fields) -> None:
+    def _renew_claim(self, obj, **fields) -> None:
         """Right before a write is sent: make sure this worker still holds the record, and renew its lease (a
         worker whose lease ran out, and that another worker took over, must not send stale data)."""
         until = timezone.now() + timedelta(seconds=get_sync_settings().claim_lease_seconds)
