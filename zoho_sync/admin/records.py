@@ -185,7 +185,7 @@ class ZohoSyncedAdmin(CappedCountAdmin):
     def push_now(self, request, queryset):
         push_selection(request, {self.spec.name: list(queryset.values_list("pk", flat=True))})
 
-    @admin.action(description="Queue selected for sync with Zoho", permissions=["sync"])
+    @admin.action(description="Mark selected pending (sent by the next scheduled push)", permissions=["sync"])
     def mark_for_sync(self, request, queryset):
         count = services.sync_mark_pending(queryset=queryset)
         self.message_user(request, f"{count} record(s) queued for sync with Zoho: the next scheduled push (every 15 "
