@@ -15,7 +15,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -96,6 +96,31 @@ def describe(spec: EntitySpec, record: dict) -> str:
     return f'{spec.zoho_entity} {record[spec.id_field]} "{name}"' + (f" <{email}>" if email else "")
 
 
+@dataclass
+class _Listing:
+    """One entity's records in Zoho: by Zoho id, and by every key and email each carries."""
+
+    keys_of: Callable[[dict], set[str]]
+    records: dict[str, dict] = field(default_factory=dict)
+    by_key: dict[str, list[dict]] = field(default_factory=dict)
+    by_email: dict[str, list[dict]] = field(default_factory=dict)
+
+
+@dataclass
+class _Pass:
+    """What linking one entity knows as it goes: Zoho's list, ours, and the matches kept so far."""
+
+    spec: EntitySpec
+    rule: LinkRule
+    result: EntityLinks
+    zoho: _Listing
+    linked_to: dict[str, str] = field(default_factory=dict)  # Zoho id -> label of our record holding it already
+    own_key: dict[int, str] = field(default_factory=dict)  # pk -> the key our record carries
+    owners: dict[str, list[int]] = field(default_factory=dict)  # key -> our records carrying it
+    tentative: dict[int, tuple] = field(default_factory=dict)  # pk -> (obj, item, record) matched certainly
+    now: datetime | None = None  # when our records were read: a claim running past it is a worker's
+
+
 class Linker:
     """One --link-only run over some entities, in dependency order (customers before their subscriptions)."""
 
@@ -120,85 +145,109 @@ class Linker:
 
     # --- reading and matching ---------------------------------------------------------------------------------
     def _entity(self, spec: EntitySpec) -> EntityLinks:
-        result = EntityLinks(spec.name)
+        """One entity: read Zoho's list, match each of our records without a Zoho id, then link what matched one
+        record certainly, leave what cannot be linked yet and hold what is ambiguous."""
         rule = RULES.get(spec.name, LinkRule())
-        keys_of = rule.remote_keys or (lambda r: {squash(spec.remote_key(r))} - {""})
-        by_key: dict[str, list[dict]] = {}
-        by_email: dict[str, list[dict]] = {}
-        records: dict[str, dict] = {}
+        work = _Pass(spec, rule, EntityLinks(spec.name), self._read_zoho(spec, rule))
+        work.result.zoho = len(work.zoho.records)
+        work.linked_to = self._linked_to(spec, list(work.zoho.records))
+        for obj in self._unlinked(work):
+            self._match(work, obj)
+        self._refuse_shared_matches(work)
+        self._link_matches(work)
+        if not self.dry_run:
+            for item in work.result.ambiguous:
+                self._hold(spec, item)
+        return work.result
+
+    def _read_zoho(self, spec: EntitySpec, rule: LinkRule) -> _Listing:
+        """Zoho's records of the entity (those with an id), indexed by every key and email each carries."""
+        zoho = _Listing(keys_of=rule.remote_keys or (lambda r: {squash(spec.remote_key(r))} - {""}))
         for record in self.client.paginate(spec.list_path, spec.list_key):
             if not record.get(spec.id_field):
                 continue
-            zoho_id = str(record[spec.id_field])
-            records[zoho_id] = record
-            for key in keys_of(record):
-                by_key.setdefault(key, []).append(record)
+            zoho.records[str(record[spec.id_field])] = record
+            for key in zoho.keys_of(record):
+                zoho.by_key.setdefault(key, []).append(record)
             if rule.remote_email and (email := rule.remote_email(record)):
-                by_email.setdefault(email, []).append(record)
-        result.zoho = len(records)
-        linked_to = self._linked_to(spec, list(records))  # Zoho id -> label of our record holding it already
+                zoho.by_email.setdefault(email, []).append(record)
+        return zoho
+
+    def _unlinked(self, work: _Pass) -> list:
+        """Our records in scope without a Zoho id and not skipped by design, in pk order; counts those linked
+        already and notes which of ours carries which key."""
+        spec = work.spec
         rows = spec.model.objects.all()
         if self.since:
             rows = rows.filter(updated_at__gte=self.since)
-        result.already = rows.filter(zoho_id__isnull=False).count()
-        now = timezone.now()
+        work.result.already = rows.filter(zoho_id__isnull=False).count()
+        work.now = timezone.now()
         local = [obj for obj in spec.prepare(rows.filter(zoho_id__isnull=True)).order_by("pk").iterator(
             chunk_size=2000) if not spec.skip_reason(obj)]
-        own_key = {obj.pk: squash(spec.local_key(obj)) for obj in local}
-        owners: dict[str, list[int]] = {}
-        for pk, key in own_key.items():
-            owners.setdefault(key, []).append(pk)
+        work.own_key = {obj.pk: squash(spec.local_key(obj)) for obj in local}
+        for pk, key in work.own_key.items():
+            work.owners.setdefault(key, []).append(pk)
+        return local
 
-        tentative: dict[int, tuple] = {}  # pk -> (obj, item, record)
-        for obj in local:
-            item = Item(spec.name, obj.pk, str(spec.label(obj)),
-                        email=(rule.local_email(obj) if rule.local_email else ""))
-            if obj.claimed_until and obj.claimed_until > now:
-                item.reason = "a worker is pushing it right now; left to it"
-                result.left.append(item)
-                continue
-            chosen = self.settle.get((spec.name, item.label))
-            if chosen is not None:
-                self._settled(spec, obj, item, chosen, records, linked_to, result, tentative)
-                continue
-            key = own_key[obj.pk]
-            key_hits = list(by_key.get(key, []))
+    def _match(self, work: _Pass, obj) -> None:
+        """Decide for one record of ours: left to the worker holding it, settled by a person, or matched by what
+        Zoho's records carry."""
+        spec, rule = work.spec, work.rule
+        item = Item(spec.name, obj.pk, str(spec.label(obj)), email=(rule.local_email(obj) if rule.local_email else ""))
+        if obj.claimed_until and obj.claimed_until > work.now:
+            item.reason = "a worker is pushing it right now; left to it"
+            work.result.left.append(item)
+            return
+        chosen = self.settle.get((spec.name, item.label))
+        if chosen is not None:
+            self._settled(work, obj, item, chosen)
+            return
+        key = work.own_key[obj.pk]
+        key_hits = list(work.zoho.by_key.get(key, []))
+        email_hits = [r for r in work.zoho.by_email.get(item.email, []) if r not in key_hits
+                      and not self._someone_elses(work, r, pk=obj.pk, key=key)] if item.email else []
+        self._match_by_hits(work, obj, item, key_hits, email_hits)
 
-            def someone_elses(record: dict, pk=obj.pk, key=key) -> bool:
-                """The record is another's: linked to one of ours, naming another key in our own form, or carrying
-                another of our records' keys."""
-                return str(record[spec.id_field]) in linked_to or rule.named_key(record) not in ("", key) or any(
-                    other != pk for k in keys_of(record) for other in owners.get(k, ()))
+    @staticmethod
+    def _someone_elses(work: _Pass, record: dict, *, pk: int, key: str) -> bool:
+        """The record is another's: linked to one of ours, naming another key in our own form, or carrying another
+        of our records' keys."""
+        return str(record[work.spec.id_field]) in work.linked_to or work.rule.named_key(record) not in ("", key) or any(
+            other != pk for k in work.zoho.keys_of(record) for other in work.owners.get(k, ()))
 
-            email_hits = [r for r in by_email.get(item.email, []) if r not in key_hits and not someone_elses(r)] \
-                if item.email else []
-            taken = [r for r in key_hits if str(r[spec.id_field]) in linked_to]
-            if taken:
-                zoho_id = str(taken[0][spec.id_field])
-                self._ambiguous(item, f"{describe(spec, taken[0])} carries its key but is already linked to "
-                                      f"{linked_to[zoho_id]}", [*key_hits, *email_hits], spec, result)
-            elif len(key_hits) > 1:
-                self._ambiguous(item, f"Zoho holds {len(key_hits)} {spec.zoho_entity}s with its key "
-                                      f"{spec.label(obj)}", [*key_hits, *email_hits], spec, result)
-            elif key_hits and email_hits:
-                self._ambiguous(item, f"its key points at {spec.zoho_entity} {key_hits[0][spec.id_field]}, its "
-                                      f"email also at another", [*key_hits, *email_hits], spec, result)
-            elif key_hits:
-                item.how = "key"
-                tentative[obj.pk] = (obj, item, key_hits[0])
-            elif len(email_hits) > 1:
-                self._ambiguous(item, f"Zoho holds {len(email_hits)} {spec.zoho_entity}s with its email "
-                                      "(and none with its key)", email_hits, spec, result)
-            elif email_hits:
-                item.how = "email"
-                tentative[obj.pk] = (obj, item, email_hits[0])
-            else:
-                result.missing.append(item)
-                if obj.link_hold and not self.dry_run:
-                    self._release(spec, obj, item, "No Zoho record matches it any longer: released; a normal "
-                                                    "backfill creates it.")
+    def _match_by_hits(self, work: _Pass, obj, item: Item, key_hits: list[dict], email_hits: list[dict]) -> None:
+        """One certain match (by key, else by email) is kept to link; several, or a key taken already, is
+        ambiguous; none leaves the record to a normal backfill (and lifts a hold it had)."""
+        spec, result, linked_to = work.spec, work.result, work.linked_to
+        taken = [r for r in key_hits if str(r[spec.id_field]) in linked_to]
+        if taken:
+            zoho_id = str(taken[0][spec.id_field])
+            self._ambiguous(item, f"{describe(spec, taken[0])} carries its key but is already linked to "
+                                  f"{linked_to[zoho_id]}", [*key_hits, *email_hits], spec, result)
+        elif len(key_hits) > 1:
+            self._ambiguous(item, f"Zoho holds {len(key_hits)} {spec.zoho_entity}s with its key "
+                                  f"{spec.label(obj)}", [*key_hits, *email_hits], spec, result)
+        elif key_hits and email_hits:
+            self._ambiguous(item, f"its key points at {spec.zoho_entity} {key_hits[0][spec.id_field]}, its "
+                                  f"email also at another", [*key_hits, *email_hits], spec, result)
+        elif key_hits:
+            item.how = "key"
+            work.tentative[obj.pk] = (obj, item, key_hits[0])
+        elif len(email_hits) > 1:
+            self._ambiguous(item, f"Zoho holds {len(email_hits)} {spec.zoho_entity}s with its email "
+                                  "(and none with its key)", email_hits, spec, result)
+        elif email_hits:
+            item.how = "email"
+            work.tentative[obj.pk] = (obj, item, email_hits[0])
+        else:
+            result.missing.append(item)
+            if obj.link_hold and not self.dry_run:
+                self._release(spec, obj, item, "No Zoho record matches it any longer: released; a normal "
+                                                "backfill creates it.")
 
-        # One Zoho record matched by two of ours: neither is linked.
+    def _refuse_shared_matches(self, work: _Pass) -> None:
+        """One Zoho record matched by two of ours: neither is linked, both are ambiguous."""
+        spec, tentative = work.spec, work.tentative
         by_zoho: dict[str, list[int]] = {}
         for pk, (_, _, record) in tentative.items():
             by_zoho.setdefault(str(record[spec.id_field]), []).append(pk)
@@ -206,23 +255,23 @@ class Linker:
             if len(pks) > 1:
                 labels = ", ".join(tentative[pk][1].label for pk in pks)
                 for pk in pks:
-                    obj, item, record = tentative.pop(pk)
+                    _, item, record = tentative.pop(pk)
                     item.how = ""
                     self._ambiguous(item, f"{spec.zoho_entity} {zoho_id} matches several of ours ({labels})",
-                                    [record], spec, result)
-        for obj, item, record in tentative.values():
-            if reason := self._dependency_mismatch(spec, obj, record):
-                item.how, item.reason = "", reason
-                result.left.append(item)
-                continue
-            self._link(spec, obj, item, record, result)
-        for item in result.ambiguous:
-            if not self.dry_run:
-                self._hold(spec, item)
-        return result
+                                    [record], spec, work.result)
 
-    def _settled(self, spec, obj, item: Item, chosen: str, records, linked_to, result, tentative) -> None:
+    def _link_matches(self, work: _Pass) -> None:
+        """Link each certain match, unless its dependency points elsewhere or is not linked yet (left for later)."""
+        for obj, item, record in work.tentative.values():
+            if reason := self._dependency_mismatch(work.spec, obj, record):
+                item.how, item.reason = "", reason
+                work.result.left.append(item)
+                continue
+            self._link(work.spec, obj, item, record, work.result)
+
+    def _settled(self, work: _Pass, obj, item: Item, chosen: str) -> None:
         """A person named the Zoho record (or said none of them is it): no matching, only checks."""
+        spec, records, linked_to, result = work.spec, work.zoho.records, work.linked_to, work.result
         if chosen == NEW:
             result.missing.append(item)
             if not self.dry_run:
@@ -237,7 +286,7 @@ class Linker:
                                   f"{linked_to[chosen]}", [records[chosen]], spec, result)
         else:
             item.how = "settled"
-            tentative[obj.pk] = (obj, item, records[chosen])
+            work.tentative[obj.pk] = (obj, item, records[chosen])
 
     def _linked_to(self, spec: EntitySpec, zoho_ids: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
