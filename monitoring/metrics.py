@@ -9,12 +9,8 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from monitoring.models import ALL, DailyMetric
+from zoho_sync.entities import SPECS, for_api_resource
 from zoho_sync.models import ApiUsage, SyncLog, SyncRun
-from zoho_sync.sync.specs import SPECS
-
-# The Zoho resource path an ApiUsage endpoint starts with, and the entity it belongs to.
-ENDPOINT_ENTITY = {"customers": "customer", "products": "service_package", "plans": "service_package",
-                   "subscriptions": "customer_service", "invoices": "invoice", "payments": "payment"}
 
 
 def _p95(durations: list[int]) -> int | None:
@@ -36,7 +32,8 @@ def metrics_rollup_day(day: date) -> list[DailyMetric]:
     calls: dict[str, int] = {}
     for endpoint, n in ApiUsage.objects.filter(day=day).values_list("endpoint").annotate(n=Sum("calls")):
         resource = endpoint.split(" ", 1)[-1].strip("/").split("/")[0]
-        entity = ENDPOINT_ENTITY.get(resource)
+        spec = for_api_resource(resource)  # the entity whose calls use that API path
+        entity = spec.name if spec is not None else None
         if entity:
             calls[entity] = calls.get(entity, 0) + n
         calls[ALL] = calls.get(ALL, 0) + n

@@ -40,15 +40,13 @@ WEB_APP_HOSTS = {"com": "https://billing.zoho.com", "eu": "https://billing.zoho.
                  "com.au": "https://billing.zoho.com.au", "jp": "https://billing.zoho.jp",
                  "ca": "https://billing.zohocloud.ca", "com.cn": "https://billing.zoho.com.cn",
                  "sa": "https://billing.zoho.sa"}
-WEB_APP_PATHS = {"customer": "customers", "plan": "plans", "subscription": "subscriptions", "invoice": "invoices",
-                 "payment": "payments"}
 
 
-def zoho_web_url(zoho_entity: str, zoho_id: str) -> str:
-    """The record's page in Zoho's web app for the configured data center and organization; "" when unknown."""
+def zoho_web_url(path: str, zoho_id: str) -> str:
+    """The record's page in Zoho's web app for the configured data center and organization; "" when unknown.
+    `path` is the resource's part of the address (an entity's spec.web_app_path: "invoices")."""
     organization = _str_setting("ZOHO_ORGANIZATION_ID")
     base = _str_setting("ZOHO_WEB_APP_URL") or WEB_APP_HOSTS.get(_str_setting("ZOHO_DATA_CENTER") or "com", "")
-    path = WEB_APP_PATHS.get(zoho_entity)
     if not (zoho_id and organization and base and path):
         return ""
     return f"{base.rstrip('/')}/app/{organization}#/{path}/{zoho_id}"

@@ -25,15 +25,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from zoho_sync import entities
 from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.conf import get_inbox_settings
+from zoho_sync.entities import EntitySpec
 from zoho_sync.models import ZohoEvent
 from zoho_sync.queueing import QueueUnavailableError, task_enqueue_later
 from zoho_sync.redaction import redact_text
 from zoho_sync.sync import inbound
 from zoho_sync.sync.errors import BadZohoValue
 from zoho_sync.sync.pull import PullOutcome, RecordBusy, pull
-from zoho_sync.sync.specs import CUSTOMER_SERVICE, INVOICE, PAYMENT, EntitySpec
 
 logger = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=5)  # a worker that died while applying an event loses it after this
@@ -48,21 +49,22 @@ class Subject:
     key: str  # the entity's key under `data`
     path: str  # where the API reads it again
 
+    @classmethod
+    def of(cls, spec: EntitySpec) -> Subject:
+        return cls(spec, spec.events.data_key, spec.events.read_path)
+
 
 RECONCILED = "reconciled_"  # the event type of a difference reconciliation found: reconciled_<Zoho entity>
 
 
 def subject_of(event_type: str) -> Subject | None:
+    """The record an event type is about (its spec's `events`); None for what this app mirrors nothing of."""
     if event_type.startswith(RECONCILED):
-        event_type = {"payment": "payment_", "invoice": "invoice_created", "subscription": "subscription_"}.get(
-            event_type.removeprefix(RECONCILED), "")
-    if event_type.startswith("payment_"):
-        return Subject(PAYMENT, "payment", "/payments/{}")
-    if event_type.startswith("subscription_") or event_type in ("billing_date_changed", "trial_expiring"):
-        return Subject(CUSTOMER_SERVICE, "subscription", "/subscriptions/{}")
-    if event_type == "invoice_created":
-        return Subject(INVOICE, "invoice", "/invoices/{}")
-    return None  # card events, credit notes: nothing this app mirrors
+        spec = entities.by_zoho_entity(event_type.removeprefix(RECONCILED))
+        spec = spec if spec is not None and spec.events is not None else None
+    else:
+        spec = entities.for_event(event_type)
+    return Subject.of(spec) if spec is not None else None
 
 
 def _entity_data(payload: dict, subject: Subject | None) -> dict:
@@ -266,11 +268,11 @@ def _apply(event: ZohoEvent, *, client=None) -> list[PullOutcome]:
     note = f"event {event.event_id} {event.event_type}"
     remote = _read_subject(client, subject, zoho_id)
     outcomes = [pull(subject.spec, remote, when=event.event_time, note=note)]
-    if subject.spec is PAYMENT:  # the invoices it paid (or no longer pays, refunded): their balance and status
-        for invoice_id in inbound.payment_invoice_ids(remote):
-            invoice = _read(client, f"/invoices/{invoice_id}", "invoice")
-            if invoice:
-                outcomes.append(pull(INVOICE, invoice, when=event.event_time, note=note))
+    for name, related_id in subject.spec.related(remote):  # records it changed (a payment's invoices' balances)
+        related = Subject.of(entities.BY_NAME[name])
+        record = _read(client, related.path.format(related_id), related.key)
+        if record:
+            outcomes.append(pull(related.spec, record, when=event.event_time, note=note))
     return outcomes
 
 

@@ -227,7 +227,7 @@ class ZohoSyncedAdmin(CappedCountAdmin):
                 "record": obj,
                 "history": selectors.sync_log_of(spec.name, obj.pk, limit=HISTORY_ROWS),
                 "history_url": synclog_url(spec.name, obj.pk),
-                "zoho_url": zoho_web_url(spec.zoho_entity, obj.zoho_id or ""),
+                "zoho_url": zoho_web_url(spec.web_app_path, obj.zoho_id or ""),
                 "can_sync": self.has_sync_permission(request),
                 "push_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_push", args=[obj.pk]),
                 "banners": status_banners(),

@@ -7,6 +7,7 @@ finite or does not fit the column raises BadZohoValue naming the field and the v
 
 from __future__ import annotations
 
+import importlib
 import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -14,17 +15,8 @@ from typing import Any
 
 from django.db import connection, models
 
-from zoho_sync.models import Invoice, InvoiceLine, Payment
+from zoho_sync.models import Invoice
 from zoho_sync.sync.errors import BadZohoValue
-
-# Zoho's subscription statuses (§3.6) in the local vocabulary; a status not listed leaves the local one alone.
-SUBSCRIPTION_STATUS = {"live": "active", "non_renewing": "active", "cancelled": "cancelled", "expired": "expired",
-                       "unpaid": "suspended", "paused": "suspended", "trial": "active", "future": "pending",
-                       "dunning": "active"}
-# Zoho's invoice statuses (§3.7): overdue and unpaid are still issued here.
-INVOICE_STATUS = {"sent": "issued", "overdue": "issued", "unpaid": "issued", "partially_paid": "partially_paid",
-                  "paid": "paid", "void": "void"}
-PAYMENT_MODES = {"check", "cash", "creditcard", "banktransfer", "bankremittance", "others"}
 
 
 def zoho_time(value: Any) -> datetime | None:
@@ -119,122 +111,26 @@ def modified_time(remote: dict) -> datetime | None:
     return zoho_time(remote.get("last_modified_time") or remote.get("updated_time"))
 
 
-# --- what Zoho owns, per entity: {field: value} for the fields the record carries --------------------------
-def subscription_from_zoho(remote: dict, current) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "current_term_starts_on": zoho_date(remote.get("current_term_starts_at")),
-        "current_term_ends_on": zoho_date(remote.get("current_term_ends_at")),
-        "next_billing_on": zoho_date(remote.get("next_billing_at")),
-    }
-    if remote.get("child_invoice_id"):
-        fields["zoho_child_invoice_id"] = str(remote["child_invoice_id"])[:64]
-    status = SUBSCRIPTION_STATUS.get(str(remote.get("status", "")))
-    if status and status != "pending":
-        fields["status"] = status
-        if status == "cancelled" and not current.cancelled_at:
-            ended = zoho_time(remote.get("cancelled_at") or remote.get("expires_at")) or modified_time(remote)
-            fields["cancelled_at"] = ended or datetime.now(UTC)
-        if status == "active" and not current.activated_at:
-            fields["activated_at"] = zoho_time(remote.get("activated_at")) or datetime.now(UTC)
-    return fields
+# Per-entity names moved to their entity's module (zoho_sync.entities.<module>); importable from here still.
+_MOVED = {
+    'SUBSCRIPTION_STATUS': 'subscriptions',
+    'subscription_from_zoho': 'subscriptions',
+    'INVOICE_STATUS': 'invoices',
+    'invoice_from_zoho': 'invoices',
+    'invoice_subscription_id': 'invoices',
+    'invoice_mirror': 'invoices',
+    'invoice_mirror_lines': 'invoices',
+    'PAYMENT_MODES': 'payments',
+    'payment_status': 'payments',
+    '_refunded': 'payments',
+    'payment_from_zoho': 'payments',
+    'payment_mirror': 'payments',
+    'payment_invoice_ids': 'payments',
+}
 
 
-def invoice_from_zoho(remote: dict, current) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    balance = zoho_number(remote.get("balance"), column(Invoice, "balance_due"), key="balance")
-    if balance is not None:
-        fields["balance_due"] = balance
-    status = INVOICE_STATUS.get(str(remote.get("status", "")))
-    total = zoho_number(remote.get("total"), column(Invoice, "total"), key="total")
-    if status == "issued" and balance is not None and total is not None and Decimal("0") < balance < total:
-        status = "partially_paid"  # Zoho says overdue (computed from the due date) whatever was paid
-    if status and current.status != "draft":
-        fields["status"] = status
-    return fields
-
-
-def payment_status(remote: dict) -> str:
-    refunded = _refunded(remote)
-    amount = zoho_number(remote.get("amount"), column(Payment, "amount"), key="amount") or Decimal("0")
-    if str(remote.get("status", "")) in ("failure", "failed", "declined"):
-        return "failed"
-    if refunded and refunded >= amount:
-        return "refunded"
-    return "completed"
-
-
-def _refunded(remote: dict) -> Decimal:
-    found = zoho_number(remote.get("amount_refunded"), column(Payment, "refunded_amount"), key="amount_refunded")
-    return Decimal("0.00") if found is None else found
-
-
-def payment_from_zoho(remote: dict, current) -> dict[str, Any]:
-    fields: dict[str, Any] = {"status": payment_status(remote), "refunded_amount": _refunded(remote)}
-    if fields["status"] == "completed" and not current.paid_at:
-        fields["paid_at"] = zoho_time(remote.get("date")) or datetime.now(UTC)
-    return fields
-
-
-# --- the local mirror of a record Zoho created -----------------------------------------------------------------
-def invoice_subscription_id(remote: dict) -> str:
-    """The subscription a Zoho invoice bills, when it bills one (`subscriptions[]`, or `subscription_id`)."""
-    for entry in remote.get("subscriptions") or []:
-        if isinstance(entry, dict) and entry.get("subscription_id"):
-            return str(entry["subscription_id"])
-    return str(remote.get("subscription_id") or "")
-
-
-def invoice_mirror(remote: dict) -> dict[str, Any]:
-    """The fields of a local invoice mirroring one Zoho raised (origin Zoho); the caller adds customer and
-    service. Totals as Zoho states them: the sum of the items, tax on top."""
-    total = zoho_number(remote.get("total"), column(Invoice, "total"), key="total")
-    subtotal = zoho_number(remote.get("sub_total"), column(Invoice, "subtotal"), key="sub_total")
-    tax = zoho_number(remote.get("tax_total"), column(Invoice, "tax_total"), key="tax_total")
-    total = Decimal("0.00") if total is None else total
-    tax = Decimal("0.00") if tax is None else tax
-    if subtotal is None or subtotal + tax != total:
-        subtotal, tax = total - tax, tax
-    return {
-        "invoice_number": str(remote.get("invoice_number") or remote.get("number") or ""),
-        "issued_on": zoho_date(remote.get("date") or remote.get("invoice_date")) or datetime.now(UTC).date(),
-        "due_on": zoho_date(remote.get("due_date")),
-        "currency_code": str(remote.get("currency_code") or "USD")[:3],
-        "subtotal": subtotal, "tax_total": tax, "total": total,
-        "status": INVOICE_STATUS.get(str(remote.get("status", "")), "issued"),
-        "balance_due": zoho_number(remote.get("balance"), column(Invoice, "balance_due"), key="balance"),
-    }
-
-
-def invoice_mirror_lines(remote: dict) -> list[dict[str, Any]]:
-    lines = []
-    for position, item in enumerate(remote.get("invoice_items") or [], start=1):
-        where = f"invoice_items[{position}]"
-        quantity = zoho_number(item.get("quantity"), column(InvoiceLine, "quantity"), key=f"{where}.quantity")
-        price_key = "price" if item.get("price") is not None else "rate"
-        price = zoho_number(item.get(price_key), column(InvoiceLine, "unit_price"), key=f"{where}.{price_key}")
-        quantity, price = quantity or Decimal("1"), price or Decimal("0")  # as before: none (or 0) sent
-        zoho_number((quantity * price).quantize(Decimal("0.01")), column(InvoiceLine, "amount"),
-                    key=f"{where} quantity x price")
-        lines.append({"position": position, "description": str(item.get("name") or item.get("description") or
-                                                                 "Zoho item")[:255],
-                      "quantity": quantity, "unit_price": price})
-    return lines
-
-
-def payment_mirror(remote: dict) -> dict[str, Any]:
-    mode = str(remote.get("payment_mode") or "others")
-    return {
-        "reference": str(remote.get("reference_number") or f"ZOHO-{remote.get('payment_id')}")[:64],
-        "amount": zoho_number(remote.get("amount"), column(Payment, "amount"), key="amount") or Decimal("0.00"),
-        "currency_code": str(remote.get("currency_code") or "USD")[:3],
-        "method": mode if mode in PAYMENT_MODES else "others",
-        "status": payment_status(remote),
-        "refunded_amount": _refunded(remote),
-        "paid_at": zoho_time(remote.get("date")) if payment_status(remote) != "failed" else None,
-        "notes": str(remote.get("description") or "")[:1000],
-    }
-
-
-def payment_invoice_ids(remote: dict) -> list[str]:
-    return [str(entry["invoice_id"]) for entry in remote.get("invoices") or []
-            if isinstance(entry, dict) and entry.get("invoice_id")]
+def __getattr__(name: str):
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"zoho_sync.entities.{module}"), name)

@@ -20,29 +20,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
-from django.db.models import DateField, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
-from zoho_sync import validation
-from zoho_sync.models import (
-    Customer,
-    CustomerService,
-    Invoice,
-    InvoiceLine,
-    Payment,
-    SyncLog,
-    SyncStatus,
-)
+from zoho_sync.entities.base import EntitySpec, PullOutcome
+from zoho_sync.models import SyncLog, SyncStatus
 from zoho_sync.sync import inbound
 from zoho_sync.sync.claims import free_filter
 from zoho_sync.sync.engine import fingerprint_of
 from zoho_sync.sync.errors import BadZohoValue, InvalidLocalData
-from zoho_sync.sync.specs import CUSTOMER_SERVICE, INVOICE, PAYMENT, EntitySpec
 
 logger = logging.getLogger(__name__)
 MAX_TRIES = 5
@@ -50,15 +38,6 @@ MAX_TRIES = 5
 
 class RecordBusy(Exception):
     """A push holds the record (or it kept changing): apply the pull again shortly."""
-
-
-@dataclass
-class PullOutcome:
-    entity: str
-    pk: int | None
-    action: str  # updated, created, unchanged, stale, unknown
-    message: str
-    changes: dict = field(default_factory=dict)
 
 
 def pull(spec: EntitySpec, remote: dict, *, when: datetime | None = None, run_id: str = "",
@@ -131,8 +110,8 @@ def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutco
             update["sync_fingerprint"] = after
         guard &= Q(sync_status=SyncStatus.SYNCED, sync_fingerprint=before)
     if spec.model.objects.filter(guard).update(**update):
-        if spec is CUSTOMER_SERVICE:
-            _link_period_invoice(obj)
+        if spec.after_pull is not None:
+            spec.after_pull(obj)
         if not changes:
             return PullOutcome(spec.name, obj.pk, "unchanged", f"{label}: already as Zoho has it")
         said = ", ".join(f"{name} {_show(old)} -> {_show(new)}" for name, (old, new) in changes.items())
@@ -144,19 +123,6 @@ def _apply(spec: EntitySpec, obj, remote: dict, modified: datetime) -> PullOutco
         raise RecordBusy(f"{label} is being pushed right now; its Zoho state is applied after that push")
     time.sleep(0.01)
     return None  # changed meanwhile (a local edit, a push finishing): read it again
-
-
-def _link_period_invoice(service) -> None:
-    """The invoice of the service's current term, mirrored before the subscription's event arrived: it becomes
-    the service's period invoice (an UPDATE: a mirror is never pushed)."""
-    if not service.zoho_child_invoice_id:
-        return
-    start, end = service.current_term_starts_on, service.current_term_ends_on
-    Invoice.objects.filter(zoho_id=service.zoho_child_invoice_id, origin=Invoice.Origin.ZOHO,
-                           service__isnull=True, customer_id=service.customer_id).update(
-        service=service, kind=Invoice.Kind.SUBSCRIPTION_PERIOD,
-        period_start=Coalesce(Value(start, output_field=DateField()), "issued_on"),
-        period_end=end if start and end and end >= start else None)
 
 
 def is_in_step(obj, fingerprint: str | None) -> bool:
@@ -180,79 +146,10 @@ def _show(value) -> str:
 # --- records Zoho created ---------------------------------------------------------------------------------------
 def _mirror(spec: EntitySpec, remote: dict, modified: datetime) -> PullOutcome:
     zoho_id = str(remote.get(spec.id_field) or "")
-    if spec is INVOICE:
-        return _mirror_invoice(remote, zoho_id, modified)
-    if spec is PAYMENT:
-        return _mirror_payment(remote, zoho_id, modified)
+    if spec.mirror is not None:
+        return spec.mirror(remote, zoho_id, modified)
     return PullOutcome(spec.name, None, "unknown", f"{spec.zoho_entity} {zoho_id} is not one of ours (it was "
                                                    "made in Zoho); nothing to apply")
-
-
-def _mirror_invoice(remote: dict, zoho_id: str, modified: datetime) -> PullOutcome:
-    fields = inbound.invoice_mirror(remote)
-    number = fields["invoice_number"]
-    customer = Customer.objects.filter(zoho_id=str(remote.get("customer_id") or "")).first()
-    if customer is None:
-        return PullOutcome("invoice", None, "unknown", f"invoice {number or zoho_id}: its customer is not one of "
-                                                       "ours; nothing to apply")
-    ours = Invoice.objects.filter(invoice_number=number, zoho_id__isnull=True).first()
-    if ours is not None:  # our own create whose answer has not arrived yet: the push links it
-        return PullOutcome("invoice", ours.pk, "unchanged", f"invoice {number}: ours, being created; the push "
-                                                             "links it")
-    subscription_id = inbound.invoice_subscription_id(remote)
-    service = (CustomerService.objects.filter(zoho_id=subscription_id).first() if subscription_id else
-               CustomerService.objects.filter(zoho_child_invoice_id=zoho_id).first())
-    lines = inbound.invoice_mirror_lines(remote)
-    kind, start, end = Invoice.Kind.MANUAL, None, None
-    if service is not None:
-        kind = Invoice.Kind.SUBSCRIPTION_PERIOD
-        start = service.current_term_starts_on or fields["issued_on"]
-        end = service.current_term_ends_on if service.current_term_ends_on and service.current_term_ends_on >= start \
-            else None
-    invoice = Invoice(customer=customer, service=service, kind=kind, origin=Invoice.Origin.ZOHO, zoho_id=zoho_id,
-                      period_start=start, period_end=end, sync_status=SyncStatus.SYNCED,
-                      last_synced_at=timezone.now(), zoho_modified_at=modified, **fields)
-    try:
-        with transaction.atomic():
-            Invoice.objects.bulk_create([invoice])  # no save(), no signal: a mirror queues no push
-            InvoiceLine.objects.bulk_create([
-                InvoiceLine(invoice=invoice, amount=validation.line_amount(line["quantity"], line["unit_price"]),
-                            **line) for line in lines])
-    except IntegrityError:  # mirrored meanwhile by another worker, or the number is taken by another invoice
-        existing = Invoice.objects.filter(zoho_id=zoho_id).first()
-        if existing is not None:
-            return PullOutcome("invoice", existing.pk, "unchanged", f"invoice {number}: already mirrored")
-        raise
-    what = f"period invoice of {service.zoho_reference_id}" if service else "invoice"
-    return PullOutcome("invoice", invoice.pk, "created", f"{number}: Zoho's {what} mirrored here ({invoice.total} "
-                                                         f"{invoice.currency_code}, {invoice.status})")
-
-
-def _mirror_payment(remote: dict, zoho_id: str, modified: datetime) -> PullOutcome:
-    fields = inbound.payment_mirror(remote)
-    customer = Customer.objects.filter(zoho_id=str(remote.get("customer_id") or "")).first()
-    if customer is None:
-        return PullOutcome("payment", None, "unknown", f"payment {zoho_id}: its customer is not one of ours")
-    ours = Payment.objects.filter(reference=fields["reference"]).first()
-    if ours is not None:  # our own create whose answer has not arrived yet, or a reference already used here
-        return PullOutcome("payment", ours.pk, "unchanged", f"payment {fields['reference']}: ours; the push links "
-                                                             "it")
-    invoice_ids = inbound.payment_invoice_ids(remote)
-    invoice = Invoice.objects.filter(zoho_id__in=invoice_ids).first() if invoice_ids else None
-    payment = Payment(customer=customer, invoice=invoice, origin=Payment.Origin.ZOHO, zoho_id=zoho_id,
-                      sync_status=SyncStatus.SYNCED, last_synced_at=timezone.now(), zoho_modified_at=modified,
-                      **fields)
-    try:
-        with transaction.atomic():
-            Payment.objects.bulk_create([payment])
-    except IntegrityError:
-        existing = Payment.objects.filter(zoho_id=zoho_id).first()
-        if existing is not None:
-            return PullOutcome("payment", existing.pk, "unchanged", f"payment {fields['reference']}: already "
-                                                                     "mirrored")
-        raise
-    return PullOutcome("payment", payment.pk, "created", f"{payment.reference}: Zoho's payment of {payment.amount} "
-                                                         f"{payment.currency_code} mirrored here ({payment.status})")
 
 
 def zoho_label(spec: EntitySpec, remote: dict) -> str:

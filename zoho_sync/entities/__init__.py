@@ -1,0 +1,74 @@
+"""The registry of entities: one module each (customers, plans, subscriptions, invoices, payments), each holding
+its spec (SPEC) and every fact particular to it. SPECS is the one list, in dependency order.
+
+Commands take their --entity choices from it, the engine its loop, the inbox its events, the admin its counts.
+A new entity is one module here (and its model): see docs/adding-an-entity.md.
+"""
+
+from __future__ import annotations
+
+from zoho_sync.entities import customers, invoices, payments, plans, subscriptions
+from zoho_sync.entities.base import EntitySpec, Events, LinkRule, PullOutcome
+
+CUSTOMER = customers.SPEC
+SERVICE_PACKAGE = plans.SPEC
+CUSTOMER_SERVICE = subscriptions.SPEC
+INVOICE = invoices.SPEC
+PAYMENT = payments.SPEC
+
+SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT)
+BY_NAME = {spec.name: spec for spec in SPECS}
+# The --entity names of every command: the business's names for its records, as the admin and zoho_import name
+# them (the spec's name in the plural), and the spec each means. Zoho's names for two of them (plans,
+# subscriptions), which the push commands used before, are accepted as aliases; so is each spec's own name.
+ENTITY_CHOICES = {spec.plural: spec for spec in SPECS}
+ENTITY_ALIASES = {**{alias: spec.plural for spec in SPECS for alias in spec.aliases},
+                  **{spec.name: spec.plural for spec in SPECS}}
+
+__all__ = ["BY_NAME", "CUSTOMER", "CUSTOMER_SERVICE", "ENTITY_ALIASES", "ENTITY_CHOICES", "INVOICE", "PAYMENT",
+           "SERVICE_PACKAGE", "SPECS", "EntitySpec", "Events", "LinkRule", "PullOutcome", "by_zoho_entity",
+           "entity_argument", "entity_name", "for_api_resource", "for_event", "for_model", "specs_for"]
+
+
+def entity_name(value: str) -> str:
+    """The one name of the entity an --entity value names (an alias, any case), or the value unchanged when it
+    names none, for argparse's choices to refuse with the list of names."""
+    key = value.strip().casefold().replace("-", "_").replace(" ", "_")
+    return key if key in ENTITY_CHOICES or key == "all" else ENTITY_ALIASES.get(key, value)
+
+
+def entity_argument(*, with_all: bool = True, required: bool = False, what: str = "") -> dict:
+    """The keyword arguments of every command's --entity option: choices, aliases and help from SPECS alone.
+    `parser.add_argument("--entity", **entities.entity_argument())`."""
+    names = [*ENTITY_CHOICES, *(["all"] if with_all else [])]
+    old = ", ".join(f"{alias} for {name}" for alias, name in ENTITY_ALIASES.items() if alias.endswith("s"))
+    default = "" if required or not with_all else " (default: all)"
+    text = f"{what or 'The records to work on'}: {', '.join(names)}{default}. Also accepted: {old}."
+    kwargs = {"type": entity_name, "choices": names, "metavar": "ENTITY", "help": text}
+    return {**kwargs, "required": True} if required else {**kwargs, "default": "all" if with_all else None}
+
+
+def for_model(model: type) -> EntitySpec | None:
+    return next((spec for spec in SPECS if spec.model is model), None)
+
+
+def specs_for(entity: str) -> tuple[EntitySpec, ...]:
+    """The specs an --entity value names ('all' for every one), in dependency order."""
+    if entity == "all":
+        return SPECS
+    return (ENTITY_CHOICES[entity_name(entity)],)
+
+
+def by_zoho_entity(zoho_entity: str) -> EntitySpec | None:
+    """The spec of a Zoho resource name ("subscription"), or None."""
+    return next((spec for spec in SPECS if spec.zoho_entity == zoho_entity), None)
+
+
+def for_event(event_type: str) -> EntitySpec | None:
+    """The spec a Zoho webhook event type is about, or None (card events: nothing this app mirrors)."""
+    return next((spec for spec in SPECS if spec.events is not None and spec.events.covers(event_type)), None)
+
+
+def for_api_resource(resource: str) -> EntitySpec | None:
+    """The spec whose calls use an API path starting with `resource` ("products": service packages), or None."""
+    return next((spec for spec in SPECS if resource in spec.api_resources), None)

@@ -1,0 +1,111 @@
+"""Customers: the business's customers, Zoho's customers (`/customers`).
+
+Everything that is particular to this entity lives here: its payload, its remote calls, the fields Zoho
+owns and how they are pulled, and its spec (SPEC), which the generic code reads through the registry.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from zoho_sync.client import codes
+from zoho_sync.entities.base import EntitySpec, excluded
+from zoho_sync.models import Customer
+from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
+from zoho_sync.sync.payloads import drop_empty
+from zoho_sync.sync.remote import SyncContext
+from zoho_sync.validation import email_problem
+
+
+# --- customer -----------------------------------------------------------------------------------------------
+def customer_display_name(customer) -> str:
+    """Unique by construction (§12.3): the name people read plus the account number."""
+    return f"{customer.name} ({customer.account_number})"
+
+
+def account_number_of(display_name: str) -> str:
+    """The account number in a display name we made ("Ava Smith (CT-2025-00002)" -> "ct-2025-00002"): the part
+    that never changes when the person's name does, so it is the customer's natural key (casefolded)."""
+    head, _, tail = str(display_name or "").rstrip().rpartition("(")
+    return tail[:-1].strip().casefold() if head and tail.endswith(")") else ""
+
+
+def customer_problems(customer) -> list[str]:
+    problems = []
+    if not customer.name:
+        problems.append("The customer has no first name, last name or company name; Zoho needs a display name.")
+    if problem := email_problem(customer.email):
+        problems.append(problem)
+    return problems
+
+
+def customer_to_zoho(customer, *, today: date | None = None) -> dict[str, Any]:
+    if problems := customer_problems(customer):
+        raise InvalidLocalData(" ".join(problems))
+    address = drop_empty({
+        "street": customer.billing_street, "city": customer.billing_city, "state": customer.billing_state,
+        "zip": customer.billing_postal_code, "country": customer.billing_country,
+    })
+    return drop_empty({
+        "display_name": customer_display_name(customer),
+        "first_name": customer.first_name,
+        "last_name": customer.last_name,
+        "company_name": customer.company_name,
+        "email": customer.email,
+        "phone": customer.phone,
+        "currency_code": customer.currency_code,
+        "billing_address": address,
+    })
+
+
+# --- customers ----------------------------------------------------------------------------------------------
+def customer_create(ctx: SyncContext, customer, payload: dict) -> dict:
+    return ctx.client.post("/customers", json=payload)["customer"]
+
+
+# Fields Zoho keeps as they are when an update leaves them out: sent empty, so a value cleared here is cleared there.
+CUSTOMER_CLEARABLE = ("first_name", "last_name", "company_name", "phone")
+
+
+def customer_update(ctx: SyncContext, customer, payload: dict) -> str:
+    ctx.sent = {**dict.fromkeys(CUSTOMER_CLEARABLE, ""), **payload}
+    ctx.client.put(f"/customers/{customer.zoho_id}", json=ctx.sent)
+    return "update"
+
+
+def customer_find(ctx: SyncContext, customer) -> dict | None:
+    """By the account number in the display name, which survives renames and new emails: first among the
+    customers with today's email (the filter third parties confirm, §12.6), then by search (should Zoho ignore
+    `search_text`, the list is read whole and matched here, as §12.6 advises)."""
+    account = customer.account_number.casefold()
+    lookups = ([{"email": customer.email}] if customer.email else []) + [{"search_text": customer.account_number}]
+    for params in lookups:
+        records = [r for r in ctx.client.paginate("/customers", "customers", params=params)
+                   if account_number_of(r.get("display_name", "")) == account]
+        if len(records) > 1:
+            raise RemoteConflict(f"Zoho holds {len(records)} customers with account number "
+                                 f"{customer.account_number}; link the right one by hand.")
+        if records:
+            return records[0]
+    return None
+
+
+def _customer_skip(customer) -> str | None:
+    return excluded(customer)
+
+
+def _customer_skip(customer) -> str | None:
+    return excluded(customer)
+
+
+SPEC = EntitySpec(
+    name="customer", model=Customer, zoho_entity="customer", id_field="customer_id",
+    list_path="/customers", list_key="customers",
+    remote_key=lambda r: account_number_of(r.get("display_name", "")),
+    local_key=lambda c: c.account_number.casefold(),
+    to_zoho=customer_to_zoho, fingerprint=customer_to_zoho,
+    create=customer_create, update=customer_update, find=customer_find,
+    skip_reason=_customer_skip, label=lambda c: c.account_number, duplicate_codes=(codes.DUPLICATE_CUSTOMER.name,),
+    web_app_path="customers", api_resources=("customers",),
+)
