@@ -24,7 +24,7 @@ from zoho_sync.sync import claims, specs
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome, QuotaExhausted
 from zoho_sync.sync.parallel import ParallelBackfill
-from zoho_sync.sync_runs import budget_stats_since, sync_run_finish, sync_run_heartbeat, sync_run_start
+from zoho_sync.sync.runs import budget_stats_since, sync_run_finish, sync_run_heartbeat, sync_run_start
 from zoho_sync.zoho import get_zoho_client
 
 logger = logging.getLogger(__name__)

@@ -31,14 +31,14 @@ from zoho_sync.sync.claims import free_filter
 from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
 from zoho_sync.sync.link_report import EntityLinks, Item, LinkReport
 from zoho_sync.sync.pull import current_fingerprint
-from zoho_sync.sync.specs import CUSTOMER, EntitySpec
-from zoho_sync.sync_runs import (
+from zoho_sync.sync.runs import (
     budget_stats_since,
     sync_run_finish,
     sync_run_finish_link,
     sync_run_heartbeat,
     sync_run_start,
 )
+from zoho_sync.sync.specs import CUSTOMER, EntitySpec
 
 logger = logging.getLogger(__name__)
 AMBIGUOUS = "Ambiguous link:"  # how a held record's error and sync-log message begin
