@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -28,112 +27,16 @@ from django.utils import timezone
 
 from zoho_sync import inbox
 from zoho_sync.client.errors import ZohoNotFoundError
+from zoho_sync.entities import BY_NAME, EntitySpec
+from zoho_sync.entities.reconciling import OURS, ZOHOS, Field, nested, text
 from zoho_sync.models import DriftReport, SyncStatus, ZohoEvent
-from zoho_sync.sync import inbound, payloads
+from zoho_sync.sync import inbound
 from zoho_sync.sync.errors import BadZohoValue
 from zoho_sync.sync.pull import current_fingerprint, is_in_step, zoho_label
-from zoho_sync.sync.specs import CUSTOMER, CUSTOMER_SERVICE, INVOICE, PAYMENT, SERVICE_PACKAGE, EntitySpec
-
-OURS, ZOHOS = "ours", "zoho"
 
 
 def _printable(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _text(value) -> str:
-    return "" if value is None else str(value).strip()
-
-
-def _day(value) -> str:
-    found = inbound.zoho_date(value) if not hasattr(value, "isoformat") else value
-    return found.isoformat()[:10] if found else ""
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str  # as reports say it
-    local: Callable[[Any], Any]
-    zoho_key: str
-    owner: str  # OURS or ZOHOS
-    kind: str = "field"  # field, amount, status
-    norm: Callable[[Any], str] = _text
-    column: str = ""  # a number: the local column that bounds it (read by inbound.zoho_number)
-
-    def values(self, spec: EntitySpec, obj, remote: dict) -> tuple[str, str]:
-        """(here, in Zoho) as comparable text; `zoho_key` may name a nested key ("plan.quantity")."""
-        there = _nested(remote, self.zoho_key)[1]
-        if not self.column:
-            return self.norm(self.local(obj)), self.norm(there)
-        to = inbound.column(spec.model, self.column)
-        here = inbound.zoho_number(self.local(obj), to, key=self.name)
-        return _text(here), _text(inbound.zoho_number(there, to, key=self.zoho_key))
-
-
-def _nested(record: dict, key: str) -> tuple[bool, Any]:
-    """(whether `record` has `key`, its value), for a dotted key too."""
-    found: Any = record
-    for part in key.split("."):
-        if not isinstance(found, dict) or part not in found:
-            return False, None
-        found = found[part]
-    return True, found
-
-
-INVOICE_STATUS_OF = {value: value for value in ("issued", "partially_paid", "paid", "void")}
-FIELDS: dict[str, tuple[Field, ...]] = {
-    CUSTOMER.name: (
-        Field("display_name", payloads.customer_display_name, "display_name", OURS),
-        Field("email", lambda c: c.email, "email", OURS, norm=lambda v: _text(v).casefold()),
-        Field("company_name", lambda c: c.company_name, "company_name", OURS),
-        Field("phone", lambda c: c.phone, "phone", OURS),
-        Field("currency_code", lambda c: c.currency_code, "currency_code", OURS),
-    ),
-    SERVICE_PACKAGE.name: (
-        Field("name", lambda p: p.name, "name", OURS),
-        Field("price", lambda p: p.price, "recurring_price", OURS, "amount", column="price"),
-        Field("interval", lambda p: p.interval, "interval", OURS),
-        Field("interval_unit", lambda p: p.interval_unit, "interval_unit", OURS),
-    ),
-    CUSTOMER_SERVICE.name: (
-        Field("plan_code", lambda s: s.package.plan_code, "plan.plan_code", OURS),
-        Field("quantity", lambda s: s.quantity, "plan.quantity", OURS, column="quantity"),
-    ),
-    INVOICE.name: (
-        Field("total", lambda i: i.total, "total", OURS, "amount", column="total"),
-    ),
-    PAYMENT.name: (
-        Field("amount", lambda p: p.amount, "amount", OURS, "amount", column="amount"),
-        Field("method", lambda p: p.method, "payment_mode", OURS),
-        Field("paid_on", lambda p: p.paid_at.date() if p.paid_at else None, "date", OURS, norm=_day),
-    ),
-}
-# The fields Zoho owns that a listing carries, compared with what the spec's reverse direction (from_zoho, the very
-# mapping the pull step applies) makes of the listed record: what a pull would change is the drift, nothing else
-# (a future subscription billed here up to a date is not "pending" here; an overdue, partly paid invoice is
-# partially paid). A field never pulled here (an invoice's balance before any event) is not compared yet.
-ZOHO_OWNED: dict[str, tuple[tuple[str, str], ...]] = {  # (local field, kind)
-    CUSTOMER_SERVICE.name: (("status", "status"), ("current_term_ends_on", "status"), ("next_billing_on", "status")),
-    INVOICE.name: (("status", "status"), ("balance_due", "amount")),
-    PAYMENT.name: (("status", "status"), ("refunded_amount", "amount")),
-}
-MONEY = {INVOICE.name: ("total", "total"), PAYMENT.name: ("amount", "amount")}  # (local field, Zoho key) summed
-
-
-def _subscription_may_differ(service, listed: dict) -> bool:
-    """Zoho's subscription listing names the plan and the amount (price x quantity), not the plan code or the
-    quantity: when either differs from ours (or is not there), the record is read to compare them."""
-    if _text(listed.get("plan_name")) != _text(service.package.name):
-        return True
-    try:
-        amount = inbound.zoho_number(listed.get("amount"), key="amount")
-    except BadZohoValue:
-        return True
-    return amount is None or amount != service.package.price * service.quantity
-
-
-# Entities with fields of ours that Zoho's listing leaves out: whether a listed record needs a read to compare them.
-READ_WHEN: dict[str, Callable[[Any, dict], bool]] = {CUSTOMER_SERVICE.name: _subscription_may_differ}
 
 
 @dataclass
@@ -200,7 +103,7 @@ class Report:
                  f"{len(self.drift)} differences, {self.calls} API calls{' (repair)' if self.repair else ''}"]
         for name, e in self.entities.items():
             counts = ", ".join(f"{kind} {n}" for kind, n in sorted(e.counts().items())) or "in step"
-            money = f"; totals here {e.local_total}, in Zoho {e.zoho_total}" if name in MONEY else ""
+            money = f"; totals here {e.local_total}, in Zoho {e.zoho_total}" if BY_NAME[name].reconcile.money else ""
             lines.append(f"  {name}: {e.local} here, {e.zoho} in Zoho, {e.matched} matched: {counts}{money}")
             for item in e.drift[:limit]:
                 what = f" {item.field}: here {item.local!r}, Zoho {item.zoho!r}" if item.field else ""
@@ -212,7 +115,7 @@ class Report:
 
 
 def _compare_zoho_owned(spec: EntitySpec, obj, remote: dict, zoho_id: str, result: EntityReport) -> None:
-    compared = ZOHO_OWNED.get(spec.name)
+    compared = spec.reconcile.zoho_owned
     if not compared or spec.from_zoho is None:
         return
     wanted = spec.from_zoho(remote, obj)
@@ -220,9 +123,9 @@ def _compare_zoho_owned(spec: EntitySpec, obj, remote: dict, zoho_id: str, resul
         there, here = wanted.get(name), getattr(obj, name)
         if there is None or here is None or name not in wanted:
             continue  # the listing does not say, or it was never pulled here
-        if _text(here) != _text(there):
-            result.drift.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, name, _text(here),
-                                      _text(there), "Zoho owns it", remote=remote))
+        if text(here) != text(there):
+            result.drift.append(Drift(spec.name, kind, str(spec.label(obj)), zoho_id, obj.pk, name, text(here),
+                                      text(there), "Zoho owns it", remote=remote))
 
 
 def _listed_label(remote: dict, zoho_id: str) -> str:
@@ -240,12 +143,12 @@ def _bad_value(spec: EntitySpec, obj, remote: dict, zoho_id: str, bad: BadZohoVa
     label = str(spec.label(obj)) if obj is not None else _listed_label(remote, zoho_id)
     here = ""
     if obj is not None:
-        ours = [f.local for f in FIELDS.get(spec.name, ()) if f.zoho_key == bad.field]
-        local = MONEY.get(spec.name)
+        ours = [f.local for f in spec.reconcile.fields if f.zoho_key == bad.field]
+        local = spec.reconcile.money
         if ours:
-            here = _text(ours[0](obj))
+            here = text(ours[0](obj))
         elif local and local[1] == bad.field:
-            here = _text(getattr(obj, local[0]))
+            here = text(getattr(obj, local[0]))
     bad.record = bad.record or zoho_label(spec, remote)
     return Drift(spec.name, "bad_value", label, zoho_id, obj.pk if obj is not None else None, bad.field, here,
                  _shown(bad.value), bad.reason, remote=remote)
@@ -264,14 +167,14 @@ def _compare_record(spec: EntitySpec, obj, remote: dict, zoho_id: str, fields: t
     if getattr(obj, "origin", "") == "zoho":  # made by Zoho: every field of it is Zoho's
         return
     compared = remote
-    unlisted = [f for f in fields if not _nested(remote, f.zoho_key)[0]]
-    may_differ = READ_WHEN.get(spec.name)
+    unlisted = [f for f in fields if not nested(remote, f.zoho_key)[0]]
+    may_differ = spec.reconcile.read_when
     if unlisted and may_differ is not None and may_differ(obj, remote):
         with contextlib.suppress(ZohoNotFoundError):  # listed, but gone by now: the next run sees it missing
             compared = {**remote, **(client.get(f"{spec.list_path}/{zoho_id}").get(spec.zoho_entity) or {})}
     in_step = None
     for f in fields:
-        if not _nested(compared, f.zoho_key)[0]:
+        if not nested(compared, f.zoho_key)[0]:
             continue  # neither the list nor a read carries it: not compared
         here, there = f.values(spec, obj, compared)
         if here == there:
@@ -296,7 +199,7 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
             break
         page_no += 1
     _find_missing_in_zoho(spec, result, seen)
-    money = MONEY.get(spec.name)
+    money = spec.reconcile.money
     if money:
         total = spec.model.objects.filter(zoho_id__isnull=False).values_list(money[0], flat=True)
         result.local_total = sum(total, Decimal("0.00"))
@@ -305,8 +208,8 @@ def compare_entity(spec: EntitySpec, client, report: Report) -> EntityReport:
 
 def _compare_page(spec: EntitySpec, client, body: dict, result: EntityReport, seen: set[str]) -> None:
     """One listed page: each remote record against ours, its drift (or its unreadable value) and its amount."""
-    fields = FIELDS.get(spec.name, ())
-    money = MONEY.get(spec.name)
+    fields = spec.reconcile.fields
+    money = spec.reconcile.money
     page = [r for r in body.get(spec.list_key) or [] if r.get(spec.id_field)]
     ids = [str(r[spec.id_field]) for r in page]
     local = {obj.zoho_id: obj for obj in spec.prepare(spec.model.objects.filter(zoho_id__in=ids))}
@@ -397,15 +300,15 @@ def _repair(report: Report, client, specs, *, conflicts: str) -> None:
 
 
 def _owner(item: Drift) -> str:
-    if any(name == item.field for name, _ in ZOHO_OWNED.get(item.entity, ())):
+    if any(name == item.field for name, _ in BY_NAME[item.entity].reconcile.zoho_owned):
         return ZOHOS
-    return OURS if any(f.name == item.field for f in FIELDS.get(item.entity, ())) else ""
+    return OURS if any(f.name == item.field for f in BY_NAME[item.entity].reconcile.fields) else ""
 
 
 def _pull_one(spec: EntitySpec, item: Drift, client, report: Report) -> str:
     """Zoho's truth enters like every inbound change: as an event in the inbox, applied by the pull step (which
     reads the record again: one call)."""
-    if item.kind == "missing_locally" and spec not in (INVOICE, PAYMENT):
+    if item.kind == "missing_locally" and spec.mirror is None:
         return "left: made in Zoho (linking what Zoho already has is zoho_backfill --link-only)"
     try:
         event, _ = inbox.event_accept(inbox.reconciled_event(spec, item.remote), source=ZohoEvent.Source.RECONCILE)

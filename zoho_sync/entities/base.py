@@ -15,6 +15,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from zoho_sync.conf import get_sync_settings
+from zoho_sync.entities.reconciling import Reconcile
 
 
 @dataclass
@@ -104,6 +105,7 @@ class EntitySpec:
     web_app_path: str = ""  # the resource in Zoho's web app address (`#/<path>/<id>`); "" when unknown
     api_resources: tuple[str, ...] = ()  # the first segments of the API paths its calls use (API-usage figures)
     link: LinkRule = LinkRule()
+    reconcile: Reconcile = field(default_factory=Reconcile)  # what zoho_reconcile compares
     aliases: tuple[str, ...] = ()  # other --entity names people use for it (Zoho's: "plans")
 
     def payload(self, obj, *, today: date) -> dict:

@@ -11,6 +11,7 @@ from typing import Any
 
 from zoho_sync.client import codes
 from zoho_sync.entities.base import EntitySpec, excluded
+from zoho_sync.entities.reconciling import OURS, Field, Reconcile, text
 from zoho_sync.models import Customer
 from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
 from zoho_sync.sync.payloads import drop_empty
@@ -108,4 +109,11 @@ SPEC = EntitySpec(
     create=customer_create, update=customer_update, find=customer_find,
     skip_reason=_customer_skip, label=lambda c: c.account_number, duplicate_codes=(codes.DUPLICATE_CUSTOMER.name,),
     web_app_path="customers", api_resources=("customers",),
+    reconcile=Reconcile(fields=(
+        Field("display_name", customer_display_name, "display_name", OURS),
+        Field("email", lambda c: c.email, "email", OURS, norm=lambda v: text(v).casefold()),
+        Field("company_name", lambda c: c.company_name, "company_name", OURS),
+        Field("phone", lambda c: c.phone, "phone", OURS),
+        Field("currency_code", lambda c: c.currency_code, "currency_code", OURS),
+    )),
 )

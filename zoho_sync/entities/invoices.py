@@ -18,6 +18,7 @@ from zoho_sync import validation
 from zoho_sync.client import codes
 from zoho_sync.entities.base import EntitySpec, Events, PullOutcome, excluded
 from zoho_sync.entities.plans import product_ensure
+from zoho_sync.entities.reconciling import OURS, Field, Reconcile
 from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, SyncStatus
 from zoho_sync.sync.errors import InvalidLocalData
 from zoho_sync.sync.inbound import column, zoho_date, zoho_number
@@ -246,4 +247,6 @@ SPEC = EntitySpec(
     events=Events(data_key="invoice", read_path="/invoices/{}", types=("invoice_created",)),
     mirror=_mirror_invoice,
     web_app_path="invoices", api_resources=("invoices",),
+    reconcile=Reconcile(fields=(Field("total", lambda i: i.total, "total", OURS, "amount", column="total"),),
+                        zoho_owned=(("status", "status"), ("balance_due", "amount")), money=("total", "total")),
 )

@@ -17,6 +17,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from zoho_sync.entities.base import EntitySpec, Events, PullOutcome, excluded
+from zoho_sync.entities.reconciling import OURS, Field, Reconcile, day
 from zoho_sync.models import Customer, Invoice, Payment, SyncStatus
 from zoho_sync.sync import inbound
 from zoho_sync.sync.errors import BadZohoValue, InvalidLocalData, RemoteConflict
@@ -318,4 +319,9 @@ SPEC = EntitySpec(
     events=Events(data_key="payment", read_path="/payments/{}", prefixes=("payment_",)),
     mirror=_mirror_payment, related=_invoices_of,
     web_app_path="payments", api_resources=("payments",),
+    reconcile=Reconcile(
+        fields=(Field("amount", lambda p: p.amount, "amount", OURS, "amount", column="amount"),
+                Field("method", lambda p: p.method, "payment_mode", OURS),
+                Field("paid_on", lambda p: p.paid_at.date() if p.paid_at else None, "date", OURS, norm=day)),
+        zoho_owned=(("status", "status"), ("refunded_amount", "amount")), money=("amount", "amount")),
 )

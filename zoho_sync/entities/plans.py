@@ -12,6 +12,7 @@ from typing import Any
 from zoho_sync.client import codes
 from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.entities.base import EntitySpec
+from zoho_sync.entities.reconciling import OURS, Field, Reconcile
 from zoho_sync.models import ServicePackage
 from zoho_sync.sync.payloads import drop_empty, money
 from zoho_sync.sync.remote import SyncContext
@@ -114,4 +115,10 @@ SPEC = EntitySpec(
     extra_create_calls=lambda p: 0 if p.zoho_product_id else 1,  # create the product (its list is cached)
     duplicate_codes=(codes.DUPLICATE_PLAN_CODE.name,),
     web_app_path="plans", api_resources=("plans", "products"), aliases=("plans",),
+    reconcile=Reconcile(fields=(
+        Field("name", lambda p: p.name, "name", OURS),
+        Field("price", lambda p: p.price, "recurring_price", OURS, "amount", column="price"),
+        Field("interval", lambda p: p.interval, "interval", OURS),
+        Field("interval_unit", lambda p: p.interval_unit, "interval_unit", OURS),
+    )),
 )

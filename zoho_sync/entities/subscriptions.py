@@ -13,8 +13,10 @@ from django.db.models import DateField, Max, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from zoho_sync.entities.base import EntitySpec, Events, excluded
+from zoho_sync.entities.reconciling import OURS, Field, Reconcile, text
 from zoho_sync.models import CustomerService, Invoice
-from zoho_sync.sync.inbound import modified_time, zoho_date, zoho_time
+from zoho_sync.sync.errors import BadZohoValue
+from zoho_sync.sync.inbound import modified_time, zoho_date, zoho_number, zoho_time
 from zoho_sync.sync.remote import SyncContext, match_one
 
 
@@ -131,6 +133,18 @@ def _link_period_invoice(service) -> None:
         period_end=end if start and end and end >= start else None)
 
 
+def _subscription_may_differ(service, listed: dict) -> bool:
+    """Zoho's subscription listing names the plan and the amount (price x quantity), not the plan code or the
+    quantity: when either differs from ours (or is not there), the record is read to compare them."""
+    if text(listed.get("plan_name")) != text(service.package.name):
+        return True
+    try:
+        amount = zoho_number(listed.get("amount"), key="amount")
+    except BadZohoValue:
+        return True
+    return amount is None or amount != service.package.price * service.quantity
+
+
 SPEC = EntitySpec(
     name="customer_service", model=CustomerService, zoho_entity="subscription", id_field="subscription_id",
     list_path="/subscriptions", list_key="subscriptions", remote_key=lambda r: str(r.get("reference_id", "")),
@@ -144,4 +158,9 @@ SPEC = EntitySpec(
                   types=("billing_date_changed", "trial_expiring")),
     after_pull=_link_period_invoice,
     web_app_path="subscriptions", api_resources=("subscriptions",), aliases=("subscriptions",),
+    reconcile=Reconcile(
+        fields=(Field("plan_code", lambda s: s.package.plan_code, "plan.plan_code", OURS),
+                Field("quantity", lambda s: s.quantity, "plan.quantity", OURS, column="quantity")),
+        zoho_owned=(("status", "status"), ("current_term_ends_on", "status"), ("next_billing_on", "status")),
+        read_when=_subscription_may_differ),
 )
