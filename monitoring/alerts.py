@@ -1,5 +1,6 @@
 """Failure alerts: the failed records of every entity, by email (HTML and plain text, through Django's mail API and
 whatever anymail provider the settings choose) and by chat webhook (Slack's format, Discord's, or generic JSON).
+Each way is a `Channel`; CHANNELS lists them all, and the senders and zoho_alert_failed read only that tuple.
 
 One outage is one alert: the alert is keyed on the set of failing records. The same set is not sent again until
 the cooldown has passed (a reminder); a different set is news and goes out at once; when the failures clear, a
@@ -28,7 +29,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from monitoring.conf import get_monitoring_settings
+from monitoring.conf import MONITORING_SETTINGS, MonitoringSettings, get_monitoring_settings
 from zoho_sync.models import SharedState
 from zoho_sync.redaction import redact_text
 from zoho_sync.selectors import failed_records
@@ -69,7 +70,16 @@ class Alert:
     def subject(self) -> str:
         if self.kind == "resolved":
             return "[Zoho sync] Resolved: no failed syncs"
+        if self.kind == "budget":
+            return f"[Zoho sync] API usage at {self.budget[0] / self.budget[1]:.0%} of today's quota"
         return f"[Zoho sync] {len(self.failures)} failed syncs"
+
+    @property
+    def budget_text(self) -> str:
+        """The budget alert's text (kind "budget")."""
+        used, limit, reserve = self.budget
+        return (f"{used} of {limit} Zoho API calls used today (UTC); backfills stop at {limit - reserve}, the rest "
+                f"is kept for live triggers. Calls resume after 00:00 UTC.\nUsage by endpoint: {self.dashboard_url}")
 
 
 @dataclass
@@ -133,9 +143,7 @@ def alert_evaluate(*, hours: int = 24, now: datetime | None = None) -> Decision:
 
 def alert_send(alert: Alert, *, email: bool = True, webhooks: bool = True) -> Alert:
     """Send by every configured channel (or those asked for); remember the alert so it is not repeated."""
-    conf = get_monitoring_settings()
-    _deliver(alert, conf, email=(lambda: _send_email(alert, conf.alert_emails)) if email else None,
-             hooks=_webhooks(alert, conf) if webhooks else [])
+    _deliver(alert, channels_chosen(email=email, webhooks=webhooks))
     if alert.sent_to:
         data = {"open": alert.kind == "failing", "fingerprint": _fingerprint(alert.failures),
                 "sent_at": timezone.now().isoformat(), "count": len(alert.failures)}
@@ -143,21 +151,14 @@ def alert_send(alert: Alert, *, email: bool = True, webhooks: bool = True) -> Al
     return alert
 
 
-def _deliver(alert: Alert, conf, *, email, hooks: list[tuple[str, str, dict]]) -> None:
-    """Send by email (when `email` is given and there are recipients) and to each webhook; a failing channel is
-    noted in `alert.errors` and the others still go out. A webhook URL is a secret: only its name is written."""
-    if email is not None and conf.alert_emails:
+def _deliver(alert: Alert, channels: list[tuple[Channel, object]]) -> None:
+    """Send by each (channel, target); a failing channel is noted in `alert.errors` and the others still go out."""
+    for channel, target in channels:
         try:
-            email()
-            alert.sent_to.append(f"email to {', '.join(conf.alert_emails)}")
-        except Exception as error:
-            alert.errors.append(f"email: {type(error).__name__}: {redact_text(str(error))}")
-    for name, url, body in hooks:
-        try:
-            requests.post(url, json=body, timeout=10).raise_for_status()
-            alert.sent_to.append(f"{name} webhook")
-        except requests.RequestException as error:
-            alert.errors.append(f"{name} webhook: {type(error).__name__}")
+            channel.send(alert, target)
+            alert.sent_to.append(channel.sent(target))
+        except channel.failures as error:
+            alert.errors.append(channel.failed(error))
 
 
 def _send_email(alert: Alert, recipients: list[str]) -> None:
@@ -198,33 +199,132 @@ def _summary_lines(alert: Alert, escape=str) -> list[str]:
     return lines
 
 
-def _webhooks(alert: Alert, conf) -> list[tuple[str, str, dict]]:
-    title = alert.subject
-    link = f"Dashboard: {alert.dashboard_url}"
-    hooks = []
-    if conf.slack_webhook_url:
-        text = "\n".join(_summary_lines(alert, slack_escape))
-        hooks.append(("Slack", conf.slack_webhook_url, {
-            "text": f"{title}\n{text}\n{link}",
-            "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": f"<{alert.dashboard_url}|Open the dashboard>"}},
-            ]}))
-    if conf.discord_webhook_url:
+class Channel:
+    """One way an alert goes out. A subclass says which MonitoringSettings field configures it (read when sending,
+    never at import), how it sends one alert (failures, resolved, or the API budget) and how it is named in output;
+    an instance appended to CHANNELS is used by alert_send, budget_alert_send and zoho_alert_failed."""
+
+    name = ""  # in output: what was sent to, and before an error
+    label = ""  # in zoho_alert_failed's help
+    field = ""  # the MonitoringSettings field holding its target (recipients, a URL); empty: not configured
+    group = "webhook"  # "email" or "webhook": what zoho_alert_failed --email-only / --webhook-only choose
+    failures: tuple[type[BaseException], ...] = (Exception,)  # a failed send: noted, the other channels go on
+
+    @property
+    def setting(self) -> str:
+        """The setting (and environment variable) that configures it, named when no channel is configured."""
+        return MONITORING_SETTINGS[self.field]
+
+    def target(self, conf: MonitoringSettings):
+        """Where to send, from the settings read now; empty when the channel is not configured."""
+        return getattr(conf, self.field)
+
+    def send(self, alert: Alert, target) -> None:
+        raise NotImplementedError
+
+    def sent(self, target) -> str:
+        return self.name
+
+    def failed(self, error: BaseException) -> str:
+        return f"{self.name}: {type(error).__name__}"
+
+
+class EmailChannel(Channel):
+    """Email through Django's mail API (the anymail provider is chosen by settings): HTML and plain text."""
+
+    name, label, field, group = "email", "email", "alert_emails", "email"
+
+    def send(self, alert: Alert, target) -> None:
+        if alert.kind == "budget":
+            EmailMultiAlternatives(alert.subject, alert.budget_text, to=list(target)).send()
+        else:
+            _send_email(alert, target)
+
+    def sent(self, target) -> str:
+        return f"email to {', '.join(target)}"
+
+    def failed(self, error: BaseException) -> str:
+        return f"email: {type(error).__name__}: {redact_text(str(error))}"
+
+
+class WebhookChannel(Channel):
+    """A chat webhook: one JSON POST. Its URL is a secret: only the channel's name is written."""
+
+    failures = (requests.RequestException,)
+
+    def send(self, alert: Alert, target) -> None:
+        body = self.budget_body(alert) if alert.kind == "budget" else self.body(alert)
+        requests.post(target, json=body, timeout=10).raise_for_status()
+
+    def body(self, alert: Alert) -> dict:
+        raise NotImplementedError
+
+    def budget_body(self, alert: Alert) -> dict:
+        raise NotImplementedError
+
+    def sent(self, target) -> str:
+        return f"{self.name} webhook"
+
+    def failed(self, error: BaseException) -> str:
+        return f"{self.name} webhook: {type(error).__name__}"
+
+
+class SlackChannel(WebhookChannel):
+    name, label, field = "Slack", "Slack", "slack_webhook_url"
+
+    def body(self, alert: Alert) -> dict:
+        title, text = alert.subject, "\n".join(_summary_lines(alert, slack_escape))
+        return {"text": f"{title}\n{text}\nDashboard: {alert.dashboard_url}", "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": title[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"<{alert.dashboard_url}|Open the dashboard>"}},
+        ]}
+
+    def budget_body(self, alert: Alert) -> dict:
+        return {"text": f"{alert.subject}\n{alert.budget_text}"}
+
+
+class DiscordChannel(WebhookChannel):
+    name, label, field = "Discord", "Discord", "discord_webhook_url"
+
+    def body(self, alert: Alert) -> dict:
+        title, text = alert.subject, "\n".join(_summary_lines(alert, discord_escape))
         color = 0x2EB67D if alert.kind == "resolved" else 0xE01E5A
-        text = "\n".join(_summary_lines(alert, discord_escape))
-        hooks.append(("Discord", conf.discord_webhook_url, {
-            "content": title[:2000], "allowed_mentions": NO_MENTIONS,
-            "embeds": [{"title": title[:256], "description": text[:4000], "url": alert.dashboard_url,
-                        "color": color}]}))
-    if conf.webhook_url:
-        hooks.append(("generic", conf.webhook_url, {
-            "event": f"zoho_sync.failures.{alert.kind}", "subject": title, "dashboard_url": alert.dashboard_url,
-            "hours": alert.hours, "count": len(alert.failures),
-            "failures": [{"entity": f.entity, "id": f.pk, "record": f.label, "error": f.error, "kind": f.kind,
-                          "attempts": f.attempts, "url": f.url} for f in alert.failures[:MAX_LISTED]]}))
-    return hooks
+        return {"content": title[:2000], "allowed_mentions": NO_MENTIONS,
+                "embeds": [{"title": title[:256], "description": text[:4000], "url": alert.dashboard_url,
+                            "color": color}]}
+
+    def budget_body(self, alert: Alert) -> dict:
+        return {"content": f"{alert.subject}\n{alert.budget_text}"[:2000], "allowed_mentions": NO_MENTIONS}
+
+
+class GenericWebhookChannel(WebhookChannel):
+    """Any receiver of a JSON message: the alert as data (record text unescaped: the receiver escapes it)."""
+
+    name, label, field = "generic", "JSON", "webhook_url"
+
+    def body(self, alert: Alert) -> dict:
+        return {"event": f"zoho_sync.failures.{alert.kind}", "subject": alert.subject,
+                "dashboard_url": alert.dashboard_url, "hours": alert.hours, "count": len(alert.failures),
+                "failures": [{"entity": f.entity, "id": f.pk, "record": f.label, "error": f.error, "kind": f.kind,
+                              "attempts": f.attempts, "url": f.url} for f in alert.failures[:MAX_LISTED]]}
+
+    def budget_body(self, alert: Alert) -> dict:
+        used, limit, reserve = alert.budget
+        return {"event": "zoho_sync.api_budget", "subject": alert.subject, "used": used, "daily_limit": limit,
+                "daily_reserve": reserve, "usage_url": alert.dashboard_url}
+
+
+# Every alert channel, in sending order: the one list the senders and zoho_alert_failed read (at call time).
+CHANNELS: tuple[Channel, ...] = (EmailChannel(), SlackChannel(), DiscordChannel(), GenericWebhookChannel())
+
+
+def channels_chosen(*, email: bool = True, webhooks: bool = True) -> list[tuple[Channel, object]]:
+    """The configured channels among the groups asked for, each with its target, from the settings read now."""
+    conf = get_monitoring_settings()
+    groups = {group for group, asked in (("email", email), ("webhook", webhooks)) if asked}
+    chosen = [(channel, channel.target(conf)) for channel in CHANNELS if channel.group in groups]
+    return [(channel, target) for channel, target in chosen if target]
 
 
 BUDGET_KEY = "monitoring:alert:budget"
@@ -250,21 +350,8 @@ def budget_alert_evaluate() -> Alert | None:
 
 def budget_alert_send(alert: Alert) -> Alert:
     """Send the budget alert by every configured channel; remember the day so it goes out once a day."""
-    conf = get_monitoring_settings()
-    used, limit, reserve = alert.budget
-    subject = f"[Zoho sync] API usage at {used / limit:.0%} of today's quota"
-    text = (f"{used} of {limit} Zoho API calls used today (UTC); backfills stop at {limit - reserve}, the rest is "
-            f"kept for live triggers. Calls resume after 00:00 UTC.\nUsage by endpoint: {alert.dashboard_url}")
-    bodies = {"Slack": {"text": f"{subject}\n{text}"},
-              "Discord": {"content": f"{subject}\n{text}"[:2000], "allowed_mentions": NO_MENTIONS},
-              "generic": {"event": "zoho_sync.api_budget", "subject": subject, "used": used, "daily_limit": limit,
-                          "daily_reserve": reserve, "usage_url": alert.dashboard_url}}
-    hooks = [(name, url, bodies[name]) for name, url in (("Slack", conf.slack_webhook_url),
-                                                          ("Discord", conf.discord_webhook_url),
-                                                          ("generic", conf.webhook_url)) if url]
-    _deliver(alert, conf, email=lambda: EmailMultiAlternatives(subject, text, to=list(conf.alert_emails)).send(),
-             hooks=hooks)
+    _deliver(alert, channels_chosen())
     if alert.sent_to:
         SharedState.objects.update_or_create(key=BUDGET_KEY, defaults={
-            "data": json.dumps({"day": timezone.now().date().isoformat(), "used": used})})
+            "data": json.dumps({"day": timezone.now().date().isoformat(), "used": alert.budget[0]})})
     return alert

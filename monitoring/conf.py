@@ -18,6 +18,7 @@ class MonitoringSettings:
     cluster_heartbeat_seconds: float = 20.0  # each cluster worker writes its heartbeat this often
     cluster_silent_seconds: float = 75.0  # a cluster not heard from for this long is reported as not running
     base_url: str = "http://127.0.0.1:8000"  # where the admin is served: the links in alerts
+    # The alert channels' targets: each channel of monitoring.alerts.CHANNELS reads one (its `field`) when sending.
     alert_emails: tuple[str, ...] = ()
     slack_webhook_url: str = ""
     discord_webhook_url: str = ""

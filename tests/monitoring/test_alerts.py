@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from monitoring.alerts import alert_evaluate, alert_send
+from monitoring.alerts import Channel, alert_evaluate, alert_send
 from tests.builders import make_customer, make_invoice
 from zoho_sync.models import Customer, SharedState, SyncLog, SyncStatus
 
@@ -254,3 +254,83 @@ def test_the_budget_alert_pings_no_one_on_discord(receiver, settings):
     ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=9)
     budget_alert_send(budget_alert_evaluate())
     assert receiver.bodies("/discord")[0]["allowed_mentions"] == {"parse": []}
+
+
+class ListChannel(Channel):
+    """A channel no module of the project knows of: it delivers to a list (unless unconfigured, or broken)."""
+
+    name, label, setting = "list", "list", "MONITORING_LIST_CHANNEL"
+
+    def __init__(self, *, configured: bool = True, broken: bool = False):
+        self.configured, self.broken, self.delivered = configured, broken, []
+
+    def target(self, conf):
+        return "the list" if self.configured else ""
+
+    def send(self, alert, target):
+        if self.broken:
+            raise OSError("list full")
+        self.delivered.append((target, alert.kind, alert.subject))
+
+
+@pytest.fixture
+def appended(monkeypatch):
+    """Append a channel to CHANNELS, as a new channel's module would: nothing else is edited."""
+    from monitoring import alerts
+
+    def append(channel):
+        monkeypatch.setattr(alerts, "CHANNELS", (*alerts.CHANNELS, channel))
+        return channel
+
+    return append
+
+
+def test_a_channel_appended_to_channels_is_used_by_the_sender_and_the_command(receiver, appended, settings):
+    channel = appended(ListChannel())
+    fail(make_customer(), "bad")
+
+    code, output = alert_command()
+
+    assert code == 2 and "Sent '[Zoho sync] 1 failed syncs': list." in output
+    assert channel.delivered == [("the list", "failing", "[Zoho sync] 1 failed syncs")]
+    assert len(mail.outbox) == 1 and len(receiver.received) == 3, "the others still go out"
+    assert "Slack/Discord/JSON/list webhook" in " ".join(call_command_help().split())
+    for name in ("MONITORING_SLACK_WEBHOOK_URL", "MONITORING_DISCORD_WEBHOOK_URL", "MONITORING_WEBHOOK_URL"):
+        setattr(settings, name, "")
+    settings.MONITORING_ALERT_EMAILS = []
+    Customer.objects.update(sync_status=SyncStatus.SYNCED)
+    code, output = alert_command()
+    assert code == 0 and "Sent '[Zoho sync] Resolved: no failed syncs': list." in output, "the only channel is one"
+    fail(make_customer(), "bad")
+    assert alert_command("--email-only")[1].endswith("set MONITORING_ALERT_EMAILS, MONITORING_SLACK_WEBHOOK_URL, "
+                                                     "MONITORING_DISCORD_WEBHOOK_URL, MONITORING_WEBHOOK_URL or "
+                                                     "MONITORING_LIST_CHANNEL."), "it is a webhook, by its group"
+    assert alert_command("--webhook-only")[0] == 2 and channel.delivered[-1][1] == "failing"
+
+
+def test_an_appended_channel_gets_the_budget_alert_and_its_failure_is_noted(receiver, appended, settings):
+    from monitoring.alerts import budget_alert_evaluate, budget_alert_send
+    from zoho_sync.models import ApiUsage
+
+    channel = appended(ListChannel())
+    settings.ZOHO_DAILY_LIMIT = 10
+    ApiUsage.objects.create(day=timezone.now().date(), organization_id="1", endpoint="GET /customers", calls=9)
+    alert = budget_alert_send(budget_alert_evaluate())
+    assert channel.delivered == [("the list", "budget", "[Zoho sync] API usage at 90% of today's quota")]
+    assert alert.sent_to[-1] == "list" and mail.outbox[-1].subject == channel.delivered[0][2]
+    appended(ListChannel(broken=True))
+    fail(make_customer(), "bad")
+    alert = alert_send(alert_evaluate().alert)
+    assert alert.errors == ["list: OSError"] and len(alert.sent_to) == 5
+
+
+def test_an_appended_channel_left_unconfigured_is_skipped(receiver, appended):
+    channel = appended(ListChannel(configured=False))
+    fail(make_customer(), "bad")
+    assert alert_command()[0] == 2 and channel.delivered == []
+
+
+def call_command_help() -> str:
+    from django.core.management import get_commands, load_command_class
+
+    return load_command_class(get_commands()["zoho_alert_failed"], "zoho_alert_failed").help

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from monitoring.alerts import alert_evaluate, alert_send, failed_records_total
-from monitoring.conf import get_monitoring_settings
+from monitoring import alerts
+from monitoring.alerts import alert_evaluate, alert_send, channels_chosen, failed_records_total
 from zoho_sync.management.exits import exit_with
 
 EXIT_HELP = ("Exit 0: no failed syncs (a resolved message may have gone out); 2: there are failed syncs (sent now, "
              "or held back by the cooldown); 1: no channel is configured, or sending failed.")
 
 
+def _listed(names: list[str], last: str) -> str:
+    """"a, b, c {last} d"."""
+    return f"{', '.join(names[:-1])} {last} {names[-1]}" if len(names) > 1 else "".join(names)
+
+
 class Command(BaseCommand):
-    help = "Alert on the failed syncs of every entity by email and Slack/Discord/JSON webhook. " + EXIT_HELP
+    @property
+    def help(self) -> str:
+        """Names the channels of monitoring.alerts.CHANNELS as they are now: "by email and Slack/Discord/JSON
+        webhook"."""
+        emails = [channel.label for channel in alerts.CHANNELS if channel.group == "email"]
+        hooks = "/".join(channel.label for channel in alerts.CHANNELS if channel.group == "webhook")
+        by = _listed(emails + ([f"{hooks} webhook"] if hooks else []), "and")
+        return f"Alert on the failed syncs of every entity by {by}. " + EXIT_HELP
 
     def add_arguments(self, parser):
         parser.add_argument("--hours", type=int, default=24,
@@ -29,10 +41,8 @@ class Command(BaseCommand):
     def handle(self, *args, hours, dry_run, email_only, webhook_only, **options):
         if hours < 1:
             raise CommandError("--hours must be at least 1.", returncode=1)
-        conf = get_monitoring_settings()
         email, webhooks = not webhook_only, not email_only
-        channels = (email and conf.alert_emails) or (webhooks and (
-            conf.slack_webhook_url or conf.discord_webhook_url or conf.webhook_url))
+        channels = channels_chosen(email=email, webhooks=webhooks)
         decision = alert_evaluate(hours=hours)
         alert = decision.alert
         count = len(alert.failures) if alert else 0
@@ -45,9 +55,8 @@ class Command(BaseCommand):
             self.stdout.write(f"Would send {alert.subject!r}.")
         elif alert and decision.action == "send":
             if not channels:
-                raise CommandError("No alert channel is configured: set MONITORING_ALERT_EMAILS, "
-                                   "MONITORING_SLACK_WEBHOOK_URL, MONITORING_DISCORD_WEBHOOK_URL or "
-                                   "MONITORING_WEBHOOK_URL.", returncode=1)
+                names = _listed([channel.setting for channel in alerts.CHANNELS], "or")
+                raise CommandError(f"No alert channel is configured: set {names}.", returncode=1)
             alert_send(alert, email=email, webhooks=webhooks)
             for where in alert.sent_to:
                 self.stdout.write(f"Sent {alert.subject!r}: {where}.")
