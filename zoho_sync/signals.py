@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from contextvars import ContextVar
-
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from zoho_sync import entities
 from zoho_sync.conf import get_sync_settings
 from zoho_sync.models import Invoice, InvoiceLine, SyncStatus
-from zoho_sync.sync import specs
-
-# Set by a bulk writer that does the sync bookkeeping itself (zoho_import): its saves and deletes queue nothing.
-_muted: ContextVar[bool] = ContextVar("zoho_sync_triggers_muted", default=False)
-
-
-@contextlib.contextmanager
-def triggers_muted() -> Iterator[None]:
-    """Within the block, saved and deleted records of this thread queue no push and touch no other row: the
-    caller marks what it changed pending itself, and a backfill or the "push pending" schedule pushes it."""
-    token = _muted.set(True)
-    try:
-        yield
-    finally:
-        _muted.reset(token)
+from zoho_sync.muting import muted as _muted_now
+from zoho_sync.muting import triggers_muted  # noqa: F401  (its old address)
 
 
 def triggers_enabled() -> bool:
@@ -42,8 +26,8 @@ def enqueue_on_commit(entity: str, pk: int) -> None:
 @receiver(post_save)
 def push_on_commit(sender, instance, **kwargs):
     """A new customer, an activated service, an issued invoice, a completed payment, or any change to them."""
-    spec = specs.for_model(sender)
-    if spec is None or _muted.get() or not triggers_enabled():
+    spec = entities.for_model(sender)
+    if spec is None or _muted_now() or not triggers_enabled():
         return
     if instance.sync_status == SyncStatus.PENDING and spec.skip_reason(instance) is None:
         enqueue_on_commit(spec.name, instance.pk)
@@ -54,11 +38,11 @@ def push_on_commit(sender, instance, **kwargs):
 def invoice_line_changed(sender, instance, **kwargs):
     """Lines travel inside their invoice: a changed line is a change of the invoice (pending, version bumped, so a
     push in flight with the old lines leaves it due)."""
-    if _muted.get():
+    if _muted_now():
         return
-    invoice = specs.INVOICE.prepare(Invoice.objects.filter(pk=instance.invoice_id)).first()
+    invoice = entities.INVOICE.prepare(Invoice.objects.filter(pk=instance.invoice_id)).first()
     if invoice is None:
         return
     Invoice.objects.filter(pk=invoice.pk).update(**Invoice.local_change_update())
-    if triggers_enabled() and not specs.INVOICE.skip_reason(invoice):
+    if triggers_enabled() and not entities.INVOICE.skip_reason(invoice):
         enqueue_on_commit("invoice", invoice.pk)  # period invoices, drafts, mirrored ones never travel to Zoho

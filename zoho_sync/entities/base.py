@@ -106,6 +106,7 @@ class EntitySpec:
     api_resources: tuple[str, ...] = ()  # the first segments of the API paths its calls use (API-usage figures)
     link: LinkRule = LinkRule()
     reconcile: Reconcile = field(default_factory=Reconcile)  # what zoho_reconcile compares
+    importing: Any = None  # its zoho_import columns (zoho_sync.importing.ImportEntity); None: not importable
     aliases: tuple[str, ...] = ()  # other --entity names people use for it (Zoho's: "plans")
 
     def payload(self, obj, *, today: date) -> dict:

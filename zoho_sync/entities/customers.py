@@ -12,6 +12,8 @@ from typing import Any
 from zoho_sync.client import codes
 from zoho_sync.entities.base import EntitySpec, excluded
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile, text
+from zoho_sync.importing.columns import Column, Ref
+from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import Customer
 from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
 from zoho_sync.sync.payloads import drop_empty
@@ -100,6 +102,38 @@ def _customer_skip(customer) -> str | None:
     return excluded(customer)
 
 
+# --- zoho_import: the columns of its file -------------------------------------------------------------
+CUSTOMER_REF = Ref(Customer, "account_number", "customer with account number", only=("id", "account_number"))
+
+
+def customer_column(**kwargs) -> Column:
+    return Column("customer_account_number", "customer", "ref", "CT-2025-00001", required=True,
+                  help="the customer's account number", ref=CUSTOMER_REF, **kwargs)
+
+
+CUSTOMERS = ImportEntity(
+    name="customers", noun="customer", model=Customer, key="account_number",
+    columns=(
+        Column("account_number", "account_number", "text", "CT-2025-00001", required=True,
+               help="the natural key: capital letters, digits and dashes"),
+        Column("email", "email", "text", "ava@example.com"),
+        Column("first_name", "first_name", "text", "Ava"),
+        Column("last_name", "last_name", "text", "Lovelace"),
+        Column("company_name", "company_name", "text", "",
+               help="a customer needs a first name, a last name or a company name"),
+        Column("phone", "phone", "text", "+1 555 0100"),
+        Column("account_type", "account_type", "choice", "individual"),
+        Column("status", "status", "choice", "active"),
+        Column("billing_street", "billing_street", "text", "1 Main Street"),
+        Column("billing_city", "billing_city", "text", "Springfield"),
+        Column("billing_state", "billing_state", "text", "IL"),
+        Column("billing_postal_code", "billing_postal_code", "text", "62701"),
+        Column("billing_country", "billing_country", "text", "US"),
+        Column("currency_code", "currency_code", "text", "USD", help="ISO 4217"),
+    ),
+)
+
+
 SPEC = EntitySpec(
     name="customer", model=Customer, zoho_entity="customer", id_field="customer_id",
     list_path="/customers", list_key="customers",
@@ -116,4 +150,5 @@ SPEC = EntitySpec(
         Field("phone", lambda c: c.phone, "phone", OURS),
         Field("currency_code", lambda c: c.currency_code, "currency_code", OURS),
     )),
+    importing=CUSTOMERS,
 )

@@ -6,10 +6,12 @@ owns and how they are pulled, and its spec (SPEC), which the generic code reads 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Prefetch
 from django.utils import timezone
@@ -17,9 +19,15 @@ from django.utils import timezone
 from zoho_sync import validation
 from zoho_sync.client import codes
 from zoho_sync.entities.base import EntitySpec, Events, PullOutcome, excluded
-from zoho_sync.entities.plans import product_ensure
+from zoho_sync.entities.customers import customer_column
+from zoho_sync.entities.plans import PACKAGE_REF, product_ensure
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile
+from zoho_sync.entities.subscriptions import SERVICE_REF
+from zoho_sync.importing.columns import Column, Ref
+from zoho_sync.importing.entities import ImportEntity
+from zoho_sync.importing.hooks import EntityHooks, line_tuple
 from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, SyncStatus
+from zoho_sync.muting import triggers_muted
 from zoho_sync.sync.errors import InvalidLocalData
 from zoho_sync.sync.inbound import column, zoho_date, zoho_number
 from zoho_sync.sync.payloads import drop_empty, money
@@ -233,6 +241,93 @@ def _mirror_invoice(remote: dict, zoho_id: str, modified: datetime) -> PullOutco
                                                          f"{invoice.currency_code}, {invoice.status})")
 
 
+# --- zoho_import: the columns of its file -------------------------------------------------------------
+INVOICE_REF = Ref(Invoice, "invoice_number", "invoice with number",
+                  only=("id", "customer_id", "total", "invoice_number"))
+
+
+class InvoiceHooks(EntityHooks):
+    """Each row of an invoice is one line; the lines must add up to the subtotal, with the admin's words. A changed
+    set of lines replaces the old one and counts as a change of the invoice ("lines")."""
+
+    def prepare(self, records, existing: dict) -> None:
+        ids = [existing[r.key].pk for r in records if r.key in existing]
+        self.existing = defaultdict(list)
+        for line in InvoiceLine.objects.filter(invoice_id__in=ids).order_by("invoice_id", "position", "id"):
+            self.existing[line.invoice_id].append(line_tuple(line))
+
+    def before_clean(self, record) -> None:
+        lines = []
+        for position, (row, values) in enumerate(record.lines, start=1):
+            line = InvoiceLine(position=position, **values)
+            if line.quantity is not None and line.unit_price is not None:
+                line.amount = validation.line_amount(line.quantity, line.unit_price)
+            try:
+                line.clean_fields(exclude=["invoice", "package"])  # the package was resolved for the batch
+            except ValidationError as exc:
+                record.refuse(*record.messages_of(exc, lines=True), row=row)
+            lines.append(line)
+        record.new_lines = lines
+        if record.problems:
+            return
+        invoice = record.obj
+        for problem in validation.invoice_totals_problems(subtotal=invoice.subtotal, tax_total=invoice.tax_total,
+                                                          total=invoice.total, line_amounts=[x.amount for x in lines]):
+            record.late_problems.append(problem)  # after clean(): its own totals message comes first
+        if invoice.pk and [line_tuple(x) for x in lines] != self.existing.get(invoice.pk):
+            record.changed.append("lines")
+
+    def write(self, records) -> None:
+        replaced = [r.obj.pk for r in records if r.outcome == "changed" and "lines" in r.changed]
+        # Triggers muted: a deleted line would otherwise mark its invoice changed and queue its push one line at a
+        # time; the import's own bookkeeping write already marks the invoice changed.
+        with triggers_muted():
+            InvoiceLine.objects.filter(invoice_id__in=replaced).delete()
+        lines = []
+        for record in records:
+            if record.outcome == "created" or (record.outcome == "changed" and "lines" in record.changed):
+                for line in record.new_lines:
+                    line.pk, line.invoice_id = None, record.obj.pk
+                    lines.append(line)
+        InvoiceLine.objects.bulk_create(lines, batch_size=1000)
+
+
+INVOICES = ImportEntity(
+    name="invoices", noun="invoice", model=Invoice, key="invoice_number",
+    shape="One row per invoice line: the invoice's columns repeat on each of its rows (or stay empty after the "
+          "first), and the lines of one invoice are on consecutive rows, in their order.",
+    columns=(
+        Column("invoice_number", "invoice_number", "text", "INV-2025-0001", required=True, help="the natural key"),
+        customer_column(),
+        Column("service_reference", "service", "ref", "SVC-0001", help="the customer service it bills",
+               ref=SERVICE_REF),
+        Column("kind", "kind", "choice", "manual",
+               help="subscription_period needs service_reference and period_start"),
+        Column("status", "status", "choice", "issued"),
+        Column("issued_on", "issued_on", "date", "2025-02-01", required=True),
+        Column("due_on", "due_on", "date", "2025-02-15", help="not before issued_on"),
+        Column("period_start", "period_start", "date", ""),
+        Column("period_end", "period_end", "date", ""),
+        Column("currency_code", "currency_code", "text", "USD"),
+        Column("subtotal", "subtotal", "money", "49.00", required=True, help="the sum of the line amounts"),
+        Column("tax_total", "tax_total", "money", "0.00"),
+        Column("total", "total", "money", "49.00", required=True, help="subtotal plus tax_total"),
+        Column("notes", "notes", "text", ""),
+    ),
+    line_columns=(
+        Column("line_description", "description", "text", "Fiber 100, February", required=True),
+        Column("line_plan_code", "package", "ref", "FIBER-100", help="the service package the line sells",
+               ref=PACKAGE_REF),
+        Column("line_quantity", "quantity", "quantity", "1"),
+        Column("line_unit_price", "unit_price", "money", "39.00", required=True,
+               help="the line's amount is quantity times unit price, rounded to the cent"),
+    ),
+    hooks=InvoiceHooks,
+    extra_examples=({"line_description": "Installation", "line_plan_code": "", "line_quantity": "2",
+                     "line_unit_price": "5.00"},),
+)
+
+
 SPEC = EntitySpec(
     name="invoice", model=Invoice, zoho_entity="invoice", id_field="invoice_id",
     list_path="/invoices", list_key="invoices", remote_key=lambda r: str(r.get("number") or r.get("invoice_number")),
@@ -249,4 +344,5 @@ SPEC = EntitySpec(
     web_app_path="invoices", api_resources=("invoices",),
     reconcile=Reconcile(fields=(Field("total", lambda i: i.total, "total", OURS, "amount", column="total"),),
                         zoho_owned=(("status", "status"), ("balance_due", "amount")), money=("total", "total")),
+    importing=INVOICES,
 )

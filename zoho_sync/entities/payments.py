@@ -7,6 +7,7 @@ owns and how they are pulled, and its spec (SPEC), which the generic code reads 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,7 +18,12 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from zoho_sync.entities.base import EntitySpec, Events, PullOutcome, excluded
+from zoho_sync.entities.customers import customer_column
+from zoho_sync.entities.invoices import INVOICE_REF
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile, day
+from zoho_sync.importing.columns import Column
+from zoho_sync.importing.entities import ImportEntity
+from zoho_sync.importing.hooks import ZERO, EntityHooks
 from zoho_sync.models import Customer, Invoice, Payment, SyncStatus
 from zoho_sync.sync import inbound
 from zoho_sync.sync.errors import BadZohoValue, InvalidLocalData, RemoteConflict
@@ -304,6 +310,48 @@ def _invoices_of(remote: dict) -> list[tuple[str, str]]:
     return [("invoice", invoice_id) for invoice_id in payment_invoice_ids(remote)]
 
 
+# --- zoho_import: the columns of its file -------------------------------------------------------------
+class PaymentHooks(EntityHooks):
+    """The balance a payment is checked against: the invoice's completed payments in the database, other than
+    those in this batch, plus the completed payments accepted on earlier rows of this batch (earlier batches are
+    already written inside the import's transaction). So two payments that together pay more than an invoice's
+    balance are refused from the one that goes over, in file order."""
+
+    def prepare(self, records, existing: dict) -> None:
+        ids = {r.values["invoice"].pk for r in records if r.values.get("invoice") is not None}
+        refs = [r.key for r in records]
+        rows = (Payment.objects.filter(invoice_id__in=ids, status=Payment.Status.COMPLETED)
+                .exclude(reference__in=refs).values("invoice_id").annotate(paid=Sum("amount")).order_by())
+        self.paid = defaultdict(lambda: ZERO, {row["invoice_id"]: row["paid"] for row in rows})
+
+    def before_clean(self, record) -> None:
+        if record.obj.invoice_id:
+            record.obj.paid_by_others = self.paid[record.obj.invoice_id]
+
+    def accepted(self, record) -> None:
+        payment = record.obj
+        if payment.invoice_id and payment.status == Payment.Status.COMPLETED:
+            self.paid[payment.invoice_id] += payment.amount
+
+
+PAYMENTS = ImportEntity(
+    name="payments", noun="payment", model=Payment, key="reference", hooks=PaymentHooks,
+    columns=(
+        Column("reference", "reference", "text", "PAY-2025-0001", required=True, help="the natural key"),
+        customer_column(),
+        Column("invoice_number", "invoice", "ref", "INV-2025-0001",
+               help="the invoice it pays: at most its balance (completed payments only), in file order",
+               ref=INVOICE_REF),
+        Column("amount", "amount", "money", "49.00", required=True, help="greater than zero"),
+        Column("currency_code", "currency_code", "text", "USD"),
+        Column("method", "method", "choice", "banktransfer"),
+        Column("status", "status", "choice", "completed", help="completed needs paid_at"),
+        Column("paid_at", "paid_at", "datetime", "2025-02-10T12:00:00+00:00"),
+        Column("notes", "notes", "text", ""),
+    ),
+)
+
+
 SPEC = EntitySpec(
     name="payment", model=Payment, zoho_entity="payment", id_field="payment_id",
     list_path="/payments", list_key="payments", remote_key=lambda r: str(r.get("reference_number", "")),
@@ -324,4 +372,5 @@ SPEC = EntitySpec(
                 Field("method", lambda p: p.method, "payment_mode", OURS),
                 Field("paid_on", lambda p: p.paid_at.date() if p.paid_at else None, "date", OURS, norm=day)),
         zoho_owned=(("status", "status"), ("refunded_amount", "amount")), money=("amount", "amount")),
+    importing=PAYMENTS,
 )

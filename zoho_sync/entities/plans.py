@@ -13,6 +13,8 @@ from zoho_sync.client import codes
 from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.entities.base import EntitySpec
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile
+from zoho_sync.importing.columns import Column, Ref
+from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import ServicePackage
 from zoho_sync.sync.payloads import drop_empty, money
 from zoho_sync.sync.remote import SyncContext
@@ -106,6 +108,25 @@ def plan_find(ctx: SyncContext, package) -> dict | None:
     return {"plan_code": plan["plan_code"]}
 
 
+# --- zoho_import: the columns of its file -------------------------------------------------------------
+PACKAGE_REF = Ref(ServicePackage, "plan_code", "service package with plan code", only=("id", "plan_code"))
+
+
+SERVICE_PACKAGES = ImportEntity(
+    name="service_packages", noun="service package", model=ServicePackage, key="plan_code",
+    columns=(
+        Column("plan_code", "plan_code", "text", "FIBER-100", required=True,
+               help="the natural key: letters, digits, dashes and underscores"),
+        Column("name", "name", "text", "Fiber 100", required=True),
+        Column("description", "description", "text", "100 Mbit/s fiber"),
+        Column("price", "price", "money", "39.00", required=True),
+        Column("interval", "interval", "integer", "1", help="bill every N interval units"),
+        Column("interval_unit", "interval_unit", "choice", "months"),
+        Column("is_active", "is_active", "boolean", "true"),
+    ),
+)
+
+
 SPEC = EntitySpec(
     name="service_package", model=ServicePackage, zoho_entity="plan", id_field="plan_code",
     list_path="/plans", list_key="plans", remote_key=lambda r: str(r.get("plan_code", "")).casefold(),
@@ -121,4 +142,5 @@ SPEC = EntitySpec(
         Field("interval", lambda p: p.interval, "interval", OURS),
         Field("interval_unit", lambda p: p.interval_unit, "interval_unit", OURS),
     )),
+    importing=SERVICE_PACKAGES,
 )

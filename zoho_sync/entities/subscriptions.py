@@ -13,7 +13,11 @@ from django.db.models import DateField, Max, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from zoho_sync.entities.base import EntitySpec, Events, excluded
+from zoho_sync.entities.customers import customer_column
+from zoho_sync.entities.plans import PACKAGE_REF
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile, text
+from zoho_sync.importing.columns import Column, Ref
+from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import CustomerService, Invoice
 from zoho_sync.sync.errors import BadZohoValue
 from zoho_sync.sync.inbound import modified_time, zoho_date, zoho_number, zoho_time
@@ -145,6 +149,27 @@ def _subscription_may_differ(service, listed: dict) -> bool:
     return amount is None or amount != service.package.price * service.quantity
 
 
+# --- zoho_import: the columns of its file -------------------------------------------------------------
+SERVICE_REF = Ref(CustomerService, "reference", "customer service with reference", only=("id", "customer_id"))
+
+
+CUSTOMER_SERVICES = ImportEntity(
+    name="customer_services", noun="customer service", model=CustomerService, key="reference",
+    columns=(
+        Column("reference", "reference", "text", "SVC-0001", required=True,
+               help="the natural key: your own reference for the service"),
+        customer_column(),
+        Column("plan_code", "package", "ref", "FIBER-100", required=True, help="the service package's plan code",
+               ref=PACKAGE_REF),
+        Column("status", "status", "choice", "active",
+               help="active needs activated_at, cancelled needs cancelled_at"),
+        Column("quantity", "quantity", "integer", "1"),
+        Column("activated_at", "activated_at", "datetime", "2025-01-15T09:00:00+00:00"),
+        Column("cancelled_at", "cancelled_at", "datetime", ""),
+    ),
+)
+
+
 SPEC = EntitySpec(
     name="customer_service", model=CustomerService, zoho_entity="subscription", id_field="subscription_id",
     list_path="/subscriptions", list_key="subscriptions", remote_key=lambda r: str(r.get("reference_id", "")),
@@ -163,4 +188,5 @@ SPEC = EntitySpec(
                 Field("quantity", lambda s: s.quantity, "plan.quantity", OURS, column="quantity")),
         zoho_owned=(("status", "status"), ("current_term_ends_on", "status"), ("next_billing_on", "status")),
         read_when=_subscription_may_differ),
+    importing=CUSTOMER_SERVICES,
 )

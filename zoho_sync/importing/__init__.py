@@ -1,6 +1,7 @@
 """Bring a business's existing records into the mirror models from CSV files (`manage.py zoho_import`).
 
-`entities.py` says what each entity's file holds, `columns.py` how a cell becomes a value, `importer.py` checks
+`entities.py` says what an importable entity is (each entity module in zoho_sync.entities holds its own
+columns, as its spec's `importing`), `columns.py` how a cell becomes a value, `importer.py` checks
 and writes the rows, `hooks.py` holds the checks that span rows (invoice lines, payment balances).
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import io
 
 from zoho_sync.csv_cells import SafeWriter
-from zoho_sync.importing.entities import ENTITIES, ImportEntity, describe, entity_named
+from zoho_sync.importing.entities import ImportEntity, describe, entity_named, importable
 from zoho_sync.importing.importer import OUTCOMES, FileRefused, ImportReport, RowResult, import_rows
 
 
@@ -27,5 +28,13 @@ def template(entity: ImportEntity) -> str:
     return out.getvalue()
 
 
-__all__ = ["ENTITIES", "OUTCOMES", "FileRefused", "ImportEntity", "ImportReport", "RowResult",
-           "describe", "entity_named", "import_rows", "template"]
+
+
+def __getattr__(name: str):
+    if name == "ENTITIES":  # every entity's import, by --entity name (read from the registry when asked)
+        return importable()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [ "OUTCOMES", "FileRefused", "ImportEntity", "ImportReport", "RowResult",
+           "describe", "entity_named", "import_rows", "importable", "template"]
