@@ -103,6 +103,7 @@ class Outcome:
 
 
 BUSY = "busy"  # another worker held the record: nothing was sent or written
+FREE_CLAIM = {"claimed_by": "", "claimed_until": None}
 CREDENTIALS_REFUSED = "Zoho refused our credentials (a person must fix the Zoho settings)"
 SETTINGS_WRONG = "The Zoho settings are wrong (a person must fix them)"
 
@@ -465,67 +466,101 @@ class Engine:
 
     def _finish(self, spec, obj, ctx, started, outcome: Outcome, payload, *, fingerprint: str = "",
                 zoho_id: str = "", response: Any = None) -> Outcome:
+        """Write an outcome: the record's bookkeeping and its SyncLog row in one short transaction, with what a
+        success settles (Zoho's answer, the dependents it wakes); then what follows once it is committed."""
         now = timezone.now()
-        error = outcome.error
         result = self._result_fields(outcome, obj, now, fingerprint, zoho_id)
-        free = {"claimed_by": "", "claimed_until": None}
-        model = type(obj)
         if zoho_id:
             result.update(zoho_id=zoho_id, create_intent_at=None)
-        woken = outcome.status == SyncLog.Status.SUCCESS and outcome.action in (SyncLog.Action.CREATE,
-                                                                                SyncLog.Action.LINK)
         with relaxed_commit():
-            mine = model.objects.filter(pk=obj.pk, claimed_by=self.claimer)
-            changed = not mine.filter(sync_version=obj.sync_version).update(**free, **result)
+            changed = not self._store_result(obj, result)
             if changed:
-                if zoho_id:  # whatever else happened meanwhile, the id Zoho gave is never lost
-                    model.objects.filter(pk=obj.pk).update(zoho_id=zoho_id, create_intent_at=None, link_hold="")
-                # Saved while it was pushed: the save left it pending; keep what Zoho holds now (so the next push
-                # compares the new data with it) and let the next push send the new data.
-                landed = {"sync_fingerprint": fingerprint, "last_synced_at": now} \
-                    if outcome.status == SyncLog.Status.SUCCESS else {}
-                if mine.update(**free, **landed):
-                    outcome.message += " The record changed while it was pushed; the change is pushed next."
-                else:
-                    outcome.message += " Another worker took the record over meanwhile (this worker's lease ran out)."
-            log = SyncLog(
-                entity=spec.name, object_pk=str(obj.pk), object_repr=spec.label(obj), zoho_entity=spec.zoho_entity,
-                zoho_id=zoho_id or obj.zoho_id or "", action=outcome.action, status=outcome.status,
-                attempt=result.get("sync_attempts") or obj.sync_attempts + 1,
-                message=" ".join([outcome.message, *ctx.notes]).strip(),
-                error_type=type(error).__name__ if error else "", error_kind=result.get("last_error_kind", ""),
-                http_status=getattr(error, "status_code", None), zoho_code=getattr(error, "zoho_code", None),
-                zoho_message=getattr(error, "zoho_message", "") or "", request_method=getattr(error, "method", ""),
-                request_path=getattr(error, "path", ""), request_body=ctx.sent if ctx.sent is not None else payload,
-                response_body=response if response is not None else getattr(error, "response_body", None),
-                duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id,
-            )
-            log.save()
-            if isinstance(response, dict) and outcome.status == SyncLog.Status.SUCCESS and spec.on_created:
-                spec.on_created(response)  # what Zoho's answer says of records Zoho owns fields of
+                self._settle_changed_meanwhile(obj, outcome, now, fingerprint, zoho_id)
+            self._write_log(spec, obj, ctx, started, outcome, payload, result, zoho_id, response)
             if isinstance(response, dict) and outcome.status == SyncLog.Status.SUCCESS:
-                # Our own write is never pulled back: its answer (Zoho's fields and modified time) is applied
-                # now, so the event it causes is settled as an echo without a read.
-                from zoho_sync.sync.pull import absorb_answer  # pull imports this module
-
-                absorb_answer(spec, response)
-            if woken and self.defer_wakes:
-                self._landed.setdefault(spec.name, []).append(obj.pk)
-            elif woken:
-                self._wake_dependents(spec, [obj.pk])
+                self._apply_answer(spec, response)
+            if self._lands(outcome):
+                self._wake_dependents_of_landed(spec, obj)
         outcome.state = SyncState.PENDING if changed else sync_state_of(result["sync_status"],
                                                                          result.get("next_retry_at"))
         if changed and self.enqueue:
             self.enqueue(spec.name, obj.pk)
-        if isinstance(error, DependencyNotSynced) and not changed and self._dependencies_landed(spec, obj):
-            # The dependency landed after it was judged missing, and its wake-up may have come before this wait
-            # was written: wake the record now, or a blocked one would never be tried again.
-            self._wake(spec, model.objects.filter(pk=obj.pk))
-            outcome.state = SyncState.PENDING
+        if isinstance(outcome.error, DependencyNotSynced) and not changed:
+            self._wake_if_dependencies_landed(spec, obj, outcome)
         logger.log(logging.WARNING if outcome.status == SyncLog.Status.FAILED else logging.DEBUG,
                    "%s %s: %s %s: %s", spec.name, obj.pk, outcome.action, outcome.status, outcome.message)
         self._observe(outcome)
         return outcome
+
+    def _mine(self, obj):
+        """The record, while this worker holds its claim."""
+        return type(obj).objects.filter(pk=obj.pk, claimed_by=self.claimer)
+
+    def _store_result(self, obj, result: dict[str, Any]) -> bool:
+        """Write the outcome's bookkeeping and free the claim, only if this worker still holds the record and it
+        was not saved while it was pushed (its version is the one read). False when it was not written."""
+        return bool(self._mine(obj).filter(sync_version=obj.sync_version).update(**FREE_CLAIM, **result))
+
+    def _settle_changed_meanwhile(self, obj, outcome: Outcome, now, fingerprint: str, zoho_id: str) -> None:
+        """The record was saved while it was pushed (the save left it pending), or another worker took it over:
+        keep the Zoho id Zoho gave whatever else happened, keep what Zoho holds now (so the next push compares the
+        new data with it), free this worker's claim if it still has one, and say which it was."""
+        if zoho_id:
+            type(obj).objects.filter(pk=obj.pk).update(zoho_id=zoho_id, create_intent_at=None, link_hold="")
+        landed = {"sync_fingerprint": fingerprint, "last_synced_at": now} \
+            if outcome.status == SyncLog.Status.SUCCESS else {}
+        if self._mine(obj).update(**FREE_CLAIM, **landed):
+            outcome.message += " The record changed while it was pushed; the change is pushed next."
+        else:
+            outcome.message += " Another worker took the record over meanwhile (this worker's lease ran out)."
+
+    def _write_log(self, spec: EntitySpec, obj, ctx: SyncContext, started: float, outcome: Outcome, payload,
+                   result: dict[str, Any], zoho_id: str, response: Any) -> None:
+        """The push's SyncLog row: what was sent, what came back or what went wrong, and how long it took."""
+        error = outcome.error
+        SyncLog(
+            entity=spec.name, object_pk=str(obj.pk), object_repr=spec.label(obj), zoho_entity=spec.zoho_entity,
+            zoho_id=zoho_id or obj.zoho_id or "", action=outcome.action, status=outcome.status,
+            attempt=result.get("sync_attempts") or obj.sync_attempts + 1,
+            message=" ".join([outcome.message, *ctx.notes]).strip(),
+            error_type=type(error).__name__ if error else "", error_kind=result.get("last_error_kind", ""),
+            http_status=getattr(error, "status_code", None), zoho_code=getattr(error, "zoho_code", None),
+            zoho_message=getattr(error, "zoho_message", "") or "", request_method=getattr(error, "method", ""),
+            request_path=getattr(error, "path", ""), request_body=ctx.sent if ctx.sent is not None else payload,
+            response_body=response if response is not None else getattr(error, "response_body", None),
+            duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id,
+        ).save()
+
+    @staticmethod
+    def _apply_answer(spec: EntitySpec, response: dict) -> None:
+        """Apply Zoho's answer to a successful write: what it says of records Zoho owns fields of (`on_created`),
+        and Zoho's fields and modified time, so our own write is never pulled back (the event it causes is
+        settled as an echo without a read)."""
+        if spec.on_created:
+            spec.on_created(response)
+        from zoho_sync.sync.pull import absorb_answer  # pull imports this module
+
+        absorb_answer(spec, response)
+
+    @staticmethod
+    def _lands(outcome: Outcome) -> bool:
+        """Whether the outcome gives the record a Zoho id for the first time (created or linked)."""
+        return outcome.status == SyncLog.Status.SUCCESS and outcome.action in (SyncLog.Action.CREATE,
+                                                                               SyncLog.Action.LINK)
+
+    def _wake_dependents_of_landed(self, spec: EntitySpec, obj) -> None:
+        """Wake the records waiting for this one now, or after the batch with `defer_wakes`."""
+        if self.defer_wakes:
+            self._landed.setdefault(spec.name, []).append(obj.pk)
+        else:
+            self._wake_dependents(spec, [obj.pk])
+
+    def _wake_if_dependencies_landed(self, spec: EntitySpec, obj, outcome: Outcome) -> None:
+        """The dependency may have landed after it was judged missing, and its wake-up may have come before this
+        wait was written: wake the record now, or a blocked one would never be tried again."""
+        if self._dependencies_landed(spec, obj):
+            self._wake(spec, type(obj).objects.filter(pk=obj.pk))
+            outcome.state = SyncState.PENDING
 
     @staticmethod
     def _observe(outcome: Outcome) -> None:
