@@ -436,10 +436,10 @@ def check(*, zoho: Path, out: Path) -> None:
     from django_q.models import Task
 
     from tests.zoho_sync.test_crash import expected_outcome
+    from zoho_sync.entities import BY_NAME
     from zoho_sync.models import SyncLog, SyncStatus
     from zoho_sync.sync import payloads
     from zoho_sync.sync.errors import InvalidLocalData
-    from zoho_sync.sync.specs import BY_NAME
 
     remote_all = json.loads(zoho.read_text())
     expected = expected_outcome()

@@ -102,8 +102,8 @@ def child(mode: str) -> None:
         report = services.sync_pending(entity="all", workers=1)
         out = {"calls": report.calls, "scope": _jsonable(report.scope), "stopped": report.stopped}
     else:
+        from zoho_sync.entities import SPECS
         from zoho_sync.reconcile import reconcile
-        from zoho_sync.sync.specs import SPECS
 
         report = reconcile(specs=SPECS, repair=mode == "repair")
         out = {"report": report.as_dict()}
@@ -197,9 +197,9 @@ def setup_seed(sandbox) -> dict:
     """Seed the sandbox with the bodies the engine would send and mark the local rows as a push leaves them."""
     from django.utils import timezone
 
+    from zoho_sync.entities import CUSTOMER, CUSTOMER_SERVICE, INVOICE, PAYMENT
     from zoho_sync.models import Customer, CustomerService, Invoice, Payment, ServicePackage
     from zoho_sync.sync import payloads
-    from zoho_sync.sync.specs import CUSTOMER, CUSTOMER_SERVICE, INVOICE, PAYMENT
 
     started = time.perf_counter()
     today = timezone.localdate()
@@ -241,8 +241,8 @@ def mark_synced() -> None:
     """sync_status 'synced', last_synced_at and the fingerprint the engine stores after a push, per record."""
     from django.utils import timezone
 
+    from zoho_sync.entities import SPECS
     from zoho_sync.sync.engine import fingerprint_of
-    from zoho_sync.sync.specs import SPECS
 
     now = timezone.now()
     for spec in SPECS:
@@ -260,10 +260,10 @@ def mark_synced() -> None:
 def mirror_zoho_invoices(sandbox) -> tuple[int, float]:
     """Zoho's own invoices (each subscription's first term) mirrored here by the app's pull step, as the
     invoice_created webhooks would have them (the records read from the sandbox's store: no HTTP)."""
+    from zoho_sync.entities import INVOICE
     from zoho_sync.models import Invoice
     from zoho_sync.sandbox.resources import invoices as sandbox_invoices
     from zoho_sync.sync.pull import pull
-    from zoho_sync.sync.specs import INVOICE
 
     started = time.perf_counter()
     known = set(Invoice.objects.filter(zoho_id__isnull=False).values_list("zoho_id", flat=True))
@@ -302,7 +302,7 @@ def vacuum_analyze(url: str) -> None:
 def sync_states() -> dict[str, dict[str, int]]:
     from django.db.models import Count
 
-    from zoho_sync.sync.specs import SPECS
+    from zoho_sync.entities import SPECS
 
     return {spec.name: dict(spec.model.objects.values_list("sync_status").annotate(n=Count("pk")).order_by())
             for spec in SPECS}

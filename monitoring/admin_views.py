@@ -10,8 +10,8 @@ from django.template.response import TemplateResponse
 
 from monitoring.dashboard import PERIODS, dashboard_read
 from zoho_sync.admin import can_sync
+from zoho_sync.entities import BY_NAME, SPECS
 from zoho_sync.models import SyncLog
-from zoho_sync.sync.specs import BY_NAME, SPECS
 
 REFRESH_SECONDS = 30
 

@@ -30,10 +30,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from monitoring.conf import MONITORING_SETTINGS, MonitoringSettings, get_monitoring_settings
+from zoho_sync.entities import BY_NAME
 from zoho_sync.models import SharedState
 from zoho_sync.redaction import redact_text
 from zoho_sync.selectors import failed_records
-from zoho_sync.sync.specs import BY_NAME
 
 logger = logging.getLogger(__name__)
 STATE_KEY = "monitoring:alert:failed"

@@ -20,9 +20,9 @@ from django.utils import timezone
 from monitoring.conf import get_monitoring_settings
 from zoho_sync import selectors
 from zoho_sync.conf import get_zoho_limits
+from zoho_sync.entities import BY_NAME, SPECS
 from zoho_sync.models import SyncLog, SyncRun, SyncState, SyncStatus, ZohoEvent
 from zoho_sync.models.runs import DEAD_AFTER
-from zoho_sync.sync.specs import BY_NAME, SPECS
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from monitoring.models import DailyMetric
 from monitoring.status import status_banners
 from zoho_sync import selectors
 from zoho_sync.conf import _str_setting, get_zoho_limits
+from zoho_sync.entities import SPECS
 from zoho_sync.models import SyncFailure, SyncLog, SyncRun, SyncState, SyncStatus
-from zoho_sync.sync.specs import SPECS
 
 EXACT_UP_TO = 100_000  # a table with more rows than this is counted by the database's estimate (PostgreSQL)
 CHART_DAYS = 14

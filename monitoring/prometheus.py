@@ -15,9 +15,9 @@ from monitoring.heartbeat import cluster_last_seen
 from monitoring.metrics import metrics_days
 from zoho_sync import selectors
 from zoho_sync.conf import get_zoho_limits
+from zoho_sync.entities import SPECS
 from zoho_sync.models import SyncRun
 from zoho_sync.models.runs import DEAD_AFTER
-from zoho_sync.sync.specs import SPECS
 
 STATUS_VALUE = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 

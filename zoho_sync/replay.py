@@ -32,11 +32,11 @@ from django.utils import timezone
 
 from zoho_sync.client.errors import ZohoError
 from zoho_sync.conf import get_inbox_settings, get_zoho_limits
+from zoho_sync.entities import BY_NAME
 from zoho_sync.inbox import EVENT_ID_MAX, EVENT_TYPE_MAX, EventRefused, event_accept, subject_of
 from zoho_sync.models import SharedState, ZohoEvent
 from zoho_sync.shared_state import job_lock
 from zoho_sync.sync.inbound import zoho_time
-from zoho_sync.sync.specs import BY_NAME
 
 logger = logging.getLogger(__name__)
 CURSOR_KEY = "inbox:events-cursor"

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, Sum
 from django.utils import timezone
 
+from zoho_sync.entities import SPECS, EntitySpec
 from zoho_sync.models import UNSETTLED_STATES, ApiUsage, SyncLog, SyncState, SyncStatus, sync_state_of
-from zoho_sync.sync.specs import SPECS, EntitySpec
 
 logger = logging.getLogger(__name__)
 

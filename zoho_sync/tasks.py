@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from zoho_sync import services
+from zoho_sync import entities, services
 from zoho_sync.services import CONTINUE_SCHEDULE  # noqa: F401 - the schedule's name, where tasks look for it
 from zoho_sync.shared_state import single_run
-from zoho_sync.sync import specs
 
 
 def push_record(entity: str, pk: int) -> str:
     """Push one record (queued on commit, due after the debounce window: edits made inside it ride along)."""
     from zoho_sync.client.errors import ZohoCredentialsError
 
-    specs.BY_NAME[entity].model.objects.filter(pk=pk).update(push_queued_at=None)
+    entities.BY_NAME[entity].model.objects.filter(pk=pk).update(push_queued_at=None)
     try:
         outcome = services.sync_trigger(entity=entity, pk=pk)
     except ZohoCredentialsError as error:  # written on the record that met it (needs a person) and in the sync log
@@ -71,8 +70,8 @@ def replay_events() -> str:
 @single_run("zoho: reconcile")
 def reconcile() -> str:
     """Compare every entity with Zoho and keep the report (the monthly schedule; repairs are a person's call)."""
+    from zoho_sync.entities import SPECS
     from zoho_sync.reconcile import reconcile as compare
-    from zoho_sync.sync.specs import SPECS
 
     report = compare(specs=SPECS)
     return f"{len(report.drift)} differences, {report.calls} calls"

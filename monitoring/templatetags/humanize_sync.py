@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import template
 from django.urls import reverse
 
-from zoho_sync.sync.specs import BY_NAME
+from zoho_sync.entities import BY_NAME
 
 register = template.Library()
 

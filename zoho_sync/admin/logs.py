@@ -16,8 +16,8 @@ from django.utils.text import Truncator
 from zoho_sync import selectors
 from zoho_sync.admin.base import ReadOnlyAdmin
 from zoho_sync.conf import get_zoho_limits
+from zoho_sync.entities import SPECS
 from zoho_sync.models import ApiUsage, FailedSyncLog, SyncLog, SyncRun
-from zoho_sync.sync.specs import SPECS
 from zoho_sync.sync_runs import sync_run_details
 
 RUN_STATE_CHARS = 120  # a run's state and stop reason in the list (whole in its tooltip and on the run's page)

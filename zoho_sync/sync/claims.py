@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from zoho_sync.client.budget import HOST, local_process_gone
 from zoho_sync.conf import get_sync_settings
+from zoho_sync.entities import EntitySpec
 from zoho_sync.models import SyncStatus
-from zoho_sync.sync.specs import EntitySpec
 
 
 def claimer_name(run_id: str) -> str:

@@ -33,9 +33,9 @@ from django.utils import timezone
 
 from zoho_sync.client.budget import BudgetStats
 from zoho_sync.conf import ZohoConfigurationError
+from zoho_sync.entities import BY_NAME, EntitySpec
 from zoho_sync.sync import claims
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, Progress, SyncReport
-from zoho_sync.sync.specs import BY_NAME, EntitySpec
 
 logger = logging.getLogger(__name__)
 PARALLEL_MAX_BATCH = 200  # smaller batches than one process takes, so workers end an entity close together

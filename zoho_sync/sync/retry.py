@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from zoho_sync.entities import EntitySpec
 from zoho_sync.models import SyncState, SyncStatus, sync_state_of
 from zoho_sync.sync.backfill import FAILED_KEYS, SyncReport
-from zoho_sync.sync.specs import EntitySpec
 
 MAX_LISTED = 100  # records listed one by one; the rest are counted (the admin's Failed records lists them all)
 

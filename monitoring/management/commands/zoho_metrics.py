@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from monitoring.conf import get_monitoring_settings
 from monitoring.metrics import metrics_days, metrics_rollup
 from monitoring.models import ALL
-from zoho_sync.sync.specs import entity_argument, specs_for
+from zoho_sync.entities import entity_argument, specs_for
 
 
 class Command(BaseCommand):

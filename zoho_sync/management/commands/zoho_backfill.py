@@ -7,12 +7,11 @@ from datetime import datetime
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from zoho_sync import services
+from zoho_sync import entities, services
 from zoho_sync.client.errors import ZohoError
 from zoho_sync.conf import ZohoConfigurationError, get_zoho_limits
 from zoho_sync.management.commands._sync_output import EXIT_HELP, ProgressPrinter, finish, quiet_record_logs, summary
 from zoho_sync.management.exits import Unfinished
-from zoho_sync.sync import specs
 from zoho_sync.sync.link import link_existing
 from zoho_sync.sync.plan import plan_backfill
 
@@ -28,7 +27,7 @@ def settle_choice(value: str) -> tuple[tuple[str, str], str]:
     """--settle customers:CT-2025-00004=460000000012345 (or =new): ((spec name, label), Zoho id or "new")."""
     head, _, zoho_id = value.partition("=")
     entity, _, label = head.partition(":")
-    spec = specs.ENTITY_CHOICES.get(specs.entity_name(entity))
+    spec = entities.ENTITY_CHOICES.get(entities.entity_name(entity))
     if spec is None or not label or not zoho_id.strip():
         raise CommandError(f"--settle {value!r}: write ENTITY:LABEL=ZOHO_ID (or =new), like "
                            "customers:CT-2025-00004=460000000012345.")
@@ -41,7 +40,7 @@ class Command(BaseCommand):
             + EXIT_HELP)
 
     def add_arguments(self, parser):
-        parser.add_argument("--entity", **specs.entity_argument(what="The records to push"))
+        parser.add_argument("--entity", **entities.entity_argument(what="The records to push"))
         parser.add_argument("--dry-run", action="store_true", help="Say what would be sent, and the calls and "
                                                                    "time it needs; send nothing.")
         parser.add_argument("--batch-size", type=int, default=100,
@@ -65,7 +64,7 @@ class Command(BaseCommand):
     def handle(self, *args, entity, dry_run, batch_size, limit, since, workers, **options):
         if batch_size < 1 or (limit is not None and limit < 1):
             raise CommandError("--batch-size and --limit must be at least 1.")
-        chosen = specs.specs_for(entity)
+        chosen = entities.specs_for(entity)
         if options["link_only"]:
             settle = dict(map(settle_choice, options["settle"]))  # parsed here: call_command skips `type`
             self._link_only(chosen, dry_run=dry_run, since=since, limit=limit, settle=settle, workers=workers,

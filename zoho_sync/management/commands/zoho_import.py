@@ -7,12 +7,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
-from zoho_sync import importing
+from zoho_sync import entities, importing
 from zoho_sync.importing.columns import short
 from zoho_sync.importing.importer import BATCH, CHANGED, CREATED, REFUSED, UNCHANGED
 from zoho_sync.management.commands._sync_output import ProgressPrinter
 from zoho_sync.management.exits import Unfinished
-from zoho_sync.sync import specs
 from zoho_sync.sync.backfill import Progress
 
 EPILOG = """Files are UTF-8 CSV (a byte-order mark is fine) with a header row naming the columns, in any order; only
@@ -36,8 +35,8 @@ Columns:
 
 
 def backfill_name(entity: importing.ImportEntity) -> str:
-    spec = specs.for_model(entity.model)
-    return next(name for name, s in specs.ENTITY_CHOICES.items() if s is spec)  # the same name: one vocabulary
+    spec = entities.for_model(entity.model)
+    return next(name for name, s in entities.ENTITY_CHOICES.items() if s is spec)  # the same name: one vocabulary
 
 
 class Command(BaseCommand):
@@ -53,7 +52,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", nargs="?", help="The CSV file to import (with --template: where to write it; "
                                                     "stdout without it, or with -).")
-        parser.add_argument("--entity", **specs.entity_argument(with_all=False, required=True,
+        parser.add_argument("--entity", **entities.entity_argument(with_all=False, required=True,
                                                                  what="The records the file holds"))
         parser.add_argument("--dry-run", action="store_true", help="Check and report every row; write nothing.")
         parser.add_argument("--skip-invalid", action="store_true",

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from zoho_sync import entities
 from zoho_sync.conf import ZohoConfigurationError
 from zoho_sync.management.exits import Unfinished
-from zoho_sync.sync import specs
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
             "be read, the cursor staying before them), 1: an error (or Zoho's events list could not be read).")
 
     def add_arguments(self, parser):
-        parser.add_argument("--entity", **specs.entity_argument(what="The records to compare"))
+        parser.add_argument("--entity", **entities.entity_argument(what="The records to compare"))
         parser.add_argument("--repair", action="store_true", help="Repair what can be repaired.")
         parser.add_argument("--conflicts", choices=["leave", "local"], default="leave",
                             help="With --repair: leave conflicts for a person (default), or push ours over Zoho's.")
@@ -39,7 +39,7 @@ class Command(BaseCommand):
                 return self._events(since, as_json=as_json)
             from zoho_sync.reconcile import reconcile
 
-            report = reconcile(specs=specs.specs_for(entity), repair=repair, conflicts=conflicts)
+            report = reconcile(specs=entities.specs_for(entity), repair=repair, conflicts=conflicts)
         except ZohoConfigurationError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(_json.dumps(report.as_dict(), indent=2) if as_json else report.as_text())

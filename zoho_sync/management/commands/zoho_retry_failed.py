@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from zoho_sync import services
+from zoho_sync import entities, services
 from zoho_sync.conf import ZohoConfigurationError
 from zoho_sync.management.commands._sync_output import EXIT_HELP, ProgressPrinter, finish, quiet_record_logs, summary
 from zoho_sync.models import SyncState
-from zoho_sync.sync import specs
 
 
 class Command(BaseCommand):
@@ -17,7 +16,7 @@ class Command(BaseCommand):
             "data is fixed; records blocked by them follow once they land. " + EXIT_HELP)
 
     def add_arguments(self, parser):
-        parser.add_argument("--entity", **specs.entity_argument(what="The records to retry"))
+        parser.add_argument("--entity", **entities.entity_argument(what="The records to retry"))
         parser.add_argument("--include-validation", action="store_true",
                             help="Also retry records Zoho (or our checks) refused for their data (default: "
                                  "only those that may succeed unchanged).")
