@@ -167,6 +167,10 @@ class OpenAPIDocs:
             if d.applies(operation, "request") and d.kind in ("replace", "retype"):
                 parent, key = _locate(schema, d.location)
                 parent[key] = self._expand(copy.deepcopy(d.schema))
+        for d in self.deviations:
+            if d.applies(operation, "request") and d.kind == "add_property":
+                target = _node(schema, d.location)
+                target.setdefault("properties", {})[d.name] = self._expand(copy.deepcopy(d.schema))
         if "ignore_request_required" in self.policies:
             _strip_required(schema)
         if "strict_request_objects" in self.policies:

@@ -58,6 +58,9 @@ class Api:
     def put(self, path: str, json: Any = None, **kwargs: Any) -> requests.Response:
         return self.call("PUT", path, json=json, **kwargs)
 
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.call("DELETE", path, **kwargs)
+
     # -- builders ----------------------------------------------------------------------------------------
     def customer(self, name: str = "Acme Ltd", **fields: Any) -> dict[str, Any]:
         response = self.post("/customers", {"display_name": name, "email": "billing@acme.test", **fields})

@@ -13,6 +13,10 @@ SUBSCRIPTION_DETAIL = ("POST /subscriptions", "GET /subscriptions/{subscription_
                        "PUT /subscriptions/{subscription_id}", "POST /subscriptions/{subscription_id}/cancel")
 INVOICE_DETAIL = ("POST /invoices", "GET /invoices/{invoice_id}", "PUT /invoices/{invoice_id}")
 PAYMENT_DETAIL = ("POST /payments", "GET /payments/{payment_id}")
+CREDIT_NOTE_DETAIL = ("POST /creditnotes", "GET /creditnotes/{creditnote_id}")
+REFUND_DETAIL = ("POST /creditnotes/{creditnote_id}/refunds", "POST /payments/{payment_id}/refunds",
+                 "GET /creditnotes/refunds/{refund_id}")
+REFUND_REQUESTS = REFUND_DETAIL[:2]
 ENVELOPE = {"code": {"type": "integer"}, "message": {"type": "string"}}
 PAGE_CONTEXT = {"type": "object", "required": ["page", "per_page", "has_more_page"],
                 "properties": {"page": {"type": "integer"}, "per_page": {"type": "integer"},
@@ -50,6 +54,21 @@ DEVIATIONS: tuple[Deviation, ...] = (
                       "organization_id": {"type": "string"}, "name": {"type": "string"},
                       "currency_code": {"type": "string"}, "currency_symbol": {"type": "string"},
                       "time_zone": {"type": "string"}, "is_default_org": {"type": "boolean"}}}}}}),
+    Deviation(("GET /creditnotes",), "add_route",
+              reason="GET /creditnotes (list) is absent from credit-notes.yml (§3.9, §8: \"probably exists\"); the "
+                     "sandbox serves it like GET /payments so a client can find a credit note by creditnote_number; "
+                     "items use the documented credit note object.",
+              schema={"type": "object", "properties": {
+                  **ENVELOPE, "page_context": PAGE_CONTEXT,
+                  "creditnotes": {"type": "array", "items": {"$op": "POST /creditnotes 201", "$at": "credit_note"}}}}),
+    Deviation(("GET /creditnotes/refunds",), "add_route",
+              reason="No document lists refunds; the sandbox serves GET /creditnotes/refunds (filters customer_id, "
+                     "creditnote_id, payment_id) so a client can find a refund it made; items use the documented "
+                     "refund object of GET /creditnotes/refunds/{refund_id}.",
+              schema={"type": "object", "properties": {
+                  **ENVELOPE, "page_context": PAGE_CONTEXT,
+                  "refunds": {"type": "array", "items": {"$op": "GET /creditnotes/refunds/{refund_id} 200",
+                                                         "$at": "refund"}}}}),
     # -- pagination (§4, §8) ---------------------------------------------------------------------------------
     Deviation(LISTS, "add_property", name="page_context", schema=PAGE_CONTEXT,
               reason="List responses carry page_context {page, per_page, has_more_page} (§4, [C] pagination "
@@ -116,4 +135,42 @@ DEVIATIONS: tuple[Deviation, ...] = (
     *(Deviation(("GET /payments",), "add_property", location="payments[]", name=name, schema={"type": "string"},
                 reason=f"List items carry `{name}` too, so reconciliation finds changed payments (§12.6, §12.7).")
       for name in ("created_time", "updated_time")),
+    # -- credit notes and refunds (§3.9) -----------------------------------------------------------------------
+    Deviation(CREDIT_NOTE_DETAIL, "retype", location="credit_note.creditnote_items[].quantity",
+              schema={"type": "number"},
+              reason="creditnote_items[].quantity is a quantity, a JSON number like invoice lines' (§3 value "
+                     "formats); credit-notes.yml types it int32."),
+    Deviation(("POST /creditnotes",), "retype", location="creditnote_items[].quantity", schema={"type": "number"},
+              target="request",
+              reason="A request's creditnote_items[].quantity is a JSON number, as on invoice lines (§3 value "
+                     "formats); credit-notes.yml types it int32."),
+    Deviation(("POST /creditnotes",), "add_property", name="invoices", target="request",
+              schema={"type": "array", "items": {"type": "object", "properties": {
+                  "invoice_id": {"type": "string"}, "amount_applied": {"type": "number"}}}},
+              reason="The create body has no way to apply the credit note; the sandbox takes invoices[] in the "
+                     "shape of POST /creditnotes/{id}/invoices (an extension, credit_notes.py)."),
+    Deviation(("POST /creditnotes",), "add_property", name="invoice_id", schema={"type": "string"}, target="request",
+              reason="Shorthand of the invoices[] extension: the whole credit note applied to one invoice "
+                     "(credit_notes.py)."),
+    *(Deviation(REFUND_REQUESTS, "add_property", name=name, schema={"type": "string"}, target="request",
+                reason=f"`{name}` is a field of the refund object but not of refunds.yml's request; the sandbox "
+                       "accepts it as Zoho Books' refund requests do (refunds.py).")
+      for name in ("date", "refund_mode", "reference_number")),
+    Deviation(CREDIT_NOTE_DETAIL, "add_property", location="credit_note", name="payment_id",
+              schema={"type": "string"},
+              reason="Extension: the payment a refund's credit note was made for (\"\" otherwise), so a pull can "
+                     "tell a payment refund's credit note from a credit note of its own."),
+    Deviation(("GET /creditnotes",), "add_property", location="creditnotes[]", name="payment_id",
+              schema={"type": "string"}, reason="List items carry the payment_id extension too (see above)."),
+    *(Deviation(REFUND_DETAIL, "add_property", location="refund", name=name, schema={"type": "string"},
+                reason=f"The refund object names its credit note only inside `creditnote`; the sandbox also sends "
+                       f"`{name}` at the top, so a client matches a refund to its payment or credit note directly.")
+      for name in ("creditnote_id", "payment_id")),
+    *(Deviation(REFUND_DETAIL, "add_property", location="refund", name=name, schema={"type": "string"},
+                reason=f"refunds.yml has no modified times; the sandbox sends `{name}` as on every other resource, "
+                       "for the pull's modified-time comparison.")
+      for name in ("created_time", "updated_time")),
+    *(Deviation(("GET /creditnotes/refunds",), "add_property", location="refunds[]", name=name,
+                schema={"type": "string"}, reason=f"List items are the refund object, `{name}` included (see above).")
+      for name in ("creditnote_id", "payment_id", "created_time", "updated_time")),
 )

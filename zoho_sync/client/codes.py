@@ -52,12 +52,20 @@ PAYMENT_OVER_APPLIED = ZohoCode(
 # Placeholder (sandbox): a documented rule refuses the action, e.g. marking inactive a customer with a live
 # subscription (§3.1), voiding a void invoice, paying a void invoice, cancelling a cancelled subscription.
 ACTION_NOT_ALLOWED = ZohoCode("ACTION_NOT_ALLOWED", 400, 900007, "This action is not allowed: {reason}")
+# Placeholders for credit notes (§3.9): Zoho documents no code for a duplicate number or an over-application.
+DUPLICATE_CREDITNOTE_NUMBER = ZohoCode(
+    "DUPLICATE_CREDITNOTE_NUMBER", 400, 900008, "Credit note number \"{number}\" has already been created."
+)
+CREDIT_OVER_APPLIED = ZohoCode(
+    "CREDIT_OVER_APPLIED", 400, 900009,
+    "The amount applied to invoices exceeds the credit note's balance or the invoice balance.",
+)
 
 ALL_CODES: tuple[ZohoCode, ...] = (
     RATE_LIMIT_PER_MINUTE, RATE_LIMIT_DAILY, TOO_MANY_CONCURRENT, NOT_AUTHORIZED, INVALID_VALUE, INVALID_URL,
     METHOD_NOT_ALLOWED, DOES_NOT_EXIST, INTERNAL_ERROR, DUPLICATE_CUSTOMER, DUPLICATE_PLAN_CODE,
     DUPLICATE_ADDON_CODE, DUPLICATE_INVOICE_NUMBER, INVALID_PLAN_CODE, PAYMENT_OVER_APPLIED,
-    ACTION_NOT_ALLOWED,
+    ACTION_NOT_ALLOWED, DUPLICATE_CREDITNOTE_NUMBER, CREDIT_OVER_APPLIED,
 )
 BY_NUMBER: dict[int, ZohoCode] = {c.code: c for c in ALL_CODES}
 

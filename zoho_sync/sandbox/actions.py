@@ -1,6 +1,7 @@
 """Zoho-side actions: the changes Zoho makes by itself, or a person makes in Zoho's web app, as ZohoSandbox methods.
 
     payment = zoho.pay_invoice(invoice_id)            # hosted page: paid, payment_thankyou
+    note = zoho.create_credit_note(customer_id, 20)   # a credit note made in the web app: creditnote_added
     zoho.renew_subscription(subscription_id)          # next term and its invoice: subscription_renewed, invoice_created
     zoho.drop_webhooks(1)                             # the next delivery is lost; GET /events still has the event
 
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from zoho_sync.sandbox import validation as v
 from zoho_sync.sandbox.errors import not_allowed
-from zoho_sync.sandbox.resources import edits, invoices, lifecycle, payments, subscriptions
+from zoho_sync.sandbox.resources import credit_notes, edits, invoices, lifecycle, payments, refunds, subscriptions
 from zoho_sync.sandbox.store import public
 
 if TYPE_CHECKING:
@@ -81,13 +82,40 @@ class ZohoSideActions:
             share = v.dec(invoice["balance"]) if amount is None else _money(amount)
             return payments.detail(payments.decline_payment(self.store, invoice, share, _mode(payment_mode)))
 
-    def refund_payment(self, payment_id: str, amount: Any = None) -> dict[str, Any]:
-        """Refund all (default) or part of a payment: `amount_refunded` grows, status `refunded` once all is
-        refunded, the invoices it paid open again (`sent` / `partially_paid`), `payment_refunded`."""
+    def refund_payment(self, payment_id: str, amount: Any = None, refund_mode: str | None = None,
+                       description: str = "") -> dict[str, Any]:
+        """Refund all (default) or part of a payment as POST /payments/{id}/refunds does: `amount_refunded`
+        grows, status `refunded` once all is refunded, the invoices it paid open again (`sent` /
+        `partially_paid`), `payment_refunded`; a credit note for the amount is made and refunded (refunds.py,
+        GET /creditnotes/refunds?payment_id= finds the refund). Returns the payment."""
         with self.store.lock:
             rec = self.store.require("payments", str(payment_id), "Payment")
-            payments.refund_payment(self.store, rec, None if amount is None else _money(amount))
+            fields = {"date": self.store.today().isoformat(), "refund_mode": _mode(refund_mode or rec["payment_mode"]),
+                      "description": description, "reference_number": ""}
+            refunds.refund_payment(self.store, rec, None if amount is None else _money(amount), fields)
             return payments.detail(rec)
+
+    # -- credit notes --------------------------------------------------------------------------------------
+    def create_credit_note(self, customer_id: str, amount: Any, invoice_id: str | None = None, code: str = "credit",
+                           reference_number: str = "", description: str = "") -> dict[str, Any]:
+        """A credit note made in the web app: one line of `amount` (item `code`), applied in full to
+        `invoice_id` when given (above its balance is CREDIT_OVER_APPLIED), `creditnote_added`. Returns it."""
+        line = {"code": code, "quantity": 1, "price": float(_money(amount)), "description": description or None}
+        body = {"customer_id": str(customer_id), "creditnote_items": [line], "reference_number": reference_number,
+                "invoice_id": None if invoice_id is None else str(invoice_id)}
+        with self.store.lock:
+            return credit_notes.detail(credit_notes.create_credit_note(self.store, body))
+
+    def refund_credit_note(self, creditnote_id: str, amount: Any = None, refund_mode: str = "cash",
+                           description: str = "") -> dict[str, Any]:
+        """Refund all (default: its balance) or part of a credit note; no event (Zoho has none). Returns the
+        refund as GET /creditnotes/refunds/{refund_id} shows it."""
+        with self.store.lock:
+            note = self.store.require("creditnotes", str(creditnote_id), "Credit note")
+            value = v.dec(note["balance"]) if amount is None else _money(amount)
+            fields = {"date": self.store.today().isoformat(), "refund_mode": _mode(refund_mode),
+                      "description": description, "reference_number": ""}
+            return refunds.detail(self.store, refunds.refund_credit_note(self.store, note, value, fields))
 
     # -- subscriptions -------------------------------------------------------------------------------------
     def _subscription(self, subscription_id: str) -> dict[str, Any]:

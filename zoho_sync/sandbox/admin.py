@@ -5,7 +5,10 @@ POST fail_next | expire_tokens | revoke_refresh_token | seed | reset | configure
      hold {method, path, times, when, timeout} | hold_wait {id, timeout, count} | release {id} (no id: all)
 POST Zoho-side actions (actions.py), the body being the method's keyword arguments, the answer {"ok", <key>}:
      pay_invoice {invoice_id, amount?, payment_mode?, reference_number?} -> payment
-     decline_payment {invoice_id, amount?, payment_mode?} -> payment | refund_payment {payment_id, amount?} -> payment
+     decline_payment {invoice_id, amount?, payment_mode?} -> payment
+     refund_payment {payment_id, amount?, refund_mode?, description?} -> payment
+     create_credit_note {customer_id, amount, invoice_id?, code?, reference_number?, description?} -> credit_note
+     refund_credit_note {creditnote_id, amount?, refund_mode?, description?} -> refund
      renew_subscription | expire_subscription | activate_subscription {subscription_id} -> subscription
      cancel_subscription {subscription_id, at_end?} -> subscription | void_invoice {invoice_id} -> invoice
      edit_record {resource, record_id, fields} -> record | delete_record {resource, record_id} -> record
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
 GETS = ("state", "requests", "counters", "records", "holds")
 # Zoho-side action -> the key its result is answered under.
 ACTIONS = {"pay_invoice": "payment", "decline_payment": "payment", "refund_payment": "payment",
+           "create_credit_note": "credit_note", "refund_credit_note": "refund",
            "renew_subscription": "subscription", "cancel_subscription": "subscription",
            "expire_subscription": "subscription", "activate_subscription": "subscription",
            "void_invoice": "invoice", "edit_record": "record", "delete_record": "record",

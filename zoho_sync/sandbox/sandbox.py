@@ -38,8 +38,9 @@ from zoho_sync.sandbox.webhooks import WebhookDispatcher
 class ZohoSandbox(ZohoSideActions):
     """A local Zoho Billing v1 server. Keyword settings are SandboxConfig fields (credentials, limits, faults).
 
-    The Zoho-side actions (pay_invoice, decline_payment, refund_payment, renew/cancel/expire/activate_subscription,
-    void_invoice, edit_record, delete_record, drop_webhooks) come from ZohoSideActions (actions.py).
+    The Zoho-side actions (pay_invoice, decline_payment, refund_payment, create_credit_note, refund_credit_note,
+    renew/cancel/expire/activate_subscription, void_invoice, edit_record, delete_record, drop_webhooks) come from
+    ZohoSideActions (actions.py).
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, clock: Any = None, state_file: str | None = None,

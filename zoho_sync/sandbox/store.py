@@ -16,7 +16,8 @@ from zoho_sync.sandbox.clock import parse_zoho_timestamp, utc_date, zoho_timesta
 from zoho_sync.sandbox.config import SandboxConfig
 from zoho_sync.sandbox.errors import not_found
 
-RESOURCES = ("customers", "products", "plans", "subscriptions", "invoices", "payments", "events")
+RESOURCES = ("customers", "products", "plans", "subscriptions", "invoices", "payments", "creditnotes", "refunds",
+             "events")
 # Zoho ids are long digit strings such as "903000000000099" (§3 value formats); one counter serves them all.
 ID_BASE = 903000000000000
 SNAPSHOT_VERSION = 1

@@ -11,7 +11,7 @@ from typing import Any
 
 from zoho_sync.sandbox import validation as v
 from zoho_sync.sandbox.errors import not_allowed
-from zoho_sync.sandbox.resources import ID_KEYS, LABELS, MODIFIED
+from zoho_sync.sandbox.resources import DELETERS, ID_KEYS, LABELS, MODIFIED
 from zoho_sync.sandbox.resources.customers import adjust
 from zoho_sync.sandbox.resources.payments import take_back
 from zoho_sync.sandbox.store import Store
@@ -43,7 +43,7 @@ def edit_record(store: Store, resource: str, record_id: str, fields: dict[str, A
 def _refuse(store: Store, resource: str, rec: dict[str, Any]) -> str | None:
     """Why Zoho would refuse to delete `rec`, or None."""
     if resource == "customers":
-        tables = ("subscriptions", "invoices", "payments")
+        tables = ("subscriptions", "invoices", "payments", "creditnotes")
         if any(r["customer_id"] == rec["customer_id"] for t in tables for r in store.tables[t].values()):
             return "the customer has transactions"
     if resource == "products" and any(p["product_id"] == rec["product_id"] for p in store.tables["plans"].values()):
@@ -53,6 +53,8 @@ def _refuse(store: Store, resource: str, rec: dict[str, Any]) -> str | None:
         return "the plan has subscriptions"
     if resource == "invoices" and v.dec(rec["payment_made"]) > 0:
         return "the invoice has payments"
+    if resource == "invoices" and v.dec(rec["credits_applied"]) > 0:
+        return "the invoice has credits applied"
     return None
 
 
@@ -62,6 +64,9 @@ def delete_record(store: Store, resource: str, record_id: str) -> dict[str, Any]
     reason = _refuse(store, resource, rec)
     if reason:
         raise not_allowed(reason)
+    if resource in DELETERS:  # the resource's own deletion undoes what the record moved, or refuses
+        DELETERS[resource](store, rec)
+        return rec
     if resource == "payments" and rec["status"] == "success":
         take_back(store, rec, v.dec(rec["amount"]) - v.dec(rec["amount_refunded"]))
     if resource == "invoices":

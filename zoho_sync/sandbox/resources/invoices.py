@@ -14,6 +14,7 @@ from typing import Any
 from zoho_sync.client import codes
 from zoho_sync.sandbox import validation as v
 from zoho_sync.sandbox.errors import ApiError, invalid, not_allowed
+from zoho_sync.sandbox.resources.credit_notes import detach_invoice
 from zoho_sync.sandbox.resources.customers import adjust
 from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
@@ -133,7 +134,7 @@ def revert_payment(store: Store, rec: dict[str, Any], amount: Decimal) -> None:
     stays paid, else `partially_paid` (`overdue` is still computed from the due date)."""
     paid = v.dec(rec["payment_made"]) - amount
     rec.update(payment_made=v.money_out(paid), balance=v.money_out(v.dec(rec["balance"]) + amount),
-               status="partially_paid" if paid > 0 else "sent")
+               status="partially_paid" if paid + v.dec(rec["credits_applied"]) > 0 else "sent")
     store.stamp(rec, "last_modified_time")
 
 
@@ -192,7 +193,7 @@ def _update(store: Store, call: Call) -> Reply:
         check_number(store, changes["invoice_number"], exclude=rec["invoice_id"])
     if "invoice_items" in body:
         items, total = build_items(store, body["invoice_items"])
-        paid = v.dec(rec["payment_made"])
+        paid = v.dec(rec["payment_made"]) + v.dec(rec["credits_applied"])  # settled by payments and credits
         if total < paid:
             raise not_allowed("the new total is below the amount already paid")
         adjust(store, rec["customer_id"], outstanding=(total - paid) - v.dec(rec["balance"]))
@@ -208,7 +209,8 @@ def void_invoice(store: Store, rec: dict[str, Any]) -> None:
     """Void an invoice. Zoho has no event for it (§7.1), so none is emitted."""
     if rec["status"] == "void":
         raise not_allowed("the invoice is already void")
-    # §3.7: payments attached to a voided invoice are detached and become customer credit.
+    # §3.7: payments and credits attached to a voided invoice are detached and become customer credit.
+    detach_invoice(store, rec)
     for payment in store.tables["payments"].values():
         kept = [e for e in payment["invoices"] if e["invoice_id"] != rec["invoice_id"]]
         if len(kept) != len(payment["invoices"]):
