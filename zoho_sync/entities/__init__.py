@@ -27,7 +27,8 @@ ENTITY_ALIASES = {**{alias: spec.plural for spec in SPECS for alias in spec.alia
 
 __all__ = ["BY_NAME", "CUSTOMER", "CUSTOMER_SERVICE", "ENTITY_ALIASES", "ENTITY_CHOICES", "INVOICE", "PAYMENT",
            "SERVICE_PACKAGE", "SPECS", "EntitySpec", "Events", "LinkRule", "PullOutcome", "by_zoho_entity",
-           "entity_argument", "entity_name", "for_api_resource", "for_event", "for_model", "specs_for"]
+           "entity_argument", "entity_name", "failure_view_sql", "for_api_resource", "for_event", "for_model",
+           "specs_for"]
 
 
 def entity_name(value: str) -> str:
@@ -72,3 +73,20 @@ def for_event(event_type: str) -> EntitySpec | None:
 def for_api_resource(resource: str) -> EntitySpec | None:
     """The spec whose calls use an API path starting with `resource` ("products": service packages), or None."""
     return next((spec for spec in SPECS if resource in spec.api_resources), None)
+
+
+def failure_view_sql() -> str:
+    """The SQL of the failed-records view (models.SyncFailure): one SELECT per entity, in SPECS order, from the
+    specs' tables and failure labels alone (constants: no input reaches it). A migration holds a copy; the test of
+    the view compares the latest copy with this."""
+    from zoho_sync.models.base import FAILURE_STATUSES
+
+    statuses = ", ".join(f"'{status}'" for status in FAILURE_STATUSES)
+    selects = [
+        f"SELECT '{spec.name}:' || id AS id, '{spec.name}' AS entity, {position} AS entity_order, "  # noqa: S608
+        f"id AS record_id, {spec.failure_label} AS label, zoho_id, sync_status, next_retry_at, last_sync_error, "
+        f"last_error_kind, sync_attempts, failing_since, updated_at FROM {spec.model._meta.db_table} "
+        f"WHERE sync_status IN ({statuses})"
+        for position, spec in enumerate(SPECS)
+    ]
+    return "CREATE VIEW zoho_sync_syncfailure AS\n" + "\nUNION ALL\n".join(selects)

@@ -102,6 +102,7 @@ class EntitySpec:
     # (a payment's invoices: their balance).
     related: Callable[[dict], Iterable[tuple[str, str]]] = lambda remote: ()
     # --- the rest of the entity's facts -----------------------------------------------------------------------
+    failure_label: str = "CAST(id AS TEXT)"  # SQL over its table: the record's label in the failed-records view
     web_app_path: str = ""  # the resource in Zoho's web app address (`#/<path>/<id>`); "" when unknown
     api_resources: tuple[str, ...] = ()  # the first segments of the API paths its calls use (API-usage figures)
     link: LinkRule = LinkRule()

@@ -142,7 +142,7 @@ SPEC = EntitySpec(
     to_zoho=customer_to_zoho, fingerprint=customer_to_zoho,
     create=customer_create, update=customer_update, find=customer_find,
     skip_reason=_customer_skip, label=lambda c: c.account_number, duplicate_codes=(codes.DUPLICATE_CUSTOMER.name,),
-    web_app_path="customers", api_resources=("customers",),
+    failure_label="account_number", web_app_path="customers", api_resources=("customers",),
     reconcile=Reconcile(fields=(
         Field("display_name", customer_display_name, "display_name", OURS),
         Field("email", lambda c: c.email, "email", OURS, norm=lambda v: text(v).casefold()),

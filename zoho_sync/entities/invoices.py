@@ -341,7 +341,7 @@ SPEC = EntitySpec(
     from_zoho=invoice_from_zoho,
     events=Events(data_key="invoice", read_path="/invoices/{}", types=("invoice_created",)),
     mirror=_mirror_invoice,
-    web_app_path="invoices", api_resources=("invoices",),
+    failure_label="invoice_number", web_app_path="invoices", api_resources=("invoices",),
     reconcile=Reconcile(fields=(Field("total", lambda i: i.total, "total", OURS, "amount", column="total"),),
                         zoho_owned=(("status", "status"), ("balance_due", "amount")), money=("total", "total")),
     importing=INVOICES,

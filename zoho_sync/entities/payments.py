@@ -366,7 +366,7 @@ SPEC = EntitySpec(
     from_zoho=payment_from_zoho, on_created=lambda record: invoices_paid_by(record),
     events=Events(data_key="payment", read_path="/payments/{}", prefixes=("payment_",)),
     mirror=_mirror_payment, related=_invoices_of,
-    web_app_path="payments", api_resources=("payments",),
+    failure_label="reference", web_app_path="payments", api_resources=("payments",),
     reconcile=Reconcile(
         fields=(Field("amount", lambda p: p.amount, "amount", OURS, "amount", column="amount"),
                 Field("method", lambda p: p.method, "payment_mode", OURS),

@@ -135,7 +135,7 @@ SPEC = EntitySpec(
     create=plan_create, update=plan_update, find=plan_find, label=lambda p: p.plan_code,
     extra_create_calls=lambda p: 0 if p.zoho_product_id else 1,  # create the product (its list is cached)
     duplicate_codes=(codes.DUPLICATE_PLAN_CODE.name,),
-    web_app_path="plans", api_resources=("plans", "products"), aliases=("plans",),
+    failure_label="plan_code", web_app_path="plans", api_resources=("plans", "products"), aliases=("plans",),
     reconcile=Reconcile(fields=(
         Field("name", lambda p: p.name, "name", OURS),
         Field("price", lambda p: p.price, "recurring_price", OURS, "amount", column="price"),

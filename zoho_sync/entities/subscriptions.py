@@ -182,7 +182,8 @@ SPEC = EntitySpec(
     events=Events(data_key="subscription", read_path="/subscriptions/{}", prefixes=("subscription_",),
                   types=("billing_date_changed", "trial_expiring")),
     after_pull=_link_period_invoice,
-    web_app_path="subscriptions", api_resources=("subscriptions",), aliases=("subscriptions",),
+    failure_label="'CS-' || id", web_app_path="subscriptions", api_resources=("subscriptions",),
+    aliases=("subscriptions",),
     reconcile=Reconcile(
         fields=(Field("plan_code", lambda s: s.package.plan_code, "plan.plan_code", OURS),
                 Field("quantity", lambda s: s.quantity, "plan.quantity", OURS, column="quantity")),
