@@ -7,6 +7,8 @@ Decisions where Zoho is silent [I]:
 - A caller-chosen `creditnote_number` is honoured only with `ignore_auto_number_generation=true` (in the body as
   credit-notes.yml has it, or in the query as invoices take it); a number already used is
   DUPLICATE_CREDITNOTE_NUMBER. Otherwise numbers are CN-00001, CN-00002, ... (one past the highest such number).
+- `date` defaults to today, as on invoices. `custom_fields`, `exchange_rate`, `template_id`, taxes and
+  `contact_persons` are accepted and ignored (`custom_fields` reads []).
 - `creditnote_items[]`: `code` (a plan or addon code) is required but not checked against the plans, since the
   sandbox has no addons; `name` defaults to the plan's name, or the code. `quantity` > 0 and `price` >= 0 are
   JSON numbers; a credit note totalling 0 is refused (invalid `creditnote_items`).
