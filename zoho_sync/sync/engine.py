@@ -72,6 +72,15 @@ def retry_delay(attempt: int) -> float:
     return min(3600.0, base * 2 ** max(0, attempt - 1)) * random.uniform(0.8, 1.2)
 
 
+def retried_by_engine(error: BaseException | None) -> bool:
+    """Whether the engine pushes a record that failed with `error` again by itself (sets a retry time for it).
+
+    A sync error's `retryable` is this answer (sync/errors.py). A ZohoError's `retryable` is the client's: may the
+    same request be sent again at once. The two differ only for ZohoOutcomeUnknownError: the client never resends a
+    write whose answer was lost, but the engine pushes the record again, looking it up before any create."""
+    return isinstance(error, ZohoOutcomeUnknownError) or bool(getattr(error, "retryable", False))
+
+
 def validate_for_push(obj) -> None:
     """The admin form's checks (the model's field validators and `clean()`), for a record however it was saved;
     raise InvalidLocalData naming each problem. Foreign keys exist (the database holds them) and uniqueness is
@@ -454,7 +463,7 @@ class Engine:
                     "last_sync_error": outcome.message, "last_error_kind": ErrorKind.DEPENDENCY,
                     "next_retry_at": retry}
         attempt = obj.sync_attempts + 1
-        retryable = bool(getattr(error, "retryable", False)) or isinstance(error, ZohoOutcomeUnknownError)
+        retryable = retried_by_engine(error)
         delay = sync.outcome_recheck_seconds if isinstance(error, ZohoOutcomeUnknownError) else retry_delay(attempt)
         next_retry = now + timedelta(seconds=delay) if retryable and attempt < sync.max_attempts else None
         if retryable and next_retry is None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 
 class SyncError(Exception):
-    """A record cannot be pushed as it is; `kind` is one of ErrorKind's values."""
+    """A record cannot be pushed as it is; `kind` is one of ErrorKind's values.
+
+    `retryable` says whether the engine pushes the record again by itself, with nobody changing this record: at a
+    retry time it sets (Busy: a back-off; DependencyNotSynced: SYNC_DEPENDENCY_RETRY_SECONDS), or when the record it
+    waits for lands (DependencyNotSynced and DependencyBlocked, woken by Engine._wake_dependents). False: the record
+    stays failed until a person changes it or pushes it again (`zoho_retry_failed --include-validation`)."""
 
     kind = "unknown"
     retryable = False
@@ -18,21 +23,21 @@ class InvalidLocalData(SyncError):
 
 class DependencyNotSynced(SyncError):
     """A record it depends on (its customer, plan, invoice) has no Zoho id yet, but is on its way: the record waits
-    (not a failed attempt of its own) and is woken when the dependency lands."""
+    (not a failed attempt of its own), is tried again after a short wait and is woken when the dependency lands."""
 
     kind = "dependency"
     retryable = True
 
 
 class DependencyBlocked(DependencyNotSynced):
-    """A record it depends on failed in a way only a person can fix (or is never pushed): the record is not tried
-    again until that dependency changes and lands."""
-
-    retryable = False
+    """A record it depends on failed in a way only a person can fix (or is never pushed): the record has no retry
+    time, and `zoho_retry_failed` leaves it alone. It is still retryable: nobody touches this record, the engine
+    pushes it again by itself once that dependency is fixed and lands (the person's fix is to the dependency)."""
 
 
 class ClaimLost(SyncError):
-    """Another worker took the record over (this worker's lease ran out): it must not send anything for it."""
+    """Another worker took the record over (this worker's lease ran out): it must not send anything for it. Nothing
+    is written on the record (not retryable: this worker never tries it again; the holder pushes it)."""
 
 
 class RemoteConflict(SyncError):
