@@ -20,7 +20,7 @@ from zoho_sync.conf import get_sync_settings, get_zoho_limits
 from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncState, SyncStatus
 from zoho_sync.models.base import FAILURE_STATUSES
 from zoho_sync.queueing import QueueUnavailableError, task_enqueue_later
-from zoho_sync.sync import claims, specs
+from zoho_sync.sync import claims, logbook, specs
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome, QuotaExhausted
 from zoho_sync.sync.parallel import ParallelBackfill
@@ -194,14 +194,10 @@ def rate_limit_wait_mark(records, *, until: datetime, message: str, error=None, 
                                                                                          Value(timezone.now()))):
             continue
         obj = spec.model.objects.get(pk=pk)
-        SyncLog.objects.create(
-            entity=entity, object_pk=str(pk), object_repr=str(spec.label(obj))[:200], zoho_entity=spec.zoho_entity,
-            zoho_id=obj.zoho_id or "", action=SyncLog.Action.UPDATE if obj.zoho_id else SyncLog.Action.CREATE,
-            status=SyncLog.Status.FAILED, attempt=obj.sync_attempts + 1, message=message,
-            error_type=type(error).__name__ if error else "", error_kind=ErrorKind.RATE_LIMIT,
-            http_status=getattr(error, "status_code", None), zoho_code=getattr(error, "zoho_code", None),
-            zoho_message=getattr(error, "zoho_message", "") or "", request_method=getattr(error, "method", ""),
-            request_path=getattr(error, "path", ""), run_id=run_id)
+        logbook.write(spec, pk=pk, label=spec.label(obj), zoho_id=obj.zoho_id or "",
+                      action=SyncLog.Action.UPDATE if obj.zoho_id else SyncLog.Action.CREATE,
+                      status=SyncLog.Status.FAILED, attempt=obj.sync_attempts + 1, message=message, error=error,
+                      error_kind=ErrorKind.RATE_LIMIT, run_id=run_id)
 
 
 LOCKED_OUT, LOCKOUT_UNTIL = "locked out", "lockout until"  # keys of the push counts (LOCKOUT_UNTIL: epoch s)
@@ -410,9 +406,7 @@ def sync_skip(*, entity: str, pks: list[int], by: str) -> int:
     changed = spec.model.objects.filter(pk__in=skipped, sync_status__in=FAILURE_STATUSES).update(
         sync_status=SyncStatus.SKIPPED, next_retry_at=None, last_sync_error=reason, last_error_kind="")
     objects = spec.model.objects.filter(pk__in=skipped, sync_status=SyncStatus.SKIPPED)
-    SyncLog.objects.bulk_create([
-        SyncLog(entity=spec.name, object_pk=str(obj.pk), object_repr=str(spec.label(obj))[:200],
-                zoho_entity=spec.zoho_entity, zoho_id=obj.zoho_id or "", action=SyncLog.Action.NONE,
-                status=SyncLog.Status.SKIPPED, message=reason)
-        for obj in objects])
+    logbook.write_all(logbook.entry(spec, pk=obj.pk, label=spec.label(obj), zoho_id=obj.zoho_id or "",
+                                    action=SyncLog.Action.NONE, status=SyncLog.Status.SKIPPED, message=reason)
+                      for obj in objects)
     return changed

@@ -33,6 +33,7 @@ from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoError, ZohoOutcomeU
 from zoho_sync.commits import relaxed_commit
 from zoho_sync.conf import ZohoConfigurationError, get_sync_settings
 from zoho_sync.models import ErrorKind, SyncLog, SyncState, SyncStatus, ZohoSyncedModel, sync_state_of
+from zoho_sync.sync import logbook
 from zoho_sync.sync.errors import (
     Busy,
     ClaimLost,
@@ -228,12 +229,11 @@ class Engine:
             from zoho_sync.sync.claims import _unclaim
 
             _unclaim(model.objects.filter(pk__in=[obj.pk for obj in taken], claimed_by=self.claimer))
-            SyncLog.objects.bulk_create([
-                SyncLog(entity=spec.name, object_pk=str(obj.pk), object_repr=spec.label(obj),
-                        zoho_entity=spec.zoho_entity, zoho_id=obj.zoho_id or "", action=SyncLog.Action.NONE,
-                        status=SyncLog.Status.SKIPPED, attempt=obj.sync_attempts + 1, message=reason,
-                        run_id=self.run_id)
-                for reason, group in reasons.items() for obj in group])
+            logbook.write_all(
+                logbook.entry(spec, pk=obj.pk, label=spec.label(obj), zoho_id=obj.zoho_id or "",
+                              action=SyncLog.Action.NONE, status=SyncLog.Status.SKIPPED,
+                              attempt=obj.sync_attempts + 1, message=reason, run_id=self.run_id)
+                for reason, group in reasons.items() for obj in group)
         now = dict(model.objects.filter(pk__in=[obj.pk for obj in taken]).values_list("pk", "sync_status"))
         return {obj.pk: Outcome(SyncLog.Status.SKIPPED, SyncLog.Action.NONE, reason,
                                 state=SyncState.SKIPPED if now.get(obj.pk) == SyncStatus.SKIPPED else SyncState.PENDING)
@@ -527,18 +527,14 @@ class Engine:
                    result: dict[str, Any], zoho_id: str, response: Any) -> None:
         """The push's SyncLog row: what was sent, what came back or what went wrong, and how long it took."""
         error = outcome.error
-        SyncLog(
-            entity=spec.name, object_pk=str(obj.pk), object_repr=spec.label(obj), zoho_entity=spec.zoho_entity,
-            zoho_id=zoho_id or obj.zoho_id or "", action=outcome.action, status=outcome.status,
-            attempt=result.get("sync_attempts") or obj.sync_attempts + 1,
-            message=" ".join([outcome.message, *ctx.notes]).strip(),
-            error_type=type(error).__name__ if error else "", error_kind=result.get("last_error_kind", ""),
-            http_status=getattr(error, "status_code", None), zoho_code=getattr(error, "zoho_code", None),
-            zoho_message=getattr(error, "zoho_message", "") or "", request_method=getattr(error, "method", ""),
-            request_path=getattr(error, "path", ""), request_body=ctx.sent if ctx.sent is not None else payload,
+        logbook.write(
+            spec, pk=obj.pk, label=spec.label(obj), zoho_id=zoho_id or obj.zoho_id or "", action=outcome.action,
+            status=outcome.status, attempt=result.get("sync_attempts") or obj.sync_attempts + 1,
+            message=" ".join([outcome.message, *ctx.notes]).strip(), error=error,
+            error_kind=result.get("last_error_kind", ""),
+            request_body=ctx.sent if ctx.sent is not None else payload,
             response_body=response if response is not None else getattr(error, "response_body", None),
-            duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id,
-        ).save()
+            duration_ms=int((time.monotonic() - started) * 1000), run_id=self.run_id)
 
     @staticmethod
     def _apply_answer(spec: EntitySpec, response: dict) -> None:
