@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
+from zoho_sync.models import CreditNote, Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
 
 _seq = itertools.count(1)
 
@@ -66,3 +66,18 @@ def make_payment(**overrides) -> Payment:
     if "customer" not in fields:
         fields["customer"] = fields["invoice"].customer if fields.get("invoice") else make_customer()
     return Payment.objects.create(**fields)
+
+
+def make_credit_note(**overrides) -> CreditNote:
+    """A credit (against `invoice` when given, else the customer keeps it) of a package; a refund with
+    kind=refund and `payment`."""
+    n = next(_seq)
+    fields = {"number": f"CN-T{n:06d}", "amount": Decimal("10.00"), "issued_on": date(2026, 11, 20),
+              "reason": "Outage credit"}
+    fields.update(overrides)
+    if "customer" not in fields:
+        owner = fields.get("invoice") or fields.get("payment")
+        fields["customer"] = owner.customer if owner is not None else make_customer()
+    if "package" not in fields and fields.get("kind") != CreditNote.Kind.REFUND:
+        fields["package"] = make_package()
+    return CreditNote.objects.create(**fields)

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 
-from tests.builders import make_customer, make_invoice, make_package, make_payment, make_service
+from tests.builders import make_credit_note, make_customer, make_invoice, make_package, make_payment, make_service
 from zoho_sync.models import (
     ApiUsage,
     Customer,
@@ -34,6 +34,7 @@ READ_ONLY = {SyncLog, FailedSyncLog, SyncRun, ApiUsage, SyncFailure, ZohoEvent, 
 def one_of_each():
     invoice = make_invoice(service=make_service())
     make_payment(invoice=invoice, amount=Decimal("5.00"))
+    make_credit_note(invoice=invoice, amount=Decimal("2.00"))
     SyncLog.objects.create(entity="customer", object_pk=str(invoice.customer_id), action="create", status="failed",
                            message="Email address 'x' is not valid.", error_kind="invalid_data")
     Customer.objects.filter(pk=invoice.customer_id).update(

@@ -16,10 +16,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from tests.builders import make_customer, make_invoice, make_package, make_payment, make_service
+from tests.builders import make_credit_note, make_customer, make_invoice, make_package, make_payment, make_service
 from zoho_sync import services
 from zoho_sync.conf import get_zoho_settings
-from zoho_sync.models import Customer, CustomerService, Payment, SyncLog, SyncState, SyncStatus
+from zoho_sync.models import CreditNote, Customer, CustomerService, Invoice, Payment, SyncLog, SyncState, SyncStatus
 from zoho_sync.sync import specs
 from zoho_sync.sync.payloads import ONE_OFF_PRODUCT
 from zoho_sync.zoho import client_build
@@ -291,3 +291,53 @@ def test_two_processes_needing_the_one_off_product_at_once_create_it_once(zoho):
     assert first.finish().state == SyncState.SYNCED and second.finish().state == SyncState.SYNCED
     assert [p["name"] for p in zoho.records("products")] == [ONE_OFF_PRODUCT]
     assert len(zoho.requests("POST", "/products")) == 1
+
+
+def test_a_save_during_a_refund_never_refunds_twice(zoho):
+    """The sixth entity under the same race: a refund's create held in flight while the record is edited and a
+    second worker tries it; one refund in Zoho, the money given back once."""
+    payment = make_payment(amount=Decimal("30.00"))
+    note = make_credit_note(kind=CreditNote.Kind.REFUND, payment=payment, amount=Decimal("12.00"))
+    services.sync_pending(entity="payments")
+    hold = zoho.hold_next("POST", "/payments/*/refunds", when="before")
+    first = Worker(services.sync_object, entity="credit_note", pk=note.pk)
+    assert hold.wait_arrived(), "the refund never reached Zoho"
+    edited = CreditNote.objects.get(pk=note.pk)
+    edited.reason = "Goodwill, agreed by phone"
+    edited.save()
+    assert services.sync_object(entity="credit_note", pk=note.pk) is None, "a trigger pushed a held record"
+    services.sync_pending()
+    hold.release()
+    first.finish()
+    services.sync_pending()
+
+    (refund,) = zoho.records("refunds")
+    note.refresh_from_db()
+    assert note.sync_state == SyncState.SYNCED and note.zoho_id == refund["creditnote_id"], note.last_sync_error
+    (held,) = zoho.records("payments")
+    assert held["amount_refunded"] == 12.0
+    assert len(zoho.requests("POST", "/payments/*/refunds")) == 1
+
+
+def test_a_save_during_a_credit_note_create_applies_the_credit_once(zoho):
+    invoice = make_invoice(lines=((Decimal("1"), Decimal("40.00")),))
+    note = make_credit_note(invoice=invoice, amount=Decimal("15.00"))
+    for entity in ("customers", "service_packages", "invoices"):
+        services.sync_pending(entity=entity)
+    hold = zoho.hold_next("POST", "/creditnotes", when="after")  # written in Zoho, the answer held
+    first = Worker(services.sync_object, entity="credit_note", pk=note.pk)
+    assert hold.wait_arrived()
+    edited = CreditNote.objects.get(pk=note.pk)
+    edited.reason = "Outage, 3 days"
+    edited.save()
+    second = Worker(services.sync_object, entity="credit_note", pk=note.pk)  # "Push now"
+    assert second.finish() is None
+    hold.release()
+    first.finish()
+    services.sync_pending()
+
+    (credit,) = zoho.records("creditnotes")
+    note.refresh_from_db()
+    assert note.sync_state == SyncState.SYNCED and note.zoho_id == credit["creditnote_id"], note.last_sync_error
+    (held,) = [i for i in zoho.records("invoices") if i["invoice_id"] == Invoice.objects.get(pk=invoice.pk).zoho_id]
+    assert (held["balance"], credit["balance"]) == (25.0, 0.0), "the credit was applied exactly once"

@@ -26,7 +26,7 @@ from django.utils import timezone
 from tests.builders import make_customer, make_package
 from tests.zoho_sync.test_triggers import ROOT, process_env
 from zoho_sync import services
-from zoho_sync.models import Customer, CustomerService, Invoice, Payment, ServicePackage, SyncStatus
+from zoho_sync.models import CreditNote, Customer, CustomerService, Invoice, Payment, ServicePackage, SyncStatus
 from zoho_sync.sandbox import ZohoSandbox
 from zoho_sync.sync import payloads
 from zoho_sync.sync.engine import validate_for_push
@@ -142,13 +142,43 @@ def assert_one_zoho_object_per_record(sandbox: ZohoSandbox) -> None:
 
 
 PATHS = {"customer": "/customers", "service_package": "/plans", "customer_service": "/subscriptions",
-         "invoice": "/invoices", "payment": "/payments"}
+         "invoice": "/invoices", "payment": "/payments", "credit_note": "/creditnotes"}
+
+
+def add_credit_notes(every: int = 4) -> None:
+    """The sixth entity in the crash data: a credit on every fourth manual invoice of ours, and a partial refund
+    of every fourth completed payment of ours (the demo seeds neither)."""
+    package = ServicePackage.objects.order_by("pk").first()
+    invoices = Invoice.objects.filter(kind=Invoice.Kind.MANUAL, origin=Invoice.Origin.LOCAL).order_by("pk")
+    for n, invoice in enumerate(invoices[::every]):
+        CreditNote.objects.create(number=f"CN-CRASH-{n:04d}", customer_id=invoice.customer_id, invoice=invoice,
+                                  package=package, amount=min(invoice.total, Decimal("5.00")),
+                                  issued_on=invoice.issued_on, reason="Crash-test credit")
+    payments = Payment.objects.filter(status=Payment.Status.COMPLETED, origin=Payment.Origin.LOCAL,
+                                      invoice__kind=Invoice.Kind.MANUAL).order_by("pk")
+    for n, payment in enumerate(payments[::every]):
+        CreditNote.objects.create(number=f"RF-CRASH-{n:04d}", kind=CreditNote.Kind.REFUND,
+                                  customer_id=payment.customer_id, payment=payment,
+                                  amount=min(payment.amount, Decimal("3.00")), issued_on=timezone.localdate())
+
+
+def assert_one_zoho_credit_per_record(sandbox: ZohoSandbox) -> None:
+    """Credit notes by our number; refunds (whose credit notes Zoho numbers) by our number in their description."""
+    credits = {n.number: n for n in CreditNote.objects.filter(kind=CreditNote.Kind.CREDIT)}
+    refunds = {n.number: n for n in CreditNote.objects.filter(kind=CreditNote.Kind.REFUND)}
+    numbered = Counter(r["creditnote_number"] for r in sandbox.records("creditnotes") if not r.get("payment_id"))
+    described = Counter(str(r["description"]).split(" ", 1)[0] for r in sandbox.records("refunds"))
+    assert set(numbered) <= set(credits) and set(described) <= set(refunds), "Zoho holds credits we never sent"
+    assert {k: n for k, n in (numbered + described).items() if n > 1} == {}, "a credit or refund twice in Zoho"
+    synced = {n.zoho_id for n in [*credits.values(), *refunds.values()] if n.sync_status == SyncStatus.SYNCED}
+    assert {r["creditnote_id"] for r in sandbox.records("creditnotes")} == synced
 
 
 # --- running and killing backfills ---------------------------------------------------------------------------
 @pytest.fixture
 def demo_data():
     call_command("zoho_seed_demo", customers=CUSTOMERS, seed=DEMO_SEED, reset=True, stdout=io.StringIO())
+    add_credit_notes()
     return expected_outcome()
 
 
@@ -207,8 +237,10 @@ def test_killed_backfills_push_every_record_exactly_once(crash_zoho, demo_data):
 
     assert_local_state(demo_data)
     assert_one_zoho_object_per_record(crash_zoho)
+    assert_one_zoho_credit_per_record(crash_zoho)
     assert sum(map(len, demo_data.synced.values())) > 250, "the demo data pushes hundreds of records"
     assert demo_data.invalid["customer"] and demo_data.skipped["customer"] and demo_data.waiting["customer_service"]
+    assert len(demo_data.synced["credit_note"]) >= 10, "credits and refunds are in the crash data too"
 
 
 def test_lost_answers_and_kills_still_push_every_record_exactly_once(crash_zoho, demo_data):
@@ -219,6 +251,7 @@ def test_lost_answers_and_kills_still_push_every_record_exactly_once(crash_zoho,
 
     assert_local_state(demo_data)
     assert_one_zoho_object_per_record(crash_zoho)
+    assert_one_zoho_credit_per_record(crash_zoho)
     lost = [e for e in crash_zoho.requests("POST") if e["outcome"] == "reset"]
     assert len(lost) >= 5, "the sandbox lost some answers after applying the writes"
 
@@ -242,6 +275,7 @@ def test_server_errors_throttling_lost_answers_and_kills_still_push_every_record
 
     assert_local_state(demo_data)
     assert_one_zoho_object_per_record(crash_zoho)
+    assert_one_zoho_credit_per_record(crash_zoho)
     statuses = crash_zoho.counters()["by_status"]
     assert statuses.get("500", 0) >= 5 and statuses.get("429", 0) >= 3 and statuses.get("reset", 0) >= 5, statuses
 

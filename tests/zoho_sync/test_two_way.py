@@ -10,10 +10,11 @@ from decimal import Decimal
 
 import pytest
 import requests
+from django.utils import timezone
 
 from tests.builders import make_customer, make_invoice, make_package, make_service
 from zoho_sync import inbox, services
-from zoho_sync.models import CustomerService, Invoice, SyncStatus, ZohoEvent
+from zoho_sync.models import CreditNote, CustomerService, Invoice, Payment, SyncStatus, ZohoEvent
 from zoho_sync.replay import events_replay
 from zoho_sync.webhooks import webhook_signature
 
@@ -164,3 +165,35 @@ def test_query_parameters_on_zohos_webhook_url_verify_only_when_named(wired, set
     assert ZohoEvent.objects.filter(event_type="payment_thankyou").count() == 1
     refused = [e for e in wired.records("events") if e["event_type"] == "payment_thankyou"]
     assert sorted(w["status"] for e in refused for w in e["webhooks"]) == ["failure", "success"]
+
+
+def test_a_credit_note_made_in_zoho_is_mirrored_with_its_invoice_and_not_echoed(wired):
+    invoice = pushed_invoice()
+    mark = len(wired.requests())
+    made = wired.create_credit_note(invoice.customer.zoho_id, 20, invoice_id=invoice.zoho_id)
+    wait_for(lambda: ZohoEvent.objects.filter(event_type="creditnote_added").exists(), "the credit note event")
+    apply_all()
+    note = CreditNote.objects.get(zoho_id=made["creditnote_id"])
+    assert (note.origin, note.kind, note.invoice_id, note.amount, note.status, note.balance) == (
+        "zoho", "credit", invoice.pk, Decimal("20.00"), "closed", Decimal("0.00"))
+    invoice.refresh_from_db()
+    assert (invoice.status, invoice.balance_due) == ("partially_paid", Decimal("30.00"))
+    assert services.sync_pending(entity="all").calls == 0  # the mirror is never pushed
+    assert our_writes(wired, mark) == []
+
+
+def test_our_refund_reaches_zoho_once_and_its_event_is_not_pulled_back_as_a_change(wired):
+    invoice = pushed_invoice()
+    payment = Payment.objects.create(reference="PAY-2W-1", customer=invoice.customer, invoice=invoice,
+                                     amount=Decimal("50.00"), status=Payment.Status.COMPLETED, paid_at=timezone.now())
+    note = CreditNote.objects.create(number="RF-2W-1", kind=CreditNote.Kind.REFUND, customer=invoice.customer,
+                                     payment=payment, amount=Decimal("50.00"), issued_on=timezone.localdate())
+    assert services.sync_pending(entity="all").failed == 0
+    note.refresh_from_db()
+    assert note.sync_status == SyncStatus.SYNCED and note.zoho_refund_id
+    wait_for(lambda: ZohoEvent.objects.filter(event_type="payment_refunded").exists(), "the refund event")
+    apply_all()
+    payment.refresh_from_db()
+    assert (payment.status, payment.refunded_amount) == ("refunded", Decimal("50.00"))
+    assert len(wired.records("refunds")) == 1
+    assert services.sync_pending(entity="all").calls == 0

@@ -31,6 +31,7 @@ from zoho_sync.admin.base import (
 from zoho_sync.client.errors import ZohoCredentialsError, ZohoError
 from zoho_sync.conf import ZohoConfigurationError, get_sync_settings, zoho_web_url
 from zoho_sync.models import (
+    CreditNote,
     Customer,
     CustomerService,
     Invoice,
@@ -326,3 +327,14 @@ class PaymentAdmin(ZohoSyncedAdmin):
     search_fields = ("reference", "customer__account_number", "invoice__invoice_number")
     exact_search_fields = ("reference", "zoho_id", "invoice__invoice_number", "customer__account_number")
     autocomplete_fields = ("customer", "invoice")
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ZohoSyncedAdmin):
+    list_display = ("number", "kind", "customer", "invoice", "payment", "amount", "status", "balance", "issued_on")
+    list_filter = ("kind", "origin", "status")
+    list_select_related = ("customer", "invoice", "payment")
+    search_fields = ("number", "customer__account_number", "invoice__invoice_number", "payment__reference")
+    exact_search_fields = ("number", "zoho_id", "invoice__invoice_number", "payment__reference")
+    autocomplete_fields = ("customer", "invoice", "payment", "package")
+    sync_readonly = (*ZohoSyncedAdmin.sync_readonly, "balance", "zoho_refund_id")

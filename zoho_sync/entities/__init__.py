@@ -7,7 +7,7 @@ A new entity is one module here (and its model): see docs/adding-an-entity.md.
 
 from __future__ import annotations
 
-from zoho_sync.entities import customers, invoices, payments, plans, subscriptions
+from zoho_sync.entities import credit_notes, customers, invoices, payments, plans, subscriptions
 from zoho_sync.entities.base import EntitySpec, Events, LinkRule, PullOutcome
 
 CUSTOMER = customers.SPEC
@@ -15,8 +15,9 @@ SERVICE_PACKAGE = plans.SPEC
 CUSTOMER_SERVICE = subscriptions.SPEC
 INVOICE = invoices.SPEC
 PAYMENT = payments.SPEC
+CREDIT_NOTE = credit_notes.SPEC
 
-SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT)
+SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT, CREDIT_NOTE)
 BY_NAME = {spec.name: spec for spec in SPECS}
 # The --entity names of every command: the business's names for its records, as the admin and zoho_import name
 # them (the spec's name in the plural), and the spec each means. Zoho's names for two of them (plans,
@@ -25,7 +26,8 @@ ENTITY_CHOICES = {spec.plural: spec for spec in SPECS}
 ENTITY_ALIASES = {**{alias: spec.plural for spec in SPECS for alias in spec.aliases},
                   **{spec.name: spec.plural for spec in SPECS}}
 
-__all__ = ["BY_NAME", "CUSTOMER", "CUSTOMER_SERVICE", "ENTITY_ALIASES", "ENTITY_CHOICES", "INVOICE", "PAYMENT",
+__all__ = ["BY_NAME", "CREDIT_NOTE", "CUSTOMER", "CUSTOMER_SERVICE", "ENTITY_ALIASES", "ENTITY_CHOICES", "INVOICE",
+           "PAYMENT",
            "SERVICE_PACKAGE", "SPECS", "EntitySpec", "Events", "LinkRule", "PullOutcome", "by_zoho_entity",
            "entity_argument", "entity_name", "failure_view_sql", "for_api_resource", "for_event", "for_model",
            "specs_for"]

@@ -9,6 +9,7 @@ from zoho_sync.models.base import (
     sync_state_of,
 )
 from zoho_sync.models.billing import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage
+from zoho_sync.models.credits import CreditNote
 from zoho_sync.models.failures import SYNC_PERMISSION, SyncFailure
 from zoho_sync.models.inbox import ZohoEvent
 from zoho_sync.models.reconcile import DriftReport
@@ -20,6 +21,7 @@ __all__ = [
     "SYNC_PERMISSION",
     "UNSETTLED_STATES",
     "ApiUsage",
+    "CreditNote",
     "Customer",
     "CustomerService",
     "DriftReport",
