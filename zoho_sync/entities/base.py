@@ -56,9 +56,9 @@ class LinkRule:
     local_email: Callable[[object], str] | None = None
     # The key a record states in our own form: one naming another record is that record's, never an email match.
     named_key: Callable[[dict], str] = lambda record: ""
-    # A listed record's field naming a dependency's Zoho id, by dependency spec name: it must be the id our
-    # dependency has (or gets now).
-    dependency_keys: tuple[tuple[str, str], ...] = ()
+    # (attribute, key): a listed record's field naming a dependency's Zoho id; it must be the id our dependency
+    # has (or gets now). Zoho's listings name the customer by customer_id.
+    dependency_keys: tuple[tuple[str, str], ...] = (("customer", "customer_id"),)
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,11 @@ class EntitySpec:
     def plural(self) -> str:
         """The --entity name: the business's name for these records (customers, service_packages, ...)."""
         return f"{self.name}s"
+
+
+def squash(value) -> str:
+    """A key as a person may have typed it: casefolded, without any whitespace ("ct - 2025-00001 ")."""
+    return "".join(str(value or "").split()).casefold()
 
 
 def excluded_account_types() -> tuple[str, ...]:

@@ -114,12 +114,22 @@ def _applied_to(record: dict, invoice_zoho_id: str) -> Decimal:
 
 
 def _apply_to_invoice(ctx: SyncContext, note, record: dict) -> None:
-    """Apply what is not yet applied of the credit to its invoice (nothing when Zoho shows it applied)."""
+    """Apply what is not yet applied of the credit to its invoice, never more than the invoice's balance in Zoho
+    (an invoice paid meanwhile takes less, or nothing: the rest stays with the customer as credit, and the sync
+    log says so)."""
     missing = note.amount - _applied_to(record, note.invoice.zoho_id)
-    if missing > 0:
+    if missing <= 0:
+        return
+    invoice = ctx.client.get(f"/invoices/{note.invoice.zoho_id}")["invoice"]
+    balance = zoho_number(invoice.get("balance"), column(Invoice, "balance_due"), key="balance") or ZERO
+    applied = min(missing, max(balance, ZERO))
+    if applied > 0:
         ctx.client.post(f"/creditnotes/{note.zoho_id}/invoices",
-                        json={"invoices": [{"invoice_id": note.invoice.zoho_id, "amount_applied": money(missing)}]})
-        ctx.notes.append(f"{missing} applied to invoice {note.invoice.invoice_number}")
+                        json={"invoices": [{"invoice_id": note.invoice.zoho_id, "amount_applied": money(applied)}]})
+        ctx.notes.append(f"{applied} applied to invoice {note.invoice.invoice_number}")
+    if applied < missing:
+        ctx.notes.append(f"{missing - applied} left with the customer as credit: invoice "
+                         f"{note.invoice.invoice_number}'s balance in Zoho is {balance}")
 
 
 def credit_note_update(ctx: SyncContext, note, payload: dict) -> str:
@@ -130,7 +140,8 @@ def credit_note_update(ctx: SyncContext, note, payload: dict) -> str:
     if total is not None and total != note.amount:
         raise InvalidLocalData(f"Zoho's {note.number} is of {total}, this record says {note.amount}: Zoho cannot "
                                "change a credit note or refund once made. Void it in Zoho and make a new one here.")
-    if note.kind == CreditNote.Kind.CREDIT and note.invoice_id and held.get("status") == "open":
+    if note.kind == CreditNote.Kind.CREDIT and note.invoice_id and held.get("status") == "open" and \
+            _applied_to(held, note.invoice.zoho_id) == ZERO:  # interrupted before its application
         _apply_to_invoice(ctx, note, held)
     return "update"
 
@@ -247,7 +258,8 @@ SPEC = EntitySpec(
     depends_on=(("customer", "customer"), ("invoice", "invoice"), ("payment", "payment"),
                 ("package", "service_package")),
     skip_reason=_skip, prepare=_prepare, label=lambda n: n.number,
-    extra_create_calls=lambda n: 1 if n.invoice_id and n.kind == CreditNote.Kind.CREDIT else 0,  # the application
+    # the invoice's balance, then the application
+    extra_create_calls=lambda n: 2 if n.invoice_id and n.kind == CreditNote.Kind.CREDIT else 0,
     extra_update_calls=lambda n: 0,  # the read is the update's one call; an application may follow
     duplicate_codes=(codes.DUPLICATE_CREDITNOTE_NUMBER.name,),
     from_zoho=credit_note_from_zoho, mirror=_mirror, related=_invoice_of,

@@ -6,11 +6,12 @@ owns and how they are pulled, and its spec (SPEC), which the generic code reads 
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 from zoho_sync.client import codes
-from zoho_sync.entities.base import EntitySpec, excluded
+from zoho_sync.entities.base import EntitySpec, LinkRule, excluded, squash
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile, text
 from zoho_sync.importing.columns import Column, Ref
 from zoho_sync.importing.entities import ImportEntity
@@ -134,6 +135,26 @@ CUSTOMERS = ImportEntity(
 )
 
 
+# --- zoho_backfill --link-only: the keys a Zoho customer may carry ------------------------------------
+# A word of a display name that may be an account number (validation.validate_account_number, any case).
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{2,31}")
+
+
+def customer_keys(record: dict) -> set[str]:
+    """Every account number a Zoho customer's display name may carry: ours in parentheses at the end (spaces
+    inside ignored), or a word with a digit anywhere in a name typed by hand ("CT-2025-00001 ACME corp")."""
+    name = str(record.get("display_name") or "")
+    keys = {squash(account_number_of(name))}
+    keys |= {word.casefold() for word in _TOKEN.findall(name) if any(c.isdigit() for c in word)}
+    return keys - {""}
+
+
+def customer_named_key(record: dict) -> str:
+    """The account number a display name carries in our own form ("Name (CT-2025-00001)"), or ""."""
+    key = squash(account_number_of(record.get("display_name", "")))
+    return key if _TOKEN.fullmatch(key) and any(c.isdigit() for c in key) else ""
+
+
 SPEC = EntitySpec(
     name="customer", model=Customer, zoho_entity="customer", id_field="customer_id",
     list_path="/customers", list_key="customers",
@@ -151,4 +172,6 @@ SPEC = EntitySpec(
         Field("currency_code", lambda c: c.currency_code, "currency_code", OURS),
     )),
     importing=CUSTOMERS,
+    link=LinkRule(remote_keys=customer_keys, remote_email=lambda r: squash(r.get("email")),
+                  local_email=lambda c: squash(c.email), named_key=customer_named_key),
 )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +24,9 @@ from django.utils import timezone
 
 from zoho_sync.client.budget import Priority
 from zoho_sync.client.errors import ZohoError
+from zoho_sync.entities import EntitySpec, LinkRule
+from zoho_sync.entities.base import squash
 from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncStatus
-from zoho_sync.sync import payloads
 from zoho_sync.sync.claims import free_filter
 from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
 from zoho_sync.sync.link_report import EntityLinks, Item, LinkReport
@@ -38,54 +38,10 @@ from zoho_sync.sync.runs import (
     sync_run_heartbeat,
     sync_run_start,
 )
-from zoho_sync.sync.specs import CUSTOMER, EntitySpec
 
 logger = logging.getLogger(__name__)
 AMBIGUOUS = "Ambiguous link:"  # how a held record's error and sync-log message begin
 NEW = "new"  # --settle LABEL=new: none of Zoho's candidates is this record; a backfill creates it
-
-
-def squash(value) -> str:
-    """A key as a person may have typed it: casefolded, without any whitespace ("ct - 2025-00001 ")."""
-    return "".join(str(value or "").split()).casefold()
-
-
-# A word of a display name that may be an account number (validation.validate_account_number, any case).
-_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{2,31}")
-
-
-def customer_keys(record: dict) -> set[str]:
-    """Every account number a Zoho customer's display name may carry: ours in parentheses at the end (spaces
-    inside ignored), or a word with a digit anywhere in a name typed by hand ("CT-2025-00001 ACME corp")."""
-    name = str(record.get("display_name") or "")
-    keys = {squash(payloads.account_number_of(name))}
-    keys |= {word.casefold() for word in _TOKEN.findall(name) if any(c.isdigit() for c in word)}
-    return keys - {""}
-
-
-def customer_named_key(record: dict) -> str:
-    """The account number a display name carries in our own form ("Name (CT-2025-00001)"), or ""."""
-    key = squash(payloads.account_number_of(record.get("display_name", "")))
-    return key if _TOKEN.fullmatch(key) and any(c.isdigit() for c in key) else ""
-
-
-@dataclass(frozen=True)
-class LinkRule:
-    """How one entity's Zoho records are matched, beyond its natural key (spec.remote_key / spec.local_key)."""
-
-    remote_keys: Callable[[dict], set[str]] | None = None  # several keys a record may carry (default: remote_key)
-    remote_email: Callable[[dict], str] | None = None  # a second way to match, where the key finds nothing
-    local_email: Callable[[object], str] | None = None
-    # The key a record states in our own form: one naming another record is that record's, never an email match.
-    named_key: Callable[[dict], str] = lambda record: ""
-
-
-RULES: dict[str, LinkRule] = {
-    CUSTOMER.name: LinkRule(remote_keys=customer_keys, remote_email=lambda r: squash(r.get("email")),
-                            local_email=lambda c: squash(c.email), named_key=customer_named_key),
-}
-# A listed record's field naming a dependency's Zoho id: it must be the id our dependency has (or gets now).
-DEPENDENCY_KEYS = {"customer": "customer_id"}
 
 
 def describe(spec: EntitySpec, record: dict) -> str:
@@ -147,7 +103,7 @@ class Linker:
     def _entity(self, spec: EntitySpec) -> EntityLinks:
         """One entity: read Zoho's list, match each of our records without a Zoho id, then link what matched one
         record certainly, leave what cannot be linked yet and hold what is ambiguous."""
-        rule = RULES.get(spec.name, LinkRule())
+        rule = spec.link
         work = _Pass(spec, rule, EntityLinks(spec.name), self._read_zoho(spec, rule))
         work.result.zoho = len(work.zoho.records)
         work.linked_to = self._linked_to(spec, list(work.zoho.records))
@@ -301,7 +257,7 @@ class Linker:
     def _dependency_mismatch(self, spec: EntitySpec, obj, record: dict) -> str:
         """Why a record cannot be linked to `record` now: its customer is another Zoho customer, or not linked."""
         for attribute, dependency in spec.depends_on:
-            remote_key = DEPENDENCY_KEYS.get(attribute)
+            remote_key = dict(spec.link.dependency_keys).get(attribute)
             related = getattr(obj, attribute)
             if remote_key is None or related is None or not record.get(remote_key):
                 continue
