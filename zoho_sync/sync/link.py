@@ -27,6 +27,7 @@ from zoho_sync.client.errors import ZohoError
 from zoho_sync.entities import EntitySpec, LinkRule
 from zoho_sync.entities.base import squash
 from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncStatus
+from zoho_sync.sync import logbook
 from zoho_sync.sync.claims import free_filter
 from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
 from zoho_sync.sync.link_report import EntityLinks, Item, LinkReport
@@ -379,10 +380,9 @@ def hold_message(item: Item) -> str:
 
 def _log(spec: EntitySpec, item: Item, status: str, message: str, run_id: str, *, zoho_id: str = "",
          error: str = "") -> None:
-    SyncLog.objects.create(entity=spec.name, object_pk=str(item.pk), object_repr=item.label,
-                           zoho_entity=spec.zoho_entity, zoho_id=zoho_id, action=SyncLog.Action.LINK, status=status,
-                           message=message, error_type=error,
-                           error_kind=ErrorKind.VALIDATION if status == SyncLog.Status.FAILED else "", run_id=run_id)
+    logbook.write(spec, pk=item.pk, label=item.label, zoho_id=zoho_id, action=SyncLog.Action.LINK, status=status,
+                  message=message, error_type=error,
+                  error_kind=ErrorKind.VALIDATION if status == SyncLog.Status.FAILED else "", run_id=run_id)
     logger.info("%s %s: %s", spec.name, item.pk, message)
 
 

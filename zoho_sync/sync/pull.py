@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from zoho_sync.entities.base import EntitySpec, PullOutcome
 from zoho_sync.models import SyncLog, SyncStatus
-from zoho_sync.sync import inbound
+from zoho_sync.sync import inbound, logbook
 from zoho_sync.sync.claims import free_filter
 from zoho_sync.sync.engine import fingerprint_of
 from zoho_sync.sync.errors import BadZohoValue, InvalidLocalData
@@ -163,12 +163,10 @@ def zoho_label(spec: EntitySpec, remote: dict) -> str:
 def _log_refused(spec: EntitySpec, bad: BadZohoValue, obj, zoho_id: str, remote: dict, run_id: str,
                  note: str) -> None:
     message = f"Pulled from Zoho{f' ({note})' if note else ''}: refused: {bad}"
-    SyncLog.objects.create(entity=spec.name, object_pk=str(obj.pk if obj is not None else ""),
-                           object_repr=(spec.label(obj) if obj is not None else bad.record)[:60],
-                           zoho_entity=spec.zoho_entity, zoho_id=zoho_id, direction=SyncLog.Direction.PULL,
-                           action=SyncLog.Action.NONE, status=SyncLog.Status.FAILED, message=message,
-                           error_type=type(bad).__name__, error_kind=bad.kind, response_body=remote,
-                           run_id=run_id[:36])
+    logbook.write(spec, pk=obj.pk if obj is not None else None,
+                  label=(spec.label(obj) if obj is not None else bad.record)[:60], zoho_id=zoho_id,
+                  direction=SyncLog.Direction.PULL, action=SyncLog.Action.NONE, status=SyncLog.Status.FAILED,
+                  message=message, error=bad, error_kind=bad.kind, response_body=remote, run_id=run_id)
     logger.warning("%s", message)
 
 
@@ -177,7 +175,6 @@ def _log(spec: EntitySpec, outcome: PullOutcome, zoho_id: str, run_id: str, note
                                                                                       SyncLog.Action.NONE)
     status = SyncLog.Status.SKIPPED if outcome.action in ("stale", "unknown") else SyncLog.Status.SUCCESS
     message = f"Pulled from Zoho{f' ({note})' if note else ''}: {outcome.message}"
-    SyncLog.objects.create(entity=spec.name, object_pk=str(outcome.pk or ""), object_repr=outcome.message[:60],
-                           zoho_entity=spec.zoho_entity, zoho_id=zoho_id, direction=SyncLog.Direction.PULL,
-                           action=action, status=status, message=message, run_id=run_id[:36])
+    logbook.write(spec, pk=outcome.pk or None, label=outcome.message[:60], zoho_id=zoho_id,
+                  direction=SyncLog.Direction.PULL, action=action, status=status, message=message, run_id=run_id)
     logger.info("%s", message)
