@@ -25,6 +25,7 @@ from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome, QuotaExhausted
 from zoho_sync.sync.parallel import ParallelBackfill
 from zoho_sync.sync.runs import budget_stats_since, sync_run_finish, sync_run_heartbeat, sync_run_start
+from zoho_sync.sync.skips import records_skip
 from zoho_sync.zoho import get_zoho_client
 
 logger = logging.getLogger(__name__)
@@ -391,22 +392,22 @@ def sync_retry_queue(*, entity: str, include_validation: bool = False) -> str:
 SKIPPED_BY = "Skipped by {who} on {when:%Y-%m-%d %H:%M %Z}: not pushed to Zoho until it changes"
 
 
-def sync_skip(*, entity: str, pks: list[int], by: str) -> int:
-    """Stop pushing records that failed, wait or are blocked: they become skipped, with who and when on the record
-    and in the sync log, until a local change queues them again. A record a worker holds right now is left as it is.
-    Returns how many were skipped."""
-    spec = specs.BY_NAME[entity]
+def sync_skip(*, by: str, selection: dict[str, list[int]] | None = None, entity: str = "",
+              pks: list[int] | None = None) -> int:
+    """Stop pushing records that failed, wait or are blocked (a person's choice: the admin's "Skip selected"
+    actions): they become skipped, with who and when on the record and in the sync log, until a local change queues
+    them again. A record a worker holds right now is left as it is. `selection` maps entity names to primary keys
+    (records of several entities); `entity` and `pks` name one entity's. Returns how many were skipped."""
+    chosen = {name: list(keys) for name, keys in (selection or {}).items()}
+    if entity:
+        chosen.setdefault(entity, []).extend(pks or [])
     now = timezone.now()
     reason = SKIPPED_BY.format(who=by, when=timezone.localtime(now))
-    candidates = spec.model.objects.filter(pk__in=pks, sync_status__in=FAILURE_STATUSES).filter(
-        claims.free_filter(now))
-    skipped = list(candidates.values_list("pk", flat=True))
-    if not skipped:
-        return 0
-    changed = spec.model.objects.filter(pk__in=skipped, sync_status__in=FAILURE_STATUSES).update(
-        sync_status=SyncStatus.SKIPPED, next_retry_at=None, last_sync_error=reason, last_error_kind="")
-    objects = spec.model.objects.filter(pk__in=skipped, sync_status=SyncStatus.SKIPPED)
-    logbook.write_all(logbook.entry(spec, pk=obj.pk, label=spec.label(obj), zoho_id=obj.zoho_id or "",
-                                    action=SyncLog.Action.NONE, status=SyncLog.Status.SKIPPED, message=reason)
-                      for obj in objects)
-    return changed
+    skipped = 0
+    for spec in specs.SPECS:
+        if not chosen.get(spec.name):
+            continue
+        candidates = spec.model.objects.filter(pk__in=chosen[spec.name], sync_status__in=FAILURE_STATUSES).filter(
+            claims.free_filter(now))
+        skipped += len(records_skip(spec, {reason: list(candidates)}, now=now))
+    return skipped

@@ -157,9 +157,7 @@ class SyncFailureAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Skip selected (stop pushing them until they change)", permissions=["sync"])
     def skip_selected(self, request, queryset):
-        who = request.user.get_username()
-        skipped = sum(services.sync_skip(entity=entity, pks=pks, by=who)
-                      for entity, pks in self.selection(queryset).items())
+        skipped = services.sync_skip(selection=self.selection(queryset), by=request.user.get_username())
         self.message_user(request, f"{skipped} record(s) skipped: they are not pushed until they change. A record a "
                                    "worker was pushing at that moment is left as it is.", messages.SUCCESS)
 

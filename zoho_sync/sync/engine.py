@@ -44,6 +44,7 @@ from zoho_sync.sync.errors import (
     SyncError,
 )
 from zoho_sync.sync.remote import SyncContext
+from zoho_sync.sync.skips import records_skip
 from zoho_sync.sync.specs import BY_NAME, SPECS, EntitySpec
 
 logger = logging.getLogger(__name__)
@@ -210,7 +211,8 @@ class Engine:
     def skip_many(self, spec: EntitySpec, objs: list) -> dict[int, Outcome]:
         """Record a batch's skipped records at once (two thirds of a typical book: period invoices and their
         payments): one UPDATE per skip reason, conditional on each record's version as a single push's is, one
-        release of the rest, one INSERT of their log rows. Returns the outcome of each record it took."""
+        release of the rest, one INSERT of their log rows (skips.records_skip). Returns the outcome of each record
+        it took."""
         reasons: dict[str, list] = {}
         for obj in objs:
             if reason := spec.skip_reason(obj):
@@ -219,24 +221,12 @@ class Engine:
             return {}
         model, taken = spec.model, [obj for group in reasons.values() for obj in group]
         with relaxed_commit():
-            for reason, group in reasons.items():
-                same = Q()
-                for obj in group:
-                    same |= Q(pk=obj.pk, sync_version=obj.sync_version)
-                model.objects.filter(same, claimed_by=self.claimer).update(
-                    claimed_by="", claimed_until=None, sync_status=SyncStatus.SKIPPED, last_sync_error=reason,
-                    last_error_kind="", next_retry_at=None, sync_attempts=0)
+            skipped = records_skip(spec, reasons, claimer=self.claimer, run_id=self.run_id)
             from zoho_sync.sync.claims import _unclaim
 
             _unclaim(model.objects.filter(pk__in=[obj.pk for obj in taken], claimed_by=self.claimer))
-            logbook.write_all(
-                logbook.entry(spec, pk=obj.pk, label=spec.label(obj), zoho_id=obj.zoho_id or "",
-                              action=SyncLog.Action.NONE, status=SyncLog.Status.SKIPPED,
-                              attempt=obj.sync_attempts + 1, message=reason, run_id=self.run_id)
-                for reason, group in reasons.items() for obj in group)
-        now = dict(model.objects.filter(pk__in=[obj.pk for obj in taken]).values_list("pk", "sync_status"))
         return {obj.pk: Outcome(SyncLog.Status.SKIPPED, SyncLog.Action.NONE, reason,
-                                state=SyncState.SKIPPED if now.get(obj.pk) == SyncStatus.SKIPPED else SyncState.PENDING)
+                                state=SyncState.SKIPPED if obj.pk in skipped else SyncState.PENDING)
                 for reason, group in reasons.items() for obj in group}
 
     def _create(self, spec: EntitySpec, obj, ctx: SyncContext, payload: dict) -> dict | str:
