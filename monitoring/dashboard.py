@@ -14,11 +14,10 @@ from django.utils import timezone
 from monitoring.checks import HealthReport, health_run
 from monitoring.heartbeat import cluster_alive, cluster_last_seen
 from monitoring.models import DailyMetric
-from monitoring.status import status_banners
 from zoho_sync import selectors
-from zoho_sync.conf import _str_setting, get_zoho_limits
 from zoho_sync.entities import SPECS
 from zoho_sync.models import SyncFailure, SyncLog, SyncRun, SyncState, SyncStatus
+from zoho_sync.status import Budget, budget_now, status_banners
 
 EXACT_UP_TO = 100_000  # a table with more rows than this is counted by the database's estimate (PostgreSQL)
 CHART_DAYS = 14
@@ -60,24 +59,6 @@ class ChartDay:
 
 
 @dataclass
-class Budget:
-    calls_today: int
-    daily_limit: int
-    daily_reserve: int
-    per_minute: int
-    budgeted_per_minute: float
-    next_free_seconds: float = 0.0
-    in_flight: int = 0
-    max_concurrency: int = 10
-    locked_until: datetime | None = None
-    day_full: bool = False
-
-    @property
-    def share(self) -> float:
-        return self.calls_today / max(1, self.daily_limit)
-
-
-@dataclass
 class Dashboard:
     health: HealthReport
     cards: list[EntityCard]
@@ -91,7 +72,7 @@ class Dashboard:
     failures: list[SyncFailure]
     failures_total: int
     filters: dict = field(default_factory=dict)
-    banners: list = field(default_factory=list)  # monitoring.status.Banner: unreachable, credentials, quota...
+    banners: list = field(default_factory=list)  # zoho_sync.status.Banner: unreachable, credentials, quota...
 
     @property
     def chart_max(self) -> int:
@@ -179,26 +160,6 @@ def chart_days(now: datetime, today_counts) -> list[ChartDay]:
     days.append(ChartDay(today, sum(c.get(SyncLog.Status.SUCCESS, 0) for c in today_counts.values()),
                          sum(c.get(SyncLog.Status.FAILED, 0) for c in today_counts.values()), True))
     return days
-
-
-def budget_now() -> Budget:
-    from zoho_sync.shared_state import budget_peek
-
-    limits = get_zoho_limits()
-    budget = Budget(calls_today=selectors.api_calls_today(), daily_limit=limits.daily_limit,
-                    daily_reserve=limits.daily_reserve, per_minute=limits.per_minute,
-                    budgeted_per_minute=round(limits.per_minute * (1 - limits.headroom), 1),
-                    max_concurrency=limits.max_concurrency)
-    organization = _str_setting("ZOHO_ORGANIZATION_ID")
-    if organization:
-        state = budget_peek(organization, limits.redis_url)
-        clock = timezone.now().timestamp()
-        budget.next_free_seconds = max(0.0, state.tat - clock)
-        budget.in_flight = sum(1 for until in state.slots.values() if until > clock)
-        if state.blocked_until > clock:
-            budget.locked_until = datetime.fromtimestamp(state.blocked_until, UTC)
-        budget.day_full = state.day_full and state.day == timezone.now().astimezone(UTC).strftime("%Y-%m-%d")
-    return budget
 
 
 def recent_activity(now: datetime, *, entity: str = "", status: str = "", period: str = "24h") -> list[SyncLog]:

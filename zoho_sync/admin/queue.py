@@ -49,7 +49,7 @@ class TaskAdmin(q_admin.TaskAdmin):
 @admin.action(description="Acknowledge selected failures (the health check stops warning until a new one)",
               permissions=["sync"])
 def acknowledge_failures(model_admin, request, queryset):
-    from monitoring.acknowledgements import failed_tasks_acknowledge, failed_tasks_open
+    from zoho_sync.acknowledgements import failed_tasks_acknowledge, failed_tasks_open
 
     ack = failed_tasks_acknowledge(queryset, by=request.user.get_username())
     left = failed_tasks_open()[0].count()

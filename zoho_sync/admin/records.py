@@ -18,7 +18,6 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from monitoring.status import status_banners
 from zoho_sync import selectors, services, validation
 from zoho_sync.admin.base import (
     CappedCountAdmin,
@@ -41,6 +40,7 @@ from zoho_sync.models import (
     SyncState,
     ZohoSyncedModel,
 )
+from zoho_sync.status import status_banners
 from zoho_sync.sync import specs
 
 HISTORY_ROWS = 10
