@@ -3,18 +3,11 @@
 GET  state | requests[?method=&path=&since=] | counters | records/<resource> | holds
 POST fail_next | expire_tokens | revoke_refresh_token | seed | reset | configure | clock
      hold {method, path, times, when, timeout} | hold_wait {id, timeout, count} | release {id} (no id: all)
-POST Zoho-side actions (actions.py), the body being the method's keyword arguments, the answer {"ok", <key>}:
-     pay_invoice {invoice_id, amount?, payment_mode?, reference_number?} -> payment
-     decline_payment {invoice_id, amount?, payment_mode?} -> payment
-     refund_payment {payment_id, amount?, refund_mode?, description?} -> payment
-     create_credit_note {customer_id, amount, invoice_id?, code?, reference_number?, description?} -> credit_note
-     refund_credit_note {creditnote_id, amount?, refund_mode?, description?} -> refund
-     renew_subscription | expire_subscription | activate_subscription {subscription_id} -> subscription
-     cancel_subscription {subscription_id, at_end?} -> subscription | void_invoice {invoice_id} -> invoice
-     edit_record {resource, record_id, fields} -> record | delete_record {resource, record_id} -> record
-     drop_webhooks {n} -> drops_pending
 Bodies and answers are JSON; errors are {"error": "..."} with 400/404/405 (Zoho refusals add their "code").
 No auth, no limits (by design: the sandbox listens on 127.0.0.1 and holds only demo data).
+POST Zoho-side actions (actions.py), the body being the method's keyword arguments, the answer {"ok", <key>}:
+     edit_record {resource, record_id, fields} -> record | delete_record {resource, record_id} -> record
+     drop_webhooks {n} -> drops_pending
 """
 
 from __future__ import annotations
@@ -22,20 +15,17 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from zoho_sync.sandbox.actions import GENERIC
 from zoho_sync.sandbox.errors import ApiError
+from zoho_sync.sandbox.resources import ACTIONS as RESOURCE_ACTIONS
 
 if TYPE_CHECKING:
     from zoho_sync.sandbox.app import Answer
     from zoho_sync.sandbox.sandbox import ZohoSandbox
 
 GETS = ("state", "requests", "counters", "records", "holds")
-# Zoho-side action -> the key its result is answered under.
-ACTIONS = {"pay_invoice": "payment", "decline_payment": "payment", "refund_payment": "payment",
-           "create_credit_note": "credit_note", "refund_credit_note": "refund",
-           "renew_subscription": "subscription", "cancel_subscription": "subscription",
-           "expire_subscription": "subscription", "activate_subscription": "subscription",
-           "void_invoice": "invoice", "edit_record": "record", "delete_record": "record",
-           "drop_webhooks": "drops_pending"}
+# Zoho-side action -> the key its result is answered under: each resource's (its Resource row), then the generic.
+ACTIONS: dict[str, str] = {**{name: action.answer for name, action in RESOURCE_ACTIONS.items()}, **GENERIC}
 POSTS = ("fail_next", "expire_tokens", "revoke_refresh_token", "seed", "reset", "configure", "clock", "hold",
          "hold_wait", "release", *ACTIONS)
 
@@ -128,3 +118,7 @@ class AdminApi:
             return {"released": self.sb.holds.release_all()}
         self.sb.holds.get(int(body["id"])).release()
         return {"released": 1}
+
+
+# Each resource's actions, listed in the docstring from their signatures (`manage.py zoho_sandbox --help` shows it).
+__doc__ = (__doc__ or "") + "".join(f"     {action.usage()}\n" for action in RESOURCE_ACTIONS.values())

@@ -29,7 +29,7 @@ from zoho_sync.sandbox.limits import Limiter
 from zoho_sync.sandbox.oauth import TokenRegistry
 from zoho_sync.sandbox.persistence import StateFile
 from zoho_sync.sandbox.recorder import Recorder
-from zoho_sync.sandbox.resources import ID_KEYS, SEEDERS, build_router
+from zoho_sync.sandbox.resources import ID_KEYS, REACTIONS, SEEDERS, TABLES, build_router
 from zoho_sync.sandbox.server import ServerRunner
 from zoho_sync.sandbox.store import Store, public
 from zoho_sync.sandbox.webhooks import WebhookDispatcher
@@ -38,9 +38,8 @@ from zoho_sync.sandbox.webhooks import WebhookDispatcher
 class ZohoSandbox(ZohoSideActions):
     """A local Zoho Billing v1 server. Keyword settings are SandboxConfig fields (credentials, limits, faults).
 
-    The Zoho-side actions (pay_invoice, decline_payment, refund_payment, create_credit_note, refund_credit_note,
-    renew/cancel/expire/activate_subscription, void_invoice, edit_record, delete_record, drop_webhooks) come from
-    ZohoSideActions (actions.py).
+    The Zoho-side actions (pay_invoice, renew_subscription, ..., edit_record, delete_record, drop_webhooks) come
+    from ZohoSideActions (actions.py): each resource's as registered by its Resource row, and the generic ones.
     """
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, clock: Any = None, state_file: str | None = None,
@@ -49,7 +48,7 @@ class ZohoSandbox(ZohoSideActions):
         self._initial = SandboxConfig().updated(**settings)
         self.config = self._initial
         current = lambda: self.config  # noqa: E731 - components read the live config on every use
-        self.store = Store(self.clock, current)
+        self.store = Store(self.clock, current, tables=TABLES, reactions=REACTIONS)
         self.tokens = TokenRegistry(self.clock, current)
         self.limiter = Limiter(self.clock, current)
         self.faults = FaultInjector(current)

@@ -10,7 +10,7 @@ from typing import Any
 
 from zoho_sync.client import codes
 from zoho_sync.sandbox import validation as v
-from zoho_sync.sandbox.errors import ApiError, invalid
+from zoho_sync.sandbox.errors import ApiError, invalid, not_allowed
 from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
 
@@ -148,16 +148,41 @@ def _mark(table: str, key: str, label: str, active: bool):
     return handler
 
 
-def register(router: Router) -> None:
+def delete_product(store: Store, rec: dict[str, Any]) -> None:
+    """A person deletes a product in Zoho's web app; one with plans stays."""
+    if any(p["product_id"] == rec["product_id"] for p in store.tables["plans"].values()):
+        raise not_allowed("the product has plans")
+    store.remove("products", rec["product_id"])
+
+
+def delete_plan(store: Store, rec: dict[str, Any]) -> None:
+    """A person deletes a plan in Zoho's web app; one with subscriptions stays."""
+    if any(s["plan"]["plan_code"] == rec["plan_code"] for s in store.tables["subscriptions"].values()):
+        raise not_allowed("the plan has subscriptions")
+    store.remove("plans", rec["plan_code"])
+
+
+def register_products(router: Router) -> None:
     router.add("POST", "/products", _product_create, 201)
     router.add("GET", "/products", _product_list)
     router.add("GET", "/products/{product_id}", _product_get)
     router.add("PUT", "/products/{product_id}", _product_update)
+    for state in (True, False):
+        suffix = "markasactive" if state else "markasinactive"
+        router.add("POST", f"/products/{{product_id}}/{suffix}", _mark("products", "product_id", "Product", state))
+
+
+def register_plans(router: Router) -> None:
     router.add("POST", "/plans", _plan_create, 201)
     router.add("GET", "/plans", _plan_list)
     router.add("GET", "/plans/{plan_code}", _plan_get)
     router.add("PUT", "/plans/{plan_code}", _plan_update)
     for state in (True, False):
         suffix = "markasactive" if state else "markasinactive"
-        router.add("POST", f"/products/{{product_id}}/{suffix}", _mark("products", "product_id", "Product", state))
         router.add("POST", f"/plans/{{plan_code}}/{suffix}", _mark("plans", "plan_code", "Plan", state))
+
+
+def register(router: Router) -> None:
+    """Both resources' routes (each row registers its own: register_products, register_plans)."""
+    register_products(router)
+    register_plans(router)

@@ -40,6 +40,7 @@ from zoho_sync.sandbox.errors import ApiError, invalid, not_allowed
 from zoho_sync.sandbox.resources.customers import adjust
 from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
+from zoho_sync.sandbox.zoho_side import Action, amount_argument
 
 NUMBER_RE = re.compile(r"^CN-(\d+)$")
 TEXT_FIELDS = ("reference_number", "notes", "terms")
@@ -142,7 +143,8 @@ def apply_credits(store: Store, rec: dict[str, Any], raw: Any) -> list[dict[str,
 
 
 def detach_invoice(store: Store, invoice: dict[str, Any]) -> None:
-    """An invoice is voided: the credits applied to it go back to their credit notes (§3.7)."""
+    """An invoice is voided: the credits applied to it go back to their credit notes (§3.7). Registered as the
+    credit notes' reaction to "invoice_voided" (their Resource row)."""
     for rec in store.tables["creditnotes"].values():
         for entry in [e for e in rec["invoices"] if e["invoice_id"] == invoice["invoice_id"]]:
             _move(store, rec, invoice, -v.dec(entry["amount"]))
@@ -280,3 +282,17 @@ def register(router: Router) -> None:
     router.add("POST", "/creditnotes/{creditnote_id}/void", _void)
     router.add("POST", "/creditnotes/{creditnote_id}/converttoopen", _open)
     router.add("POST", "/creditnotes/{creditnote_id}/invoices", _apply)
+
+
+def _zoho_create_credit_note(store: Store, customer_id: str, amount: Any, invoice_id: str | None = None,
+                             code: str = "credit", reference_number: str = "", description: str = "") -> dict[str, Any]:
+    """A credit note made in the web app: one line of `amount` (item `code`), applied in full to
+    `invoice_id` when given (above its balance is CREDIT_OVER_APPLIED), `creditnote_added`. Returns it."""
+    line = {"code": code, "quantity": 1, "price": float(amount_argument(amount)), "description": description or None}
+    body = {"customer_id": str(customer_id), "creditnote_items": [line], "reference_number": reference_number,
+            "invoice_id": None if invoice_id is None else str(invoice_id)}
+    return detail(create_credit_note(store, body))
+
+
+# Zoho-side actions (zoho_side.py)
+ACTIONS = (Action("create_credit_note", "credit_note", _zoho_create_credit_note),)

@@ -94,6 +94,15 @@ def adjust(store: Store, customer_id: str, *, outstanding: Decimal = Decimal(0),
     rec["unused_credits"] = v.money_out(v.dec(rec["unused_credits"]) + credits)
 
 
+def delete_customer(store: Store, rec: dict[str, Any]) -> None:
+    """A person deletes a customer in Zoho's web app; one with transactions (a record of any other table naming
+    it: subscriptions, invoices, payments, credit notes, ...) stays."""
+    if any(r.get("customer_id") == rec["customer_id"]
+           for name, table in store.tables.items() if name != "customers" for r in table.values()):
+        raise not_allowed("the customer has transactions")
+    store.remove("customers", rec["customer_id"])
+
+
 def detail(rec: dict[str, Any]) -> dict[str, Any]:
     out = public(rec)
     for name in ("is_gapps_customer", "has_attachment"):

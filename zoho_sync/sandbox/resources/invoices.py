@@ -14,10 +14,10 @@ from typing import Any
 from zoho_sync.client import codes
 from zoho_sync.sandbox import validation as v
 from zoho_sync.sandbox.errors import ApiError, invalid, not_allowed
-from zoho_sync.sandbox.resources.credit_notes import detach_invoice
 from zoho_sync.sandbox.resources.customers import adjust
 from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
+from zoho_sync.sandbox.zoho_side import Action
 
 STATUS_FILTERS = {"Sent": {"sent"}, "Draft": {"draft"}, "OverDue": {"overdue"}, "Paid": {"paid"},
                   "PartiallyPaid": {"partially_paid"}, "Void": {"void"},
@@ -209,16 +209,23 @@ def void_invoice(store: Store, rec: dict[str, Any]) -> None:
     """Void an invoice. Zoho has no event for it (§7.1), so none is emitted."""
     if rec["status"] == "void":
         raise not_allowed("the invoice is already void")
-    # §3.7: payments and credits attached to a voided invoice are detached and become customer credit.
-    detach_invoice(store, rec)
-    for payment in store.tables["payments"].values():
-        kept = [e for e in payment["invoices"] if e["invoice_id"] != rec["invoice_id"]]
-        if len(kept) != len(payment["invoices"]):
-            payment["invoices"] = kept
-            store.stamp(payment, "updated_time")
+    # §3.7: payments and credits attached to a voided invoice are detached and become customer credit. The
+    # resources holding them let go by their reactions to "invoice_voided" (their Resource rows, `on=`).
+    store.announce("invoice_voided", rec)
     adjust(store, rec["customer_id"], outstanding=-v.dec(rec["balance"]), credits=v.dec(rec["payment_made"]))
     rec.update(status="void", balance=0, payment_made=0)
     store.stamp(rec, "last_modified_time")
+
+
+def delete_invoice(store: Store, rec: dict[str, Any]) -> None:
+    """A person deletes an invoice in Zoho's web app: its outstanding amount leaves the customer's; one with
+    payments or credits applied stays."""
+    if v.dec(rec["payment_made"]) > 0:
+        raise not_allowed("the invoice has payments")
+    if v.dec(rec["credits_applied"]) > 0:
+        raise not_allowed("the invoice has credits applied")
+    adjust(store, rec["customer_id"], outstanding=-v.dec(rec["balance"]))
+    store.remove("invoices", rec["invoice_id"])
 
 
 def _void(store: Store, call: Call) -> Reply:
@@ -246,3 +253,13 @@ def seed_invoice(store: Store, body: Any, *, record_id: str | None = None) -> di
     items, total = build_items(store, body.get("invoice_items"))
     on = v.day(body["date"], "date") if body.get("date") else store.today()
     return create_invoice(store, customer, items, total, on=on, number=number, emit=False, record_id=record_id)
+
+
+def _zoho_void_invoice(store: Store, invoice_id: str) -> dict[str, Any]:
+    """As POST /invoices/{id}/void; Zoho has no event for it (§7.1), so none is emitted."""
+    rec = store.require("invoices", str(invoice_id), "Invoice")
+    void_invoice(store, rec)
+    return detail(store, rec)
+
+
+ACTIONS = (Action("void_invoice", "invoice", _zoho_void_invoice),)  # Zoho-side actions (zoho_side.py)

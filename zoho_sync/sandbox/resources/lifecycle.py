@@ -19,6 +19,7 @@ from zoho_sync.sandbox.resources import invoices
 from zoho_sync.sandbox.resources.subscriptions import ENDED, detail, term_invoice
 from zoho_sync.sandbox.resources.terms import current_term, shift, term
 from zoho_sync.sandbox.store import Store
+from zoho_sync.sandbox.zoho_side import Action
 
 
 def _cycles(store: Store, rec: dict[str, Any]) -> int:
@@ -85,3 +86,33 @@ def activate_subscription(store: Store, rec: dict[str, Any]) -> str:
                next_billing_at=shift(today, step, unit).isoformat(),
                expires_at=term(today, cycles - 1, step, unit)[1].isoformat() if cycles > 0 else "")
     return _bill(store, rec, 0, "subscription_activation")
+
+
+# -- Zoho-side actions (zoho_side.py), registered with the subscriptions' row -----------------------------
+def _zoho_renew_subscription(store: Store, subscription_id: str) -> dict[str, Any]:
+    """The next term starts: term dates move one interval and its invoice is raised (`child_invoice_id`),
+    `subscription_renewed` + `invoice_created`. Cycles used up: expired instead (`subscription_expired`);
+    non_renewing: cancelled (`subscription_cancelled`). Returns the subscription."""
+    rec = store.require("subscriptions", str(subscription_id), "Subscription")
+    renew_subscription(store, rec)
+    return detail(store, rec)
+
+
+def _zoho_expire_subscription(store: Store, subscription_id: str) -> dict[str, Any]:
+    """Status `expired`, `expires_at` today, `subscription_expired`."""
+    rec = store.require("subscriptions", str(subscription_id), "Subscription")
+    expire_subscription(store, rec)
+    return detail(store, rec)
+
+
+def _zoho_activate_subscription(store: Store, subscription_id: str) -> dict[str, Any]:
+    """A trial or future subscription goes live today with its first invoice: `subscription_activation`
+    + `invoice_created`."""
+    rec = store.require("subscriptions", str(subscription_id), "Subscription")
+    activate_subscription(store, rec)
+    return detail(store, rec)
+
+
+ACTIONS = (Action("renew_subscription", "subscription", _zoho_renew_subscription),
+           Action("expire_subscription", "subscription", _zoho_expire_subscription),
+           Action("activate_subscription", "subscription", _zoho_activate_subscription))

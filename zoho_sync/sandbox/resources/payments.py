@@ -22,6 +22,7 @@ from zoho_sync.sandbox.resources import invoices
 from zoho_sync.sandbox.resources.customers import adjust
 from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
+from zoho_sync.sandbox.zoho_side import Action, amount_argument
 
 MODES = {"check", "cash", "creditcard", "banktransfer", "bankremittance", "autotransaction", "others"}
 LIST_FIELDS = ("payment_id", "payment_mode", "amount", "amount_refunded", "date", "status", "reference_number",
@@ -210,6 +211,24 @@ def refund_payment(store: Store, rec: dict[str, Any], amount: Decimal | None = N
     return rec
 
 
+def delete_payment(store: Store, rec: dict[str, Any]) -> None:
+    """A person deletes a payment in Zoho's web app: what it still holds goes back (its unapplied part, then its
+    invoices, which open again)."""
+    if rec["status"] == "success":
+        take_back(store, rec, v.dec(rec["amount"]) - v.dec(rec["amount_refunded"]))
+    store.remove("payments", rec["payment_id"])
+
+
+def detach_invoice(store: Store, invoice: dict[str, Any]) -> None:
+    """An invoice is voided: the payments applied to it let it go (§3.7); the invoice makes their amounts
+    customer credit."""
+    for payment in store.tables["payments"].values():
+        kept = [e for e in payment["invoices"] if e["invoice_id"] != invoice["invoice_id"]]
+        if len(kept) != len(payment["invoices"]):
+            payment["invoices"] = kept
+            store.stamp(payment, "updated_time")
+
+
 def detail(rec: dict[str, Any]) -> dict[str, Any]:
     return public(rec)
 
@@ -242,3 +261,47 @@ def register(router: Router) -> None:
     router.add("GET", "/payments", _list)
     router.add("GET", "/payments/{payment_id}", _get)
     router.add("PUT", "/payments/{payment_id}", _update)
+
+
+# -- Zoho-side actions (zoho_side.py) ---------------------------------------------------------------------
+def mode_argument(payment_mode: str) -> str:
+    """A Zoho-side action's payment mode, checked (ValueError)."""
+    if payment_mode not in MODES:
+        raise ValueError(f"payment_mode must be one of {', '.join(sorted(MODES))}")
+    return payment_mode
+
+
+def _open_invoice(store: Store, invoice_id: str) -> dict[str, Any]:
+    invoice = store.require("invoices", str(invoice_id), "Invoice")
+    if invoice["status"] == "void":
+        raise not_allowed("the invoice is void")
+    if v.dec(invoice["balance"]) <= 0:
+        raise not_allowed("the invoice is paid")
+    return invoice
+
+
+def _zoho_pay_invoice(store: Store, invoice_id: str, amount: Any = None, payment_mode: str = "creditcard",
+                      reference_number: str = "") -> dict[str, Any]:
+    """A payment through Zoho's hosted page: recorded and applied to the invoice (`paid`, or
+    `partially_paid` below the balance), `payment_thankyou`. Default amount: the balance; above it is
+    PAYMENT_OVER_APPLIED. Returns the payment."""
+    invoice = _open_invoice(store, invoice_id)
+    share = float(v.dec(invoice["balance"]) if amount is None else amount_argument(amount))
+    body = {"customer_id": invoice["customer_id"], "payment_mode": mode_argument(payment_mode), "amount": share,
+            "reference_number": reference_number or None,
+            "description": f"Payment has been added to {invoice['invoice_number']}",
+            "invoices": [{"invoice_id": invoice["invoice_id"], "amount_applied": share}]}
+    return detail(create_payment(store, body))
+
+
+def _zoho_decline_payment(store: Store, invoice_id: str, amount: Any = None,
+                          payment_mode: str = "creditcard") -> dict[str, Any]:
+    """A declined card charge: stored as a payment with status `failure` that applies nothing (the invoice
+    is unchanged), `payment_declined`. Returns the failed payment."""
+    invoice = _open_invoice(store, invoice_id)
+    share = v.dec(invoice["balance"]) if amount is None else amount_argument(amount)
+    return detail(decline_payment(store, invoice, share, mode_argument(payment_mode)))
+
+
+ACTIONS = (Action("pay_invoice", "payment", _zoho_pay_invoice),
+           Action("decline_payment", "payment", _zoho_decline_payment))

@@ -31,6 +31,7 @@ from zoho_sync.sandbox.resources import credit_notes, payments
 from zoho_sync.sandbox.resources.customers import adjust
 from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
+from zoho_sync.sandbox.zoho_side import Action, amount_argument
 
 
 def _fields(store: Store, body: dict[str, Any], mode: str) -> dict[str, str]:
@@ -145,3 +146,33 @@ def register(router: Router) -> None:
     router.add("POST", "/payments/{payment_id}/refunds", _refund_payment, 201)
     router.add("GET", "/creditnotes/refunds", _list)
     router.add("GET", "/creditnotes/refunds/{refund_id}", _get)
+
+
+# -- Zoho-side actions (zoho_side.py) ---------------------------------------------------------------------
+def _zoho_refund_payment(store: Store, payment_id: str, amount: Any = None, refund_mode: str | None = None,
+                         description: str = "") -> dict[str, Any]:
+    """Refund all (default) or part of a payment as POST /payments/{id}/refunds does: `amount_refunded`
+    grows, status `refunded` once all is refunded, the invoices it paid open again (`sent` /
+    `partially_paid`), `payment_refunded`; a credit note for the amount is made and refunded (refunds.py,
+    GET /creditnotes/refunds?payment_id= finds the refund). Returns the payment."""
+    rec = store.require("payments", str(payment_id), "Payment")
+    fields = {"date": store.today().isoformat(),
+              "refund_mode": payments.mode_argument(refund_mode or rec["payment_mode"]),
+              "description": description, "reference_number": ""}
+    refund_payment(store, rec, None if amount is None else amount_argument(amount), fields)
+    return payments.detail(rec)
+
+
+def _zoho_refund_credit_note(store: Store, creditnote_id: str, amount: Any = None, refund_mode: str = "cash",
+                             description: str = "") -> dict[str, Any]:
+    """Refund all (default: its balance) or part of a credit note; no event (Zoho has none). Returns the
+    refund as GET /creditnotes/refunds/{refund_id} shows it."""
+    note = store.require("creditnotes", str(creditnote_id), "Credit note")
+    value = v.dec(note["balance"]) if amount is None else amount_argument(amount)
+    fields = {"date": store.today().isoformat(), "refund_mode": payments.mode_argument(refund_mode),
+              "description": description, "reference_number": ""}
+    return detail(store, refund_credit_note(store, note, value, fields))
+
+
+ACTIONS = (Action("refund_payment", "payment", _zoho_refund_payment),
+           Action("refund_credit_note", "refund", _zoho_refund_credit_note))

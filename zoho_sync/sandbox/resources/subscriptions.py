@@ -20,6 +20,7 @@ from zoho_sync.sandbox.resources.customers import address, create_customer
 from zoho_sync.sandbox.resources.terms import current_term, shift, term
 from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
+from zoho_sync.sandbox.zoho_side import Action
 
 LIST_FIELDS = ("subscription_id", "name", "status", "amount", "created_at", "activated_at",
                "current_term_ends_at", "current_term_starts_at", "last_billing_at", "next_billing_at",
@@ -226,3 +227,17 @@ def register(router: Router) -> None:
     router.add("GET", "/subscriptions/{subscription_id}", _get)
     router.add("PUT", "/subscriptions/{subscription_id}", _update)
     router.add("POST", "/subscriptions/{subscription_id}/cancel", _cancel)
+
+
+def _zoho_cancel_subscription(store: Store, subscription_id: str, at_end: bool = False) -> dict[str, Any]:
+    """As POST /subscriptions/{id}/cancel: `subscription_cancelled`, or with at_end `non_renewing` and
+    `subscription_cancellation_scheduled`."""
+    if not isinstance(at_end, bool):
+        raise ValueError("at_end must be true or false")
+    rec = store.require("subscriptions", str(subscription_id), "Subscription")
+    cancel_subscription(store, rec, at_end=at_end)
+    return detail(store, rec)
+
+
+# Zoho-side actions (zoho_side.py); renewals, expiry and activation are in lifecycle.py.
+ACTIONS = (Action("cancel_subscription", "subscription", _zoho_cancel_subscription),)
