@@ -266,19 +266,16 @@ PUSH_NOW_LIMIT = 50
 
 
 def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
-    """Push the selected records now (dependencies first) when they are few; queue them when they are many.
-
-    Returns how many ended in each state of the one vocabulary (SyncState values), plus "queued" and "busy"; a
-    record that met the spent daily quota is counted under QUOTA_WAIT (it is failed, retrying at the reset), and
-    QUOTA_UNTIL holds that reset as epoch seconds; during a lock-out longer than LOCKOUT_WAIT_MAX nothing is sent:
-    LOCKED_OUT counts the records (failed, retrying when it ends) and LOCKOUT_UNTIL says when.
-    """
+    """Push one entity's selected records now, or queue them: sync_selection for them."""
     spec = specs.for_model(queryset.model)
-    pks = list(queryset.values_list("pk", flat=True))
+    return sync_selection({spec.name: list(queryset.values_list("pk", flat=True))})
+
+
+def _push_now(spec, pks: list[int]) -> dict[str, int]:
+    """Push the records at once, one after the other (each after what it depends on): a person waits for them."""
+    pks = list(spec.model.objects.filter(pk__in=pks).values_list("pk", flat=True))
     counts: dict[str, int] = {}
     sync_mark_pending(queryset=spec.model.objects.filter(pk__in=pks))
-    if len(pks) > PUSH_NOW_LIMIT:
-        return _queue_pushes(spec.name, pks)
     client = get_zoho_client()
     locked = client.budget.snapshot().blocked_until - client.budget.clock()
     if locked > LOCKOUT_WAIT_MAX:  # a person waits for the page: not for a minute's lock-out
@@ -292,6 +289,12 @@ def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
             counts[QUOTA_UNTIL] = max(counts.get(QUOTA_UNTIL, 0), int(outcome.error.resume_at.timestamp()))
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def _queue_later(spec, pks: list[int]) -> dict[str, int]:
+    """Mark the records pending (fresh attempts) and queue a push of each for the cluster."""
+    sync_mark_pending(queryset=spec.model.objects.filter(pk__in=pks))
+    return _queue_pushes(spec.name, pks)
 
 
 def sync_enqueue(*, entity: str, pk: int, delay: float | None = None) -> bool:
@@ -361,21 +364,22 @@ def backfill_schedule_continuation(*, entity: str, resume_at: datetime) -> str:
 
 
 def sync_selection(selection: dict[str, list[int]]) -> dict[str, int]:
-    """Push records of several entities chosen in the admin (spec name -> primary keys), dependencies first: now
-    when they are PUSH_NOW_LIMIT or fewer in all, else queued for the cluster. Counts as `sync_queryset` returns."""
-    total = sum(len(pks) for pks in selection.values())
+    """Push records a person chose (spec name -> primary keys; the admin's push actions), dependencies first: now
+    when they are PUSH_NOW_LIMIT or fewer in all, else marked pending and queued for the cluster. The one place
+    that decides between pushing now and queueing.
+
+    Returns how many ended in each state of the one vocabulary (SyncState values), plus "queued" and "busy"; a
+    record that met the spent daily quota is counted under QUOTA_WAIT (it is failed, retrying at the reset), and
+    QUOTA_UNTIL holds that reset as epoch seconds; during a lock-out longer than LOCKOUT_WAIT_MAX nothing is sent:
+    LOCKED_OUT counts the records (failed, retrying when it ends) and LOCKOUT_UNTIL says when.
+    """
+    push = _push_now if sum(len(pks) for pks in selection.values()) <= PUSH_NOW_LIMIT else _queue_later
     counts: dict[str, int] = {}
     for spec in specs.SPECS:  # dependency order: a customer lands before its failed service is pushed
         pks = selection.get(spec.name)
         if not pks:
             continue
-        queryset = spec.model.objects.filter(pk__in=pks)
-        if total > PUSH_NOW_LIMIT:
-            sync_mark_pending(queryset=queryset)
-            for key, n in _queue_pushes(spec.name, pks).items():
-                counts[key] = counts.get(key, 0) + n
-            continue
-        for key, n in sync_queryset(queryset=queryset).items():
+        for key, n in push(spec, pks).items():
             counts[key] = max(counts.get(key, 0), n) if key in (QUOTA_UNTIL, LOCKOUT_UNTIL) else counts.get(key, 0) + n
     return counts
 
