@@ -81,14 +81,15 @@ def test_the_entity_commands_are_all_there():
 def test_every_entity_option_takes_the_one_set_of_names_and_the_old_spellings(name):
     _, parser = parser_of(name)
     (entity,) = [a for a in parser._actions if "--entity" in a.option_strings]
-    names = ["customers", "service_packages", "customer_services", "invoices", "payments"]
+    names = ["customers", "service_packages", "customer_services", "invoices", "payments", "credit_notes"]
     assert [c for c in entity.choices if c != "all"] == names == list(specs.ENTITY_CHOICES)
     for name_ in names:
         assert name_ in entity.help
     aliases = {"plans": "service_packages", "subscriptions": "customer_services", "customer": "customers",
                "service_package": "service_packages", "customer_service": "customer_services",
                "invoice": "invoices", "payment": "payments", "Plans": "service_packages",
-               "customer-services": "customer_services", "service_packages": "service_packages"}
+               "customer-services": "customer_services", "service_packages": "service_packages",
+               "credit_note": "credit_notes", "refunds": "credit_notes", "creditnotes": "credit_notes"}
     for given, meant in aliases.items():
         parsed = parser.parse_args([*REQUIRED.get(name, []), "--entity", given])
         assert parsed.entity == meant, (name, given)

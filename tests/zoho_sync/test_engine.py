@@ -13,7 +13,16 @@ from django.utils import timezone
 from tests.builders import make_customer, make_invoice, make_package, make_payment, make_service
 from zoho_sync import services
 from zoho_sync.client import codes
-from zoho_sync.models import Customer, CustomerService, Invoice, Payment, ServicePackage, SyncLog, SyncStatus
+from zoho_sync.models import (
+    CreditNote,
+    Customer,
+    CustomerService,
+    Invoice,
+    Payment,
+    ServicePackage,
+    SyncLog,
+    SyncStatus,
+)
 from zoho_sync.sync import payloads, specs
 from zoho_sync.sync.engine import fingerprint_of
 from zoho_sync.sync.plan import plan_backfill
@@ -363,7 +372,8 @@ def openapi_docs_or_skip():
 
 
 def test_models_without_specs_are_not_synced():
-    assert {spec.model for spec in specs.SPECS} == {Customer, ServicePackage, CustomerService, Invoice, Payment}
+    assert {spec.model for spec in specs.SPECS} == {Customer, ServicePackage, CustomerService, Invoice, Payment,
+                                                    CreditNote}
 
 
 def test_quota_stopped_backfill_task_schedules_its_continuation(zoho, zoho_settings):
