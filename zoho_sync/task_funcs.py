@@ -28,7 +28,7 @@ TASK_MODULES = ("zoho_sync.tasks", "monitoring.tasks")
 @functools.cache
 def task_funcs() -> frozenset[str]:
     """The dotted paths of this product's task functions."""
-    from monitoring.schedules import SCHEDULES
+    from zoho_sync.schedules import SCHEDULES
 
     names = {planned.func for planned in SCHEDULES}
     for module_name in TASK_MODULES:
