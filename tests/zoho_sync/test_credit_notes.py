@@ -127,7 +127,7 @@ def test_a_duplicate_number_in_zoho_is_adopted_when_it_is_clearly_ours(zoho):
     from zoho_sync.zoho import get_zoho_client
 
     get_zoho_client().post("/creditnotes", params={"ignore_auto_number_generation": "true"},
-                           json=entities.CREDIT_NOTE.to_zoho(entities.CREDIT_NOTE.prepare(
+                           json=entities.BY_NAME["credit_note"].to_zoho(entities.BY_NAME["credit_note"].prepare(
                                CreditNote.objects.filter(pk=note.pk)).get()))
     push()
     note.refresh_from_db()
@@ -179,7 +179,7 @@ def test_reconcile_covers_credit_notes(zoho):
     push()
     note.refresh_from_db()
     zoho.create_credit_note(note.customer.zoho_id, 7)  # made in Zoho only
-    report = reconcile(specs=(entities.CREDIT_NOTE,))
+    report = reconcile(specs=(entities.BY_NAME["credit_note"],))
     kinds = sorted(d.kind for d in report.entities["credit_note"].drift)
     assert kinds == ["missing_locally"]
     assert report.entities["credit_note"].local_total == Decimal("15.00")

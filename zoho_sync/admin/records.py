@@ -30,7 +30,6 @@ from zoho_sync.admin.base import (
 from zoho_sync.client.errors import ZohoCredentialsError, ZohoError
 from zoho_sync.conf import ZohoConfigurationError, get_sync_settings, zoho_web_url
 from zoho_sync.models import (
-    CreditNote,
     Customer,
     CustomerService,
     Invoice,
@@ -329,12 +328,14 @@ class PaymentAdmin(ZohoSyncedAdmin):
     autocomplete_fields = ("customer", "invoice")
 
 
-@admin.register(CreditNote)
-class CreditNoteAdmin(ZohoSyncedAdmin):
-    list_display = ("number", "kind", "customer", "invoice", "payment", "amount", "status", "balance", "issued_on")
-    list_filter = ("kind", "origin", "status")
-    list_select_related = ("customer", "invoice", "payment")
-    search_fields = ("number", "customer__account_number", "invoice__invoice_number", "payment__reference")
-    exact_search_fields = ("number", "zoho_id", "invoice__invoice_number", "payment__reference")
-    autocomplete_fields = ("customer", "invoice", "payment", "package")
-    sync_readonly = (*ZohoSyncedAdmin.sync_readonly, "balance", "zoho_refund_id")
+def register_entity_admins() -> None:
+    """Every entity whose spec gives its admin columns (spec.admin) and has no admin class above gets a
+    ZohoSyncedAdmin with them: the sync columns, filters, actions and search come from the base class."""
+    for spec in specs.SPECS:
+        if spec.admin and spec.model not in admin.site._registry:
+            options = {**spec.admin, "sync_readonly": (*ZohoSyncedAdmin.sync_readonly,
+                                                       *spec.admin.get("sync_readonly", ()))}
+            admin.site.register(spec.model, type(f"{spec.model.__name__}Admin", (ZohoSyncedAdmin,), options))
+
+
+register_entity_admins()

@@ -1,24 +1,48 @@
-"""The registry of entities: one module each (customers, plans, subscriptions, invoices, payments), each holding
-its spec (SPEC) and every fact particular to it. SPECS is the one list, in dependency order.
+"""The registry of entities: one module each in this package (customers, plans, subscriptions, invoices,
+payments, credit_notes), each holding its spec (SPEC) and every fact particular to it. SPECS is the one list,
+in the specs' `order` (dependency order: an entity comes after those it depends on, checked here).
 
-Commands take their --entity choices from it, the engine its loop, the inbox its events, the admin its counts.
-A new entity is one module here (and its model): see docs/adding-an-entity.md.
+A module of this package with a SPEC is an entity: nothing else lists them. Commands take their --entity
+choices from SPECS, the engine its loop, the inbox its events, the admin its pages and counts. Adding one:
+docs/adding-an-entity.md.
 """
 
 from __future__ import annotations
 
-from zoho_sync.entities import credit_notes, customers, invoices, payments, plans, subscriptions
+import importlib
+import pkgutil
+
+from django.core.exceptions import ImproperlyConfigured
+
 from zoho_sync.entities.base import EntitySpec, Events, LinkRule, PullOutcome
 
-CUSTOMER = customers.SPEC
-SERVICE_PACKAGE = plans.SPEC
-CUSTOMER_SERVICE = subscriptions.SPEC
-INVOICE = invoices.SPEC
-PAYMENT = payments.SPEC
-CREDIT_NOTE = credit_notes.SPEC
+_NOT_ENTITIES = {"base", "reconciling"}
 
-SPECS: tuple[EntitySpec, ...] = (CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT, CREDIT_NOTE)
+
+def _discover() -> tuple[EntitySpec, ...]:
+    """Every module of this package with a SPEC, in the specs' order; a dependency named before it is defined
+    (or not at all) is refused at import, with the names."""
+    found = []
+    for module in pkgutil.iter_modules(__path__):
+        if module.name not in _NOT_ENTITIES and not module.name.startswith("_"):
+            spec = getattr(importlib.import_module(f"{__name__}.{module.name}"), "SPEC", None)
+            if isinstance(spec, EntitySpec):
+                found.append(spec)
+    found.sort(key=lambda spec: (spec.order, spec.name))
+    seen: set[str] = set()
+    for spec in found:
+        if missing := [dependency for _, dependency in spec.depends_on if dependency not in seen]:
+            raise ImproperlyConfigured(f"Entity {spec.name} (order {spec.order}) depends on {', '.join(missing)}, "
+                                       "which must come before it: give it a higher order.")
+        seen.add(spec.name)
+    return tuple(found)
+
+
+SPECS: tuple[EntitySpec, ...] = _discover()
 BY_NAME = {spec.name: spec for spec in SPECS}
+# The five entities older code names directly.
+CUSTOMER, SERVICE_PACKAGE, CUSTOMER_SERVICE, INVOICE, PAYMENT = (
+    BY_NAME[name] for name in ("customer", "service_package", "customer_service", "invoice", "payment"))
 # The --entity names of every command: the business's names for its records, as the admin and zoho_import name
 # them (the spec's name in the plural), and the spec each means. Zoho's names for two of them (plans,
 # subscriptions), which the push commands used before, are accepted as aliases; so is each spec's own name.
@@ -26,7 +50,7 @@ ENTITY_CHOICES = {spec.plural: spec for spec in SPECS}
 ENTITY_ALIASES = {**{alias: spec.plural for spec in SPECS for alias in spec.aliases},
                   **{spec.name: spec.plural for spec in SPECS}}
 
-__all__ = ["BY_NAME", "CREDIT_NOTE", "CUSTOMER", "CUSTOMER_SERVICE", "ENTITY_ALIASES", "ENTITY_CHOICES", "INVOICE",
+__all__ = ["BY_NAME", "CUSTOMER", "CUSTOMER_SERVICE", "ENTITY_ALIASES", "ENTITY_CHOICES", "INVOICE",
            "PAYMENT",
            "SERVICE_PACKAGE", "SPECS", "EntitySpec", "Events", "LinkRule", "PullOutcome", "by_zoho_entity",
            "entity_argument", "entity_name", "failure_view_sql", "for_api_resource", "for_event", "for_model",

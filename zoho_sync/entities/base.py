@@ -64,6 +64,7 @@ class LinkRule:
 @dataclass(frozen=True)
 class EntitySpec:
     name: str  # in logs, the CLI and SyncLog.entity
+    order: int  # its place in SPECS: after every entity it depends on (the registry checks it)
     model: type
     zoho_entity: str  # the Zoho resource, for the sync log
     id_field: str  # the key of the Zoho id in the created record
@@ -107,7 +108,11 @@ class EntitySpec:
     api_resources: tuple[str, ...] = ()  # the first segments of the API paths its calls use (API-usage figures)
     link: LinkRule = LinkRule()
     reconcile: Reconcile = field(default_factory=Reconcile)  # what zoho_reconcile compares
-    importing: Any = None  # its zoho_import columns (zoho_sync.importing.ImportEntity); None: not importable
+    # Its admin's options (list_display, list_filter, search_fields, ...; sync_readonly adds to the sync fields)
+    # when it needs no admin class of its own (admin/records.py registers a ZohoSyncedAdmin with them).
+    admin: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    # Its zoho_import columns (zoho_sync.importing.ImportEntity); None: not importable.
+    importing: Any = field(default=None, hash=False, compare=False)
     aliases: tuple[str, ...] = ()  # other --entity names people use for it (Zoho's: "plans")
 
     def payload(self, obj, *, today: date) -> dict:

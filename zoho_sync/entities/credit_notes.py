@@ -248,7 +248,7 @@ CREDIT_NOTES = ImportEntity(
 
 
 SPEC = EntitySpec(
-    name="credit_note", model=CreditNote, zoho_entity="credit_note", id_field="creditnote_id",
+    name="credit_note", order=60, model=CreditNote, zoho_entity="credit_note", id_field="creditnote_id",
     list_path="/creditnotes", list_key="creditnotes",
     # A refund's credit note carries Zoho's own number: it never matches one of ours by key.
     remote_key=lambda r: "" if r.get("payment_id") else str(r.get("creditnote_number", "")).casefold(),
@@ -269,4 +269,11 @@ SPEC = EntitySpec(
     reconcile=Reconcile(fields=(Field("amount", lambda n: n.amount, "total", OURS, "amount", column="amount"),),
                         zoho_owned=(("status", "status"), ("balance", "amount")), money=("amount", "total")),
     importing=CREDIT_NOTES,
+    admin={"list_display": ("number", "kind", "customer", "invoice", "payment", "amount", "status", "balance",
+                            "issued_on"),
+           "list_filter": ("kind", "origin", "status"), "list_select_related": ("customer", "invoice", "payment"),
+           "search_fields": ("number", "customer__account_number", "invoice__invoice_number", "payment__reference"),
+           "exact_search_fields": ("number", "zoho_id", "invoice__invoice_number", "payment__reference"),
+           "autocomplete_fields": ("customer", "invoice", "payment", "package"),
+           "sync_readonly": ("balance", "zoho_refund_id")},
 )

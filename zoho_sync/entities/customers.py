@@ -156,7 +156,7 @@ def customer_named_key(record: dict) -> str:
 
 
 SPEC = EntitySpec(
-    name="customer", model=Customer, zoho_entity="customer", id_field="customer_id",
+    name="customer", order=10, model=Customer, zoho_entity="customer", id_field="customer_id",
     list_path="/customers", list_key="customers",
     remote_key=lambda r: account_number_of(r.get("display_name", "")),
     local_key=lambda c: c.account_number.casefold(),

@@ -329,7 +329,7 @@ INVOICES = ImportEntity(
 
 
 SPEC = EntitySpec(
-    name="invoice", model=Invoice, zoho_entity="invoice", id_field="invoice_id",
+    name="invoice", order=40, model=Invoice, zoho_entity="invoice", id_field="invoice_id",
     list_path="/invoices", list_key="invoices", remote_key=lambda r: str(r.get("number") or r.get("invoice_number")),
     local_key=lambda i: i.invoice_number,
     to_zoho=invoice_to_zoho, fingerprint=invoice_fingerprint_fields,

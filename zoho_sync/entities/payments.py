@@ -353,7 +353,7 @@ PAYMENTS = ImportEntity(
 
 
 SPEC = EntitySpec(
-    name="payment", model=Payment, zoho_entity="payment", id_field="payment_id",
+    name="payment", order=50, model=Payment, zoho_entity="payment", id_field="payment_id",
     list_path="/payments", list_key="payments", remote_key=lambda r: str(r.get("reference_number", "")),
     local_key=lambda p: p.reference,
     to_zoho=payment_to_zoho, fingerprint=payment_fingerprint_fields,

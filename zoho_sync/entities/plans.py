@@ -128,7 +128,7 @@ SERVICE_PACKAGES = ImportEntity(
 
 
 SPEC = EntitySpec(
-    name="service_package", model=ServicePackage, zoho_entity="plan", id_field="plan_code",
+    name="service_package", order=20, model=ServicePackage, zoho_entity="plan", id_field="plan_code",
     list_path="/plans", list_key="plans", remote_key=lambda r: str(r.get("plan_code", "")).casefold(),
     local_key=lambda p: p.plan_code.casefold(),
     to_zoho=plan_to_zoho, fingerprint=package_fingerprint_fields,

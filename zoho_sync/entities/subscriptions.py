@@ -171,7 +171,7 @@ CUSTOMER_SERVICES = ImportEntity(
 
 
 SPEC = EntitySpec(
-    name="customer_service", model=CustomerService, zoho_entity="subscription", id_field="subscription_id",
+    name="customer_service", order=30, model=CustomerService, zoho_entity="subscription", id_field="subscription_id",
     list_path="/subscriptions", list_key="subscriptions", remote_key=lambda r: str(r.get("reference_id", "")),
     local_key=subscription_reference,
     to_zoho=subscription_to_zoho, fingerprint=subscription_fingerprint_fields,
