@@ -14,13 +14,13 @@ from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from zoho_sync import selectors
+from zoho_sync import entities, selectors
 from zoho_sync.client.budget import BudgetStats, Priority
 from zoho_sync.conf import get_sync_settings, get_zoho_limits
 from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncState, SyncStatus
 from zoho_sync.models.base import FAILURE_STATUSES
 from zoho_sync.queueing import QueueUnavailableError, task_enqueue_later
-from zoho_sync.sync import claims, logbook, specs
+from zoho_sync.sync import claims, logbook
 from zoho_sync.sync.backfill import BackfillRun, EntityReport, SyncReport
 from zoho_sync.sync.engine import Engine, Outcome, QuotaExhausted
 from zoho_sync.sync.parallel import ParallelBackfill
@@ -74,7 +74,7 @@ def sync_pending(*, entity: str = "all", limit: int | None = None, batch_size: i
     builds its own client from the settings, so passing a `client` means one process."""
     sync = get_sync_settings()
     window = sync.retry_window_seconds if retry_window is None else retry_window
-    chosen = specs.specs_for(entity)
+    chosen = entities.specs_for(entity)
     if workers > 1 and connection.in_atomic_block:
         # Worker processes have their own connections: they would not see what this transaction has not committed.
         logger.info("Backfill inside a transaction: one process instead of %d workers", workers)
@@ -129,7 +129,7 @@ def sync_retry_failed(*, entity: str = "all", include_validation: bool = False, 
     from zoho_sync.sync.retry import retry_reasons
 
     now = timezone.now()
-    chosen = specs.specs_for(entity)
+    chosen = entities.specs_for(entity)
     for spec in chosen:
         due = spec.model.objects.filter(sync_status__in=(SyncStatus.FAILED, SyncStatus.WAITING))
         if not include_validation:
@@ -150,9 +150,9 @@ def sync_retry_failed(*, entity: str = "all", include_validation: bool = False, 
 
 def sync_object(*, entity: str, pk: int, client=None, run_id: str = "") -> Outcome | None:
     """Push one record now, after the records it depends on; None when it is not due or another worker has it."""
-    spec = specs.BY_NAME[entity]
+    spec = entities.BY_NAME[entity]
     client = client or get_zoho_client()
-    for each in specs.SPECS:
+    for each in entities.SPECS:
         claims.reclaim_dead(each)  # a killed worker's claims must not hold a trigger for the whole lease
     run = BackfillRun(specs=(spec,), client=client, use_index=False)
     engine = Engine(client=client, run_id=run_id or run.run_id, claimer=run.claimer, enqueue=_enqueue_if_enabled())
@@ -188,7 +188,7 @@ def rate_limit_wait_mark(records, *, until: datetime, message: str, error=None, 
     for entity, pk in sorted(records, key=lambda r: (r[0], r[1] or 0)):
         if pk is None:
             continue
-        spec = specs.BY_NAME[entity]
+        spec = entities.BY_NAME[entity]
         rows = spec.model.objects.filter(pk=pk).exclude(sync_status__in=(SyncStatus.SYNCED, SyncStatus.SKIPPED))
         if not rows.update(sync_status=SyncStatus.FAILED, next_retry_at=until, last_sync_error=message,
                            last_error_kind=ErrorKind.RATE_LIMIT, failing_since=Coalesce(F("failing_since"),
@@ -245,7 +245,7 @@ def _push_with_dependencies(engine: Engine, spec, pk: int, *, seen: set) -> Outc
     for attribute, dependency in spec.depends_on:
         related_pk = row[f"{attribute}_id"]
         if related_pk is not None:
-            dep_spec = specs.BY_NAME[dependency]
+            dep_spec = entities.BY_NAME[dependency]
             if not dep_spec.model.objects.filter(pk=related_pk, zoho_id__isnull=False).exists():
                 _push_with_dependencies(engine, dep_spec, related_pk, seen=seen)
     # A trigger pushes the record whatever its retry time: a change or a landed dependency asked for it now.
@@ -267,7 +267,7 @@ PUSH_NOW_LIMIT = 50
 
 def sync_queryset(*, queryset: QuerySet) -> dict[str, int]:
     """Push one entity's selected records now, or queue them: sync_selection for them."""
-    spec = specs.for_model(queryset.model)
+    spec = entities.for_model(queryset.model)
     return sync_selection({spec.name: list(queryset.values_list("pk", flat=True))})
 
 
@@ -319,7 +319,7 @@ def push_enqueue(*, entity: str, pk: int, delay: float | None = None) -> str:
     push the record as soon as the broker is back, not after the retry time. A save that joined the failed
     enqueue in the moment between leaves its record pending like this one: the next save or the sweep takes it.
     """
-    spec = specs.BY_NAME[entity]
+    spec = entities.BY_NAME[entity]
     now = timezone.now()
     wait = get_sync_settings().debounce_seconds if delay is None else delay
     stale = claims.trigger_cutoff(now, wait)
@@ -375,7 +375,7 @@ def sync_selection(selection: dict[str, list[int]]) -> dict[str, int]:
     """
     push = _push_now if sum(len(pks) for pks in selection.values()) <= PUSH_NOW_LIMIT else _queue_later
     counts: dict[str, int] = {}
-    for spec in specs.SPECS:  # dependency order: a customer lands before its failed service is pushed
+    for spec in entities.SPECS:  # dependency order: a customer lands before its failed service is pushed
         pks = selection.get(spec.name)
         if not pks:
             continue
@@ -408,7 +408,7 @@ def sync_skip(*, by: str, selection: dict[str, list[int]] | None = None, entity:
     now = timezone.now()
     reason = SKIPPED_BY.format(who=by, when=timezone.localtime(now))
     skipped = 0
-    for spec in specs.SPECS:
+    for spec in entities.SPECS:
         if not chosen.get(spec.name):
             continue
         candidates = spec.model.objects.filter(pk__in=chosen[spec.name], sync_status__in=FAILURE_STATUSES).filter(

@@ -28,9 +28,9 @@ from zoho_sync.admin.base import (
 )
 from zoho_sync.admin.logs import EntityFilter
 from zoho_sync.admin.records import push_selection, synclog_url
+from zoho_sync.entities import BY_NAME, SPECS
 from zoho_sync.models import SyncFailure, SyncState, SyncStatus
 from zoho_sync.queueing import QueueUnavailableError
-from zoho_sync.sync.specs import BY_NAME, SPECS
 
 
 class StateFilter(admin.SimpleListFilter):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from zoho_sync import selectors, services, validation
+from zoho_sync import entities, selectors, services, validation
 from zoho_sync.admin.base import (
     CappedCountAdmin,
     can_sync,
@@ -40,7 +40,6 @@ from zoho_sync.models import (
     ZohoSyncedModel,
 )
 from zoho_sync.status import status_banners
-from zoho_sync.sync import specs
 
 HISTORY_ROWS = 10
 
@@ -136,7 +135,7 @@ class ZohoSyncedAdmin(CappedCountAdmin):
 
     @property
     def spec(self):
-        return specs.for_model(self.model)
+        return entities.for_model(self.model)
 
     def has_sync_permission(self, request) -> bool:
         return can_sync(request)
@@ -331,7 +330,7 @@ class PaymentAdmin(ZohoSyncedAdmin):
 def register_entity_admins() -> None:
     """Every entity whose spec gives its admin columns (spec.admin) and has no admin class above gets a
     ZohoSyncedAdmin with them: the sync columns, filters, actions and search come from the base class."""
-    for spec in specs.SPECS:
+    for spec in entities.SPECS:
         if spec.admin and spec.model not in admin.site._registry:
             options = {**spec.admin, "sync_readonly": (*ZohoSyncedAdmin.sync_readonly,
                                                        *spec.admin.get("sync_readonly", ()))}

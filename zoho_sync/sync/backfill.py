@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from zoho_sync.client.budget import Priority
 from zoho_sync.conf import get_sync_settings
+from zoho_sync.entities import EntitySpec
 from zoho_sync.models import UNSETTLED_STATES, SyncLog, SyncState, SyncStatus
 from zoho_sync.sync import claims
 from zoho_sync.sync.engine import BUSY, Engine, Enqueue, Outcome, QuotaExhausted
-from zoho_sync.sync.specs import EntitySpec
 
 logger = logging.getLogger(__name__)
 MIN_BATCH, MAX_BATCH = 5, 1000

@@ -32,6 +32,7 @@ from zoho_sync.client.budget import seconds_to_next_utc_midnight
 from zoho_sync.client.errors import ZohoDailyQuotaError, ZohoError, ZohoOutcomeUnknownError
 from zoho_sync.commits import relaxed_commit
 from zoho_sync.conf import ZohoConfigurationError, get_sync_settings
+from zoho_sync.entities import BY_NAME, SPECS, EntitySpec
 from zoho_sync.models import ErrorKind, SyncLog, SyncState, SyncStatus, ZohoSyncedModel, sync_state_of
 from zoho_sync.sync import logbook
 from zoho_sync.sync.errors import (
@@ -45,7 +46,6 @@ from zoho_sync.sync.errors import (
 )
 from zoho_sync.sync.remote import SyncContext
 from zoho_sync.sync.skips import records_skip
-from zoho_sync.sync.specs import BY_NAME, SPECS, EntitySpec
 
 logger = logging.getLogger(__name__)
 Enqueue = Callable[[str, int], Any]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from zoho_sync.models import SyncLog
 
 if TYPE_CHECKING:
-    from zoho_sync.sync.specs import EntitySpec
+    from zoho_sync.entities import EntitySpec
 
 REPR_LIMIT = 200  # SyncLog.object_repr's length
 RUN_ID_LIMIT = 36  # SyncLog.run_id's length: a uuid, with or without its dashes

@@ -15,7 +15,7 @@ from zoho_sync.models.base import FAILURE_STATUSES
 from zoho_sync.sync import claims, logbook
 
 if TYPE_CHECKING:
-    from zoho_sync.sync.specs import EntitySpec
+    from zoho_sync.entities import EntitySpec
 
 
 def records_skip(spec: EntitySpec, reasons: dict[str, list], *, claimer: str = "", run_id: str = "",
