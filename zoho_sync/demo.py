@@ -16,6 +16,7 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.db.models import Max
 
+from zoho_sync.entities import SPECS
 from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage, SyncLog
 from zoho_sync.validation import line_amount
 
@@ -111,8 +112,8 @@ def demo_data_present() -> int:
 
 
 def demo_reset() -> None:
-    """Delete every billing record and sync log (the demo's data), resetting id sequences."""
-    models_in_order = (Payment, InvoiceLine, Invoice, CustomerService, Customer, ServicePackage, SyncLog)
+    """Delete every billing record of every entity and the sync log (the demo's data), resetting id sequences."""
+    models_in_order = (*(spec.model for spec in reversed(SPECS)), InvoiceLine, SyncLog)
     tables = [m._meta.db_table for m in models_in_order]
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from monitoring.metrics import metrics_days, metrics_rollup, metrics_rollup_day
 from monitoring.models import ALL, DailyMetric
+from zoho_sync.entities import SPECS
 from zoho_sync.models import ApiUsage, SyncLog, SyncRun
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +50,7 @@ def test_a_day_rolls_up_per_entity_and_for_all():
     assert (everything.attempts, everything.api_calls, everything.rate_limited, everything.budget_wait_seconds) == (
         21, 22, 4, 12.5)
     metrics_rollup_day(day)
-    assert DailyMetric.objects.filter(day=day).count() == 6, "idempotent: one row per entity and all"
+    assert DailyMetric.objects.filter(day=day).count() == len(SPECS) + 1, "idempotent: one row per entity and all"
 
 
 def test_the_view_reads_the_rollup_not_the_log():
