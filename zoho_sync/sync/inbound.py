@@ -7,7 +7,6 @@ finite or does not fit the column raises BadZohoValue naming the field and the v
 
 from __future__ import annotations
 
-import importlib
 import re
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -17,6 +16,7 @@ from django.db import connection, models
 
 from zoho_sync.models import Invoice
 from zoho_sync.sync.errors import BadZohoValue
+from zoho_sync.sync.moved import forward_to_entities
 
 
 def zoho_time(value: Any) -> datetime | None:
@@ -111,26 +111,5 @@ def modified_time(remote: dict) -> datetime | None:
     return zoho_time(remote.get("last_modified_time") or remote.get("updated_time"))
 
 
-# Per-entity names moved to their entity's module (zoho_sync.entities.<module>); importable from here still.
-_MOVED = {
-    'SUBSCRIPTION_STATUS': 'subscriptions',
-    'subscription_from_zoho': 'subscriptions',
-    'INVOICE_STATUS': 'invoices',
-    'invoice_from_zoho': 'invoices',
-    'invoice_subscription_id': 'invoices',
-    'invoice_mirror': 'invoices',
-    'invoice_mirror_lines': 'invoices',
-    'PAYMENT_MODES': 'payments',
-    'payment_status': 'payments',
-    '_refunded': 'payments',
-    'payment_from_zoho': 'payments',
-    'payment_mirror': 'payments',
-    'payment_invoice_ids': 'payments',
-}
-
-
-def __getattr__(name: str):
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"zoho_sync.entities.{module}"), name)
+# Per-entity names moved to their entity's module (zoho_sync.entities.<entity>); importable from here still.
+__getattr__ = forward_to_entities(__name__)

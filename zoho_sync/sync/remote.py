@@ -7,12 +7,12 @@ survive a crash, like a product created before its plan). Each returns the Zoho 
 from __future__ import annotations
 
 import contextlib
-import importlib
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from zoho_sync.sync.errors import RemoteConflict
+from zoho_sync.sync.moved import forward_to_entities
 
 
 @dataclass
@@ -44,38 +44,5 @@ def match_one(records: list[dict], key: str | tuple[str, ...], value: str, what:
     return found[0] if found else None
 
 
-# Per-entity names moved to their entity's module (zoho_sync.entities.<module>); importable from here still.
-_MOVED = {
-    'customer_create': 'customers',
-    'CUSTOMER_CLEARABLE': 'customers',
-    'customer_update': 'customers',
-    'customer_find': 'customers',
-    '_product_named': 'plans',
-    'product_ensure': 'plans',
-    '_product_id': 'plans',
-    'plan_create': 'plans',
-    'plan_update': 'plans',
-    'plan_find': 'plans',
-    'subscription_create': 'subscriptions',
-    'subscription_update': 'subscriptions',
-    'subscription_find': 'subscriptions',
-    'one_off_product_id': 'invoices',
-    '_invoice_body': 'invoices',
-    'invoice_create': 'invoices',
-    'invoice_update': 'invoices',
-    'invoice_find': 'invoices',
-    'payment_applications': 'payments',
-    'payment_create': 'payments',
-    '_zoho_amount': 'payments',
-    '_applied_by': 'payments',
-    '_trimmed': 'payments',
-    'payment_update': 'payments',
-    'payment_find': 'payments',
-}
-
-
-def __getattr__(name: str):
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"zoho_sync.entities.{module}"), name)
+# Per-entity names moved to their entity's module (zoho_sync.entities.<entity>); importable from here still.
+__getattr__ = forward_to_entities(__name__)

@@ -37,6 +37,7 @@ from typing import Any
 from zoho_sync.client import codes
 from zoho_sync.sandbox import validation as v
 from zoho_sync.sandbox.errors import ApiError, invalid, not_allowed
+from zoho_sync.sandbox.resources import invoices
 from zoho_sync.sandbox.resources.customers import adjust
 from zoho_sync.sandbox.routes import Call, Reply, Router
 from zoho_sync.sandbox.store import Store, public
@@ -87,17 +88,7 @@ def applications(store: Store, customer_id: str, raw: Any, available: Decimal
     customer's open invoice, within its balance, and in all within `available` (the credit note's balance)."""
     if not isinstance(raw, list) or not raw:
         raise invalid("invoices")
-    wanted: dict[str, Decimal] = {}
-    for entry in raw:
-        if not isinstance(entry, dict):
-            raise invalid("invoices")
-        invoice = store.get("invoices", v.text(entry, "invoice_id", required=True) or "")
-        if invoice is None or invoice["customer_id"] != customer_id:
-            raise invalid("invoice_id")
-        if invoice["status"] == "void":
-            raise not_allowed(f"invoice {invoice['invoice_number']} is void")
-        amount = v.number(entry.get("amount_applied"), "amount_applied", positive=True)
-        wanted[invoice["invoice_id"]] = wanted.get(invoice["invoice_id"], Decimal(0)) + amount
+    wanted = invoices.amounts_to_apply(store, customer_id, raw, positive=True)
     result = [(store.tables["invoices"][i], amount) for i, amount in wanted.items()]
     if any(amount > v.dec(inv["balance"]) for inv, amount in result) or sum(wanted.values()) > available:
         raise ApiError(codes.CREDIT_OVER_APPLIED)

@@ -263,3 +263,21 @@ def _zoho_void_invoice(store: Store, invoice_id: str) -> dict[str, Any]:
 
 
 ACTIONS = (Action("void_invoice", "invoice", _zoho_void_invoice),)  # Zoho-side actions (zoho_side.py)
+
+
+def amounts_to_apply(store: Store, customer_id: str, raw: list, *, positive: bool) -> dict[str, Decimal]:
+    """What a body's `invoices` ([{invoice_id, amount_applied}]) asks to apply to each invoice (repeated ids
+    summed): each the customer's own invoice, not void, each amount a number (and above 0 when `positive`).
+    The caller checks the amounts against the balances it knows of."""
+    wanted: dict[str, Decimal] = {}
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise invalid("invoices")
+        invoice = store.get("invoices", v.text(entry, "invoice_id", required=True) or "")
+        if invoice is None or invoice["customer_id"] != customer_id:
+            raise invalid("invoice_id")
+        if invoice["status"] == "void":
+            raise not_allowed(f"invoice {invoice['invoice_number']} is void")
+        amount = v.number(entry.get("amount_applied"), "amount_applied", positive=positive)
+        wanted[invoice["invoice_id"]] = wanted.get(invoice["invoice_id"], Decimal(0)) + amount
+    return wanted

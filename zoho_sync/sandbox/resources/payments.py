@@ -40,17 +40,7 @@ def _applications(store: Store, customer_id: str, raw: Any, *, returned: dict[st
         return []
     if not isinstance(raw, list):
         raise invalid("invoices")
-    wanted: dict[str, Decimal] = {}
-    for entry in raw:
-        if not isinstance(entry, dict):
-            raise invalid("invoices")
-        invoice = store.get("invoices", v.text(entry, "invoice_id", required=True) or "")
-        if invoice is None or invoice["customer_id"] != customer_id:
-            raise invalid("invoice_id")
-        if invoice["status"] == "void":
-            raise not_allowed(f"invoice {invoice['invoice_number']} is void")
-        amount = v.number(entry.get("amount_applied"), "amount_applied")
-        wanted[invoice["invoice_id"]] = wanted.get(invoice["invoice_id"], Decimal(0)) + amount
+    wanted = invoices.amounts_to_apply(store, customer_id, raw, positive=False)
     result = []
     for invoice_id, amount in wanted.items():
         invoice = store.tables["invoices"][invoice_id]
