@@ -268,7 +268,7 @@ def _apply(event: ZohoEvent, *, client=None) -> list[PullOutcome]:
     note = f"event {event.event_id} {event.event_type}"
     remote = _read_subject(client, subject, zoho_id)
     outcomes = [pull(subject.spec, remote, when=event.event_time, note=note)]
-    for name, related_id in subject.spec.related(remote):  # records it changed (a payment's invoices' balances)
+    for name, related_id in subject.spec.related(remote, client):  # records it changed (a payment's invoices)
         related = Subject.of(entities.BY_NAME[name])
         record = _read(client, related.path.format(related_id), related.key)
         if record:

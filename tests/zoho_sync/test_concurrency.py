@@ -17,9 +17,19 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.builders import make_credit_note, make_customer, make_invoice, make_package, make_payment, make_service
-from zoho_sync import services
+from zoho_sync import inbox, services
 from zoho_sync.conf import get_zoho_settings
-from zoho_sync.models import CreditNote, Customer, CustomerService, Invoice, Payment, SyncLog, SyncState, SyncStatus
+from zoho_sync.models import (
+    CreditNote,
+    Customer,
+    CustomerService,
+    Invoice,
+    Payment,
+    SyncLog,
+    SyncState,
+    SyncStatus,
+    ZohoEvent,
+)
 from zoho_sync.sync import specs
 from zoho_sync.sync.payloads import ONE_OFF_PRODUCT
 from zoho_sync.zoho import client_build
@@ -341,3 +351,26 @@ def test_a_save_during_a_credit_note_create_applies_the_credit_once(zoho):
     assert note.sync_state == SyncState.SYNCED and note.zoho_id == credit["creditnote_id"], note.last_sync_error
     (held,) = [i for i in zoho.records("invoices") if i["invoice_id"] == Invoice.objects.get(pk=invoice.pk).zoho_id]
     assert (held["balance"], credit["balance"]) == (25.0, 0.0), "the credit was applied exactly once"
+
+
+def test_a_refund_event_arriving_before_our_create_answers_is_not_kept_twice(zoho):
+    """Zoho made our refund and sent payment_refunded; the inbox applies it while our create's answer is still
+    on its way: the refund's credit note is ours in flight, never mirrored as a second record."""
+    payment = make_payment(amount=Decimal("20.00"))
+    note = make_credit_note(kind=CreditNote.Kind.REFUND, payment=payment, amount=Decimal("5.00"))
+    for entity in ("customers", "payments"):
+        services.sync_pending(entity=entity)
+    payment.refresh_from_db()
+    hold = zoho.hold_next("POST", "/payments/*/refunds", when="after")  # refunded in Zoho, the answer held
+    first = Worker(services.sync_object, entity="credit_note", pk=note.pk)
+    assert hold.wait_arrived()
+    (held,) = [p for p in zoho.records("payments") if p["payment_id"] == payment.zoho_id]
+    event, _ = inbox.event_accept({"event_id": "904", "event_type": "payment_refunded",
+                                   "event_time": held["updated_time"], "data": {"payment": held}},
+                                  source=ZohoEvent.Source.REPLAY)
+    inbox.event_apply(event.pk)
+    assert list(CreditNote.objects.values_list("pk", flat=True)) == [note.pk], "one refund, one record"
+    hold.release()
+    first.finish()
+    note.refresh_from_db()
+    assert note.sync_status == SyncStatus.SYNCED and note.zoho_id == zoho.records("refunds")[0]["creditnote_id"]

@@ -174,6 +174,28 @@ def test_zohos_own_credit_note_comes_back_through_the_inbox(zoho):
     assert len(zoho.requests()) == calls, "a mirror is never pushed"
 
 
+def test_zohos_own_refund_of_a_payment_comes_back_as_a_refund_here(zoho):
+    invoice = make_invoice(lines=((Decimal("1"), Decimal("50.00")),))
+    payment = make_payment(invoice=invoice, amount=Decimal("50.00"))
+    push()
+    payment.refresh_from_db()
+    zoho.refund_payment(payment.zoho_id, amount=10)
+    (held,) = [p for p in zoho.records("payments") if p["payment_id"] == payment.zoho_id]
+    event, _ = inbox.event_accept({"event_id": "902", "event_type": "payment_refunded",
+                                   "event_time": held["updated_time"], "data": {"payment": held}},
+                                  source=ZohoEvent.Source.REPLAY)
+    inbox.event_apply(event.pk)
+    payment.refresh_from_db()
+    assert payment.refunded_amount == Decimal("10.00")
+    (refund,) = CreditNote.objects.filter(payment=payment)
+    assert (refund.kind, refund.origin, refund.amount, refund.customer_id, refund.sync_status) == (
+        "refund", "zoho", Decimal("10.00"), payment.customer_id, SyncStatus.SYNCED)
+    assert refund.zoho_id == zoho.records("refunds")[0]["creditnote_id"]
+    inbox.event_reset(event.pk)
+    inbox.event_apply(event.pk)  # the same event again: the refund is kept once
+    assert CreditNote.objects.filter(payment=payment).count() == 1
+
+
 def test_reconcile_covers_credit_notes(zoho):
     note = make_credit_note(amount=Decimal("15.00"))
     push()

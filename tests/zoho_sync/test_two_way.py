@@ -195,5 +195,5 @@ def test_our_refund_reaches_zoho_once_and_its_event_is_not_pulled_back_as_a_chan
     apply_all()
     payment.refresh_from_db()
     assert (payment.status, payment.refunded_amount) == ("refunded", Decimal("50.00"))
-    assert len(wired.records("refunds")) == 1
+    assert len(wired.records("refunds")) == 1 and CreditNote.objects.count() == 1, "our refund, kept once"
     assert services.sync_pending(entity="all").calls == 0

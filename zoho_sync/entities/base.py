@@ -99,9 +99,10 @@ class EntitySpec:
     # such records are not kept here ("unknown").
     mirror: Callable[[dict, str, datetime], PullOutcome] | None = None
     after_pull: Callable[[Any], None] | None = None  # the record took Zoho's state: what else follows here
-    # Other records a pulled one names whose state it changed: (spec name, Zoho id) to read and pull next
-    # (a payment's invoices: their balance).
-    related: Callable[[dict], Iterable[tuple[str, str]]] = lambda remote: ()
+    # Other records a pulled one changed: (spec name, Zoho id) to read and pull next (a payment's invoices: their
+    # balance; its refunds: their credit notes). Called with the record and the client, for a record that must be
+    # looked up (a payment names no refund).
+    related: Callable[[dict, Any], Iterable[tuple[str, str]]] = lambda remote, client: ()
     # --- the rest of the entity's facts -----------------------------------------------------------------------
     failure_label: str = "CAST(id AS TEXT)"  # SQL over its table: the record's label in the failed-records view
     web_app_path: str = ""  # the resource in Zoho's web app address (`#/<path>/<id>`); "" when unknown

@@ -175,11 +175,13 @@ def _mirror(remote: dict, zoho_id: str, modified: datetime) -> PullOutcome:
     customer = Customer.objects.filter(zoho_id=str(remote.get("customer_id") or "")).first()
     if customer is None:
         return PullOutcome("credit_note", None, "unknown", f"credit note {number}: its customer is not one of ours")
-    ours = CreditNote.objects.filter(number=number).first()
-    if ours is not None:
-        return PullOutcome("credit_note", ours.pk, "unchanged", f"credit note {number}: ours; the push links it")
     payment = (Payment.objects.filter(zoho_id=str(remote["payment_id"])).first() if remote.get("payment_id")
                else None)
+    if ours := _ours_in_flight(number, payment):
+        return PullOutcome("credit_note", ours.pk, "unchanged", f"credit note {number}: ours, being created; the "
+                                                                 "push links it")
+    if CreditNote.objects.filter(number=number).exists():  # Zoho's number is one of ours for another record
+        number = f"ZOHO-{zoho_id}"[:64]
     invoice_ids = [str(e.get("invoice_id")) for e in remote.get("invoices") or [] if isinstance(e, dict)]
     invoice = Invoice.objects.filter(zoho_id__in=invoice_ids).first() if invoice_ids else None
     amount = zoho_number(remote.get("total"), column(CreditNote, "amount"), key="total") or ZERO
@@ -204,7 +206,18 @@ def _mirror(remote: dict, zoho_id: str, modified: datetime) -> PullOutcome:
                                                           f"{note.currency_code} mirrored here ({note.status})")
 
 
-def _invoice_of(remote: dict) -> list[tuple[str, str]]:
+def _ours_in_flight(number: str, payment) -> CreditNote | None:
+    """A record of ours this Zoho credit note may be, whose create has not answered yet: a credit with its number
+    and no Zoho id, or (Zoho numbers a refund's credit note itself) a refund of the same payment being created.
+    The push links it; mirroring it as well would keep the money twice."""
+    ours = CreditNote.objects.filter(number=number, zoho_id__isnull=True).first()
+    if ours is None and payment is not None:
+        ours = CreditNote.objects.filter(payment=payment, kind=CreditNote.Kind.REFUND, zoho_id__isnull=True,
+                                         create_intent_at__isnull=False).first()
+    return ours
+
+
+def _invoice_of(remote: dict, client) -> list[tuple[str, str]]:
     """The invoices a credit note was applied to: their balance follows it."""
     return [("invoice", str(e["invoice_id"])) for e in remote.get("invoices") or []
             if isinstance(e, dict) and e.get("invoice_id")]

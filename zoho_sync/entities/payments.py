@@ -305,9 +305,15 @@ def _mirror_payment(remote: dict, zoho_id: str, modified: datetime) -> PullOutco
                                                          f"{payment.currency_code} mirrored here ({payment.status})")
 
 
-def _invoices_of(remote: dict) -> list[tuple[str, str]]:
-    """The invoices a payment paid (or no longer pays, refunded): their balance and status follow it."""
-    return [("invoice", invoice_id) for invoice_id in payment_invoice_ids(remote)]
+def _related(remote: dict, client) -> list[tuple[str, str]]:
+    """The invoices a payment paid (or no longer pays, refunded): their balance and status follow it. A payment
+    with refunds: the credit note of each refund too (Zoho's own refunds are kept here; a payment's record names
+    none, so they are listed: one call, only for a payment with money refunded)."""
+    found = [("invoice", invoice_id) for invoice_id in payment_invoice_ids(remote)]
+    if _refunded(remote) > 0 and remote.get("payment_id"):
+        refunds = client.paginate("/creditnotes/refunds", "refunds", params={"payment_id": str(remote["payment_id"])})
+        found += [("credit_note", str(r["creditnote_id"])) for r in refunds if r.get("creditnote_id")]
+    return found
 
 
 # --- zoho_import: the columns of its file -------------------------------------------------------------
@@ -365,7 +371,7 @@ SPEC = EntitySpec(
     extra_update_calls=lambda p: 1,
     from_zoho=payment_from_zoho, on_created=lambda record: invoices_paid_by(record),
     events=Events(data_key="payment", read_path="/payments/{}", prefixes=("payment_",)),
-    mirror=_mirror_payment, related=_invoices_of,
+    mirror=_mirror_payment, related=_related,
     failure_label="reference", web_app_path="payments", api_resources=("payments",),
     reconcile=Reconcile(
         fields=(Field("amount", lambda p: p.amount, "amount", OURS, "amount", column="amount"),
