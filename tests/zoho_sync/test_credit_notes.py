@@ -119,6 +119,25 @@ def test_an_application_that_failed_after_the_create_is_completed_by_the_next_pu
     assert len(zoho.records("creditnotes")) == 1 and zoho_invoice(zoho, invoice)["balance"] == 30.0
 
 
+def test_a_payment_of_an_invoice_credited_first_applies_up_to_its_balance_in_zoho(zoho):
+    """Found by the crash tests: a credit lands before the payment of the same invoice (the payment failed and was
+    retried), so Zoho's balance is below ours; the payment is recorded once, applied up to that balance."""
+    invoice = make_invoice(lines=((Decimal("1"), Decimal("50.00")),))
+    make_credit_note(invoice=invoice, amount=Decimal("20.00"))
+    push()
+    payment = make_payment(invoice=invoice, amount=Decimal("50.00"))
+    push()
+    payment.refresh_from_db()
+    invoice.refresh_from_db()
+    assert payment.sync_status == SyncStatus.SYNCED, payment.last_sync_error
+    (held,) = zoho.records("payments")
+    assert [(e["invoice_id"], e["amount_applied"]) for e in held["invoices"]] == [(invoice.zoho_id, 30.0)]
+    assert zoho_invoice(zoho, invoice)["balance"] == 0.0
+    said = SyncLog.objects.filter(entity="payment", action="create").values_list("message", flat=True).get()
+    assert "30.00 applied to it, 20.00 stays with the customer as credit" in said
+    assert len(zoho.records("payments")) == 1
+
+
 def test_a_duplicate_number_in_zoho_is_adopted_when_it_is_clearly_ours(zoho):
     note = make_credit_note(amount=Decimal("12.00"))
     services.sync_pending(entity="customers")

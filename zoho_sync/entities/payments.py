@@ -17,6 +17,8 @@ from django.db.models import DecimalField, OuterRef, QuerySet, Subquery, Sum, Va
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from zoho_sync.client import codes
+from zoho_sync.client.errors import ZohoError
 from zoho_sync.entities.base import EntitySpec, Events, PullOutcome, excluded
 from zoho_sync.entities.customers import customer_column
 from zoho_sync.entities.invoices import INVOICE_REF
@@ -107,6 +109,19 @@ def payment_applications(ctx: SyncContext, payment, *, left: Decimal | None = No
 def payment_create(ctx: SyncContext, payment, payload: dict) -> dict:
     if not payment.invoice_id:  # applied to the customer's oldest open Zoho invoices, known only now
         payload = ctx.sent = payment_to_zoho(payment, applications=payment_applications(ctx, payment))
+    try:
+        return ctx.client.post("/payments", json=payload)["payment"]
+    except ZohoError as refused:  # a refusal: nothing was recorded
+        if refused.code_name != codes.PAYMENT_OVER_APPLIED.name or not payment.invoice_id:
+            raise
+    # Zoho's balance of the invoice is below ours (a credit note applied to it, a payment made in Zoho): the
+    # payment goes to the invoice up to that balance, the rest stays with the customer as credit.
+    record = ctx.client.get(f"/invoices/{payment.invoice.zoho_id}")["invoice"]
+    balance = max(_zoho_amount(record.get("balance"), "an invoice balance of"), Decimal("0"))
+    applied = min(payment.amount, balance)
+    payload = ctx.sent = payment_to_zoho(payment, applications=[(payment.invoice.zoho_id, applied)])
+    ctx.notes.append(f"Invoice {payment.invoice.invoice_number}'s balance in Zoho is {balance}: {applied} applied "
+                     f"to it, {payment.amount - applied} stays with the customer as credit.")
     return ctx.client.post("/payments", json=payload)["payment"]
 
 
