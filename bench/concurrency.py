@@ -439,7 +439,7 @@ def check(*, zoho: Path, out: Path) -> None:
     from zoho_sync.entities import BY_NAME
     from zoho_sync.models import SyncLog, SyncStatus
     from zoho_sync.sync import payloads
-    from zoho_sync.sync.errors import InvalidLocalData
+    from zoho_sync.wire.errors import InvalidLocalData
 
     remote_all = json.loads(zoho.read_text())
     expected = expected_outcome()

@@ -32,9 +32,9 @@ from zoho_sync.entities import EntitySpec
 from zoho_sync.models import ZohoEvent
 from zoho_sync.queueing import QueueUnavailableError, task_enqueue_later
 from zoho_sync.redaction import redact_text
-from zoho_sync.sync import inbound
-from zoho_sync.sync.errors import BadZohoValue
 from zoho_sync.sync.pull import PullOutcome, RecordBusy, pull
+from zoho_sync.wire import inbound
+from zoho_sync.wire.errors import BadZohoValue
 
 logger = logging.getLogger(__name__)
 CLAIM = timedelta(minutes=5)  # a worker that died while applying an event loses it after this

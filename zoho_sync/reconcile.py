@@ -30,9 +30,9 @@ from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.entities import BY_NAME, EntitySpec
 from zoho_sync.entities.reconciling import OURS, ZOHOS, Field, nested, text
 from zoho_sync.models import DriftReport, SyncStatus, ZohoEvent
-from zoho_sync.sync import inbound
-from zoho_sync.sync.errors import BadZohoValue
 from zoho_sync.sync.pull import current_fingerprint, is_in_step, zoho_label
+from zoho_sync.wire import inbound
+from zoho_sync.wire.errors import BadZohoValue
 
 
 def _printable(text: str) -> str:

@@ -36,7 +36,7 @@ from zoho_sync.entities import BY_NAME
 from zoho_sync.inbox import EVENT_ID_MAX, EVENT_TYPE_MAX, EventRefused, event_accept, subject_of
 from zoho_sync.models import SharedState, ZohoEvent
 from zoho_sync.shared_state import job_lock
-from zoho_sync.sync.inbound import zoho_time
+from zoho_sync.wire.inbound import zoho_time
 
 logger = logging.getLogger(__name__)
 CURSOR_KEY = "inbox:events-cursor"

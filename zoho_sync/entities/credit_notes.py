@@ -36,13 +36,13 @@ from zoho_sync.entities.customers import customer_column
 from zoho_sync.entities.invoices import INVOICE_REF
 from zoho_sync.entities.plans import PACKAGE_REF
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile
-from zoho_sync.importing.columns import Column, Ref
-from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import CreditNote, Customer, Invoice, Payment, SyncStatus
-from zoho_sync.sync.errors import InvalidLocalData
-from zoho_sync.sync.inbound import column, zoho_date, zoho_number
-from zoho_sync.sync.payloads import drop_empty, money
-from zoho_sync.sync.remote import SyncContext, match_one
+from zoho_sync.tabular.columns import Column, Ref
+from zoho_sync.tabular.entity import ImportEntity
+from zoho_sync.wire.errors import InvalidLocalData
+from zoho_sync.wire.inbound import column, zoho_date, zoho_number
+from zoho_sync.wire.payloads import drop_empty, money
+from zoho_sync.wire.remote import SyncContext, match_one
 
 ZERO = Decimal("0.00")
 STATUS = {"open": "open", "closed": "closed", "void": "void", "draft": "draft"}

@@ -13,13 +13,13 @@ from typing import Any
 from zoho_sync.client import codes
 from zoho_sync.entities.base import EntitySpec, LinkRule, excluded, squash
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile, text
-from zoho_sync.importing.columns import Column, Ref
-from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import Customer
-from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
-from zoho_sync.sync.payloads import drop_empty
-from zoho_sync.sync.remote import SyncContext
+from zoho_sync.tabular.columns import Column, Ref
+from zoho_sync.tabular.entity import ImportEntity
 from zoho_sync.validation import email_problem
+from zoho_sync.wire.errors import InvalidLocalData, RemoteConflict
+from zoho_sync.wire.payloads import drop_empty
+from zoho_sync.wire.remote import SyncContext
 
 
 # --- customer -----------------------------------------------------------------------------------------------

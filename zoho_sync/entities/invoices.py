@@ -23,15 +23,15 @@ from zoho_sync.entities.customers import customer_column
 from zoho_sync.entities.plans import PACKAGE_REF, product_ensure
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile
 from zoho_sync.entities.subscriptions import SERVICE_REF
-from zoho_sync.importing.columns import Column, Ref
-from zoho_sync.importing.entities import ImportEntity
-from zoho_sync.importing.hooks import EntityHooks, line_tuple
 from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, SyncStatus
 from zoho_sync.muting import triggers_muted
-from zoho_sync.sync.errors import InvalidLocalData
-from zoho_sync.sync.inbound import column, zoho_date, zoho_number
-from zoho_sync.sync.payloads import drop_empty, money
-from zoho_sync.sync.remote import SyncContext, match_one
+from zoho_sync.tabular.columns import Column, Ref
+from zoho_sync.tabular.entity import ImportEntity
+from zoho_sync.tabular.hooks import EntityHooks, line_tuple
+from zoho_sync.wire.errors import InvalidLocalData
+from zoho_sync.wire.inbound import column, zoho_date, zoho_number
+from zoho_sync.wire.payloads import drop_empty, money
+from zoho_sync.wire.remote import SyncContext, match_one
 
 
 # --- invoice ------------------------------------------------------------------------------------------------

@@ -23,15 +23,15 @@ from zoho_sync.entities.base import EntitySpec, Events, PullOutcome, excluded
 from zoho_sync.entities.customers import customer_column
 from zoho_sync.entities.invoices import INVOICE_REF
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile, day
-from zoho_sync.importing.columns import Column
-from zoho_sync.importing.entities import ImportEntity
-from zoho_sync.importing.hooks import ZERO, EntityHooks
 from zoho_sync.models import Customer, Invoice, Payment, SyncStatus
-from zoho_sync.sync import inbound
-from zoho_sync.sync.errors import BadZohoValue, InvalidLocalData, RemoteConflict
-from zoho_sync.sync.inbound import column, zoho_number, zoho_time
-from zoho_sync.sync.payloads import drop_empty, money
-from zoho_sync.sync.remote import SyncContext, match_one
+from zoho_sync.tabular.columns import Column
+from zoho_sync.tabular.entity import ImportEntity
+from zoho_sync.tabular.hooks import ZERO, EntityHooks
+from zoho_sync.wire import inbound
+from zoho_sync.wire.errors import BadZohoValue, InvalidLocalData, RemoteConflict
+from zoho_sync.wire.inbound import column, zoho_number, zoho_time
+from zoho_sync.wire.payloads import drop_empty, money
+from zoho_sync.wire.remote import SyncContext, match_one
 
 logger = logging.getLogger(__name__)
 

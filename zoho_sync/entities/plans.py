@@ -13,11 +13,11 @@ from zoho_sync.client import codes
 from zoho_sync.client.errors import ZohoNotFoundError
 from zoho_sync.entities.base import EntitySpec
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile
-from zoho_sync.importing.columns import Column, Ref
-from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import ServicePackage
-from zoho_sync.sync.payloads import drop_empty, money
-from zoho_sync.sync.remote import SyncContext
+from zoho_sync.tabular.columns import Column, Ref
+from zoho_sync.tabular.entity import ImportEntity
+from zoho_sync.wire.payloads import drop_empty, money
+from zoho_sync.wire.remote import SyncContext
 
 PERIOD_UNITS = {"weeks": "weeks", "months": "months", "years": "years"}
 

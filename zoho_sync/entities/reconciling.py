@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from zoho_sync.sync import inbound
+from zoho_sync.wire import inbound
 
 OURS, ZOHOS = "ours", "zoho"
 

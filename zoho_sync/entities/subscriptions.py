@@ -16,12 +16,12 @@ from zoho_sync.entities.base import EntitySpec, Events, excluded
 from zoho_sync.entities.customers import customer_column
 from zoho_sync.entities.plans import PACKAGE_REF
 from zoho_sync.entities.reconciling import OURS, Field, Reconcile, text
-from zoho_sync.importing.columns import Column, Ref
-from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import CustomerService, Invoice
-from zoho_sync.sync.errors import BadZohoValue
-from zoho_sync.sync.inbound import modified_time, zoho_date, zoho_number, zoho_time
-from zoho_sync.sync.remote import SyncContext, match_one
+from zoho_sync.tabular.columns import Column, Ref
+from zoho_sync.tabular.entity import ImportEntity
+from zoho_sync.wire.errors import BadZohoValue
+from zoho_sync.wire.inbound import modified_time, zoho_date, zoho_number, zoho_time
+from zoho_sync.wire.remote import SyncContext, match_one
 
 
 # --- customer service: a subscription -----------------------------------------------------------------------

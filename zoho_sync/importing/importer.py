@@ -19,9 +19,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from zoho_sync.importing.columns import MAX_CELL, CellError, short
-from zoho_sync.importing.entities import ImportEntity
 from zoho_sync.models import ZohoSyncedModel
+from zoho_sync.tabular.columns import MAX_CELL, CellError, short
+from zoho_sync.tabular.entity import ImportEntity
 
 BATCH = 2000
 CREATED, CHANGED, UNCHANGED, REFUSED = "created", "changed", "unchanged", "refused"

@@ -35,7 +35,8 @@ from zoho_sync.conf import ZohoConfigurationError, get_sync_settings
 from zoho_sync.entities import BY_NAME, SPECS, EntitySpec
 from zoho_sync.models import ErrorKind, SyncLog, SyncState, SyncStatus, ZohoSyncedModel, sync_state_of
 from zoho_sync.sync import logbook
-from zoho_sync.sync.errors import (
+from zoho_sync.sync.skips import records_skip
+from zoho_sync.wire.errors import (
     Busy,
     ClaimLost,
     DependencyBlocked,
@@ -44,8 +45,7 @@ from zoho_sync.sync.errors import (
     RemoteConflict,
     SyncError,
 )
-from zoho_sync.sync.remote import SyncContext
-from zoho_sync.sync.skips import records_skip
+from zoho_sync.wire.remote import SyncContext
 
 logger = logging.getLogger(__name__)
 Enqueue = Callable[[str, int], Any]

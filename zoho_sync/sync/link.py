@@ -29,7 +29,6 @@ from zoho_sync.entities.base import squash
 from zoho_sync.models import ErrorKind, SyncLog, SyncRun, SyncStatus
 from zoho_sync.sync import logbook
 from zoho_sync.sync.claims import free_filter
-from zoho_sync.sync.errors import InvalidLocalData, RemoteConflict
 from zoho_sync.sync.link_report import EntityLinks, Item, LinkReport
 from zoho_sync.sync.pull import current_fingerprint
 from zoho_sync.sync.runs import (
@@ -39,6 +38,7 @@ from zoho_sync.sync.runs import (
     sync_run_heartbeat,
     sync_run_start,
 )
+from zoho_sync.wire.errors import InvalidLocalData, RemoteConflict
 
 logger = logging.getLogger(__name__)
 AMBIGUOUS = "Ambiguous link:"  # how a held record's error and sync-log message begin

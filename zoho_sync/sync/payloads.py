@@ -1,24 +1,11 @@
-"""Pure functions from local records to Zoho request bodies. No queries, no HTTP: related objects and
-annotations are loaded by the engine's selectors; a missing dependency was caught before these run.
-
-Money goes out as JSON numbers (Zoho's format); Decimal -> float is exact for two-place amounts in range.
-"""
+"""Old address of zoho_sync.wire.payloads (and, forwarded, of the per-entity names that moved to zoho_sync/entities)."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
-
 from zoho_sync.sync.moved import forward_to_entities
+from zoho_sync.wire.payloads import (  # noqa: F401
+    drop_empty,
+    money,
+)
 
-
-def money(value: Decimal) -> float:
-    return float(value)
-
-
-def drop_empty(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in data.items() if v not in ("", None, {}, [])}
-
-
-# Per-entity names moved to their entity's module (zoho_sync.entities.<entity>); importable from here still.
 __getattr__ = forward_to_entities(__name__)

@@ -17,8 +17,8 @@ from zoho_sync.conf import ZohoLimits, get_zoho_limits
 from zoho_sync.entities import EntitySpec
 from zoho_sync.sync import claims
 from zoho_sync.sync.engine import Engine, fingerprint_of, validate_for_push
-from zoho_sync.sync.errors import SyncError
 from zoho_sync.sync.tables import LEGEND, state_table
+from zoho_sync.wire.errors import SyncError
 
 SAMPLES = 3
 

@@ -27,10 +27,11 @@ from django.utils import timezone
 
 from zoho_sync.entities.base import EntitySpec, PullOutcome
 from zoho_sync.models import SyncLog, SyncStatus
-from zoho_sync.sync import inbound, logbook
+from zoho_sync.sync import logbook
 from zoho_sync.sync.claims import free_filter
 from zoho_sync.sync.engine import fingerprint_of
-from zoho_sync.sync.errors import BadZohoValue, InvalidLocalData
+from zoho_sync.wire import inbound
+from zoho_sync.wire.errors import BadZohoValue, InvalidLocalData
 
 logger = logging.getLogger(__name__)
 MAX_TRIES = 5
