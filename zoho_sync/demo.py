@@ -17,7 +17,16 @@ from django.db import connection, models, transaction
 from django.db.models import Max
 
 from zoho_sync.entities import SPECS
-from zoho_sync.models import Customer, CustomerService, Invoice, InvoiceLine, Payment, ServicePackage, SyncLog
+from zoho_sync.models import (
+    CreditNote,
+    Customer,
+    CustomerService,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    ServicePackage,
+    SyncLog,
+)
 from zoho_sync.validation import line_amount
 
 CHUNK = 2000
@@ -39,6 +48,8 @@ FIRST = ("Ava", "Liam", "Maya", "Noah", "Zoe", "Omar", "Lena", "Ivan", "Sara", "
 LAST = ("Smith", "Garcia", "Chen", "Novak", "Okafor", "Muller", "Rossi", "Kim", "Silva", "Haddad", "Berg", "Patel")
 COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Vandelay", "Stark", "Wayne", "Tyrell", "Soylent")
 CITIES = (("Austin", "TX", "78701"), ("Denver", "CO", "80202"), ("Portland", "OR", "97201"), ("Boston", "MA", "02108"))
+
+CREDIT_EVERY = 8  # one in eight one-off invoices gets a credit, one in eight of their completed payments a refund
 
 
 @dataclass
@@ -258,6 +269,27 @@ class _Seeder:
         for table in self.tables.values():
             table.flush()
 
+    def add_credits(self) -> int:
+        """Credit notes and refunds, the last step and with no random draw (the data before them is unchanged): a
+        service-outage credit on every CREDIT_EVERY-th one-off invoice, a partial refund of every CREDIT_EVERY-th
+        completed payment of one. Written without save() or a signal, like the rest."""
+        package = ServicePackage.objects.order_by("pk").first()
+        invoices = Invoice.objects.filter(kind=Invoice.Kind.MANUAL, origin=Invoice.Origin.LOCAL).exclude(
+            status__in=(Invoice.Status.DRAFT, Invoice.Status.VOID)).order_by("pk")
+        payments = Payment.objects.filter(status=Payment.Status.COMPLETED, origin=Payment.Origin.LOCAL,
+                                          invoice__kind=Invoice.Kind.MANUAL).order_by("pk")
+        notes = [CreditNote(number=f"CN-{n:07d}", customer_id=invoice.customer_id, invoice=invoice, package=package,
+                            amount=min(invoice.total, Decimal("10.00")), currency_code=invoice.currency_code,
+                            issued_on=min(invoice.issued_on + timedelta(days=3), self.as_of),
+                            reason="Service outage credit")
+                 for n, invoice in enumerate(invoices[::CREDIT_EVERY], start=1)]
+        notes += [CreditNote(number=f"RF-{n:07d}", kind=CreditNote.Kind.REFUND, customer_id=payment.customer_id,
+                             payment=payment, amount=min(payment.amount, Decimal("5.00")),
+                             currency_code=payment.currency_code, issued_on=self.as_of, reason="Goodwill refund")
+                  for n, payment in enumerate(payments[::CREDIT_EVERY], start=1)]
+        CreditNote.objects.bulk_create(notes, batch_size=500)
+        return len(notes)
+
 
 @transaction.atomic
 def demo_seed(*, customers: int, seed: int, as_of: date) -> SeedReport:
@@ -277,4 +309,5 @@ def demo_seed(*, customers: int, seed: int, as_of: date) -> SeedReport:
         with connection.cursor() as cursor:
             for sql in connection.ops.sequence_reset_sql(no_style(), list(tables)):
                 cursor.execute(sql)
-    return SeedReport(counts={m._meta.verbose_name_plural: t.written for m, t in tables.items()})
+    counts = {m._meta.verbose_name_plural: t.written for m, t in tables.items()}
+    return SeedReport(counts={**counts, CreditNote._meta.verbose_name_plural: seeder.add_credits()})
