@@ -128,9 +128,8 @@ def _compare_zoho_owned(spec: EntitySpec, obj, remote: dict, zoho_id: str, resul
                                       text(there), "Zoho owns it", remote=remote))
 
 
-def _listed_label(remote: dict, zoho_id: str) -> str:
-    return str(remote.get("number") or remote.get("invoice_number") or remote.get("display_name") or
-               remote.get("reference_id") or remote.get("reference_number") or zoho_id)
+def _listed_label(spec: EntitySpec, remote: dict, zoho_id: str) -> str:
+    return str(spec.remote_name(remote) or zoho_id)
 
 
 def _shown(value) -> str:
@@ -140,7 +139,7 @@ def _shown(value) -> str:
 
 def _bad_value(spec: EntitySpec, obj, remote: dict, zoho_id: str, bad: BadZohoValue) -> Drift:
     """A record of Zoho's with a number this app cannot keep: named, with the value, for a person."""
-    label = str(spec.label(obj)) if obj is not None else _listed_label(remote, zoho_id)
+    label = str(spec.label(obj)) if obj is not None else _listed_label(spec, remote, zoho_id)
     here = ""
     if obj is not None:
         ours = [f.local for f in spec.reconcile.fields if f.zoho_key == bad.field]
@@ -158,7 +157,7 @@ def _compare_record(spec: EntitySpec, obj, remote: dict, zoho_id: str, fields: t
                     found: list[Drift]) -> None:
     """The drift of one listed record, appended to `found` (BadZohoValue: a number of it cannot be kept here)."""
     if obj is None:
-        found.append(Drift(spec.name, "missing_locally", _listed_label(remote, zoho_id), zoho_id,
+        found.append(Drift(spec.name, "missing_locally", _listed_label(spec, remote, zoho_id), zoho_id,
                            note="in Zoho only", remote=remote))
         return
     owned = EntityReport(spec.name)

@@ -219,10 +219,10 @@ def test_reconcile_covers_credit_notes(zoho):
     note = make_credit_note(amount=Decimal("15.00"))
     push()
     note.refresh_from_db()
-    zoho.create_credit_note(note.customer.zoho_id, 7)  # made in Zoho only
+    made = zoho.create_credit_note(note.customer.zoho_id, 7)  # made in Zoho only
     report = reconcile(specs=(entities.BY_NAME["credit_note"],))
-    kinds = sorted(d.kind for d in report.entities["credit_note"].drift)
-    assert kinds == ["missing_locally"]
+    assert [(d.kind, d.label) for d in report.entities["credit_note"].drift] == [
+        ("missing_locally", made["creditnote_number"])], "named by Zoho's number, as people find it"
     assert report.entities["credit_note"].local_total == Decimal("15.00")
 
 

@@ -81,6 +81,8 @@ class EntitySpec:
     skip_reason: Callable[[Any], str | None] = lambda obj: None
     prepare: Callable[[QuerySet], QuerySet] = lambda qs: qs  # select_related and annotations for the payloads
     label: Callable[[Any], str] = str  # the record as people know it
+    # A Zoho record of it as people know it (in messages about records not linked here): its name or number.
+    remote_name: Callable[[dict], Any] = lambda remote: ""
     extra_create_calls: Callable[[Any], int] = lambda obj: 0  # calls a create makes besides the POST (dry run)
     extra_update_calls: Callable[[Any], int] = lambda obj: 0  # calls an update makes besides the PUT (dry run)
     duplicate_codes: tuple[str, ...] = ()  # Zoho's answers meaning "you have one with this key already"

@@ -266,6 +266,7 @@ SPEC = EntitySpec(
     # A refund's credit note carries Zoho's own number: it never matches one of ours by key.
     remote_key=lambda r: "" if r.get("payment_id") else str(r.get("creditnote_number", "")).casefold(),
     local_key=lambda n: n.number.casefold() if n.kind == CreditNote.Kind.CREDIT else f"refund {n.number}",
+    remote_name=lambda r: r.get("creditnote_number"),
     to_zoho=credit_note_to_zoho, fingerprint=credit_note_fingerprint,
     create=credit_note_create, update=credit_note_update, find=credit_note_find,
     depends_on=(("customer", "customer"), ("invoice", "invoice"), ("payment", "payment"),

@@ -160,6 +160,7 @@ SPEC = EntitySpec(
     list_path="/customers", list_key="customers",
     remote_key=lambda r: account_number_of(r.get("display_name", "")),
     local_key=lambda c: c.account_number.casefold(),
+    remote_name=lambda r: r.get("display_name"),
     to_zoho=customer_to_zoho, fingerprint=customer_to_zoho,
     create=customer_create, update=customer_update, find=customer_find,
     skip_reason=_customer_skip, label=lambda c: c.account_number, duplicate_codes=(codes.DUPLICATE_CUSTOMER.name,),

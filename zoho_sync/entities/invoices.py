@@ -332,6 +332,7 @@ SPEC = EntitySpec(
     name="invoice", order=40, model=Invoice, zoho_entity="invoice", id_field="invoice_id",
     list_path="/invoices", list_key="invoices", remote_key=lambda r: str(r.get("number") or r.get("invoice_number")),
     local_key=lambda i: i.invoice_number,
+    remote_name=lambda r: r.get("number") or r.get("invoice_number"),
     to_zoho=invoice_to_zoho, fingerprint=invoice_fingerprint_fields,
     create=invoice_create, update=invoice_update, find=invoice_find,
     depends_on=(("customer", "customer"),), skip_reason=_invoice_skip,

@@ -377,6 +377,7 @@ SPEC = EntitySpec(
     name="payment", order=50, model=Payment, zoho_entity="payment", id_field="payment_id",
     list_path="/payments", list_key="payments", remote_key=lambda r: str(r.get("reference_number", "")),
     local_key=lambda p: p.reference,
+    remote_name=lambda r: r.get("reference_number"),
     to_zoho=payment_to_zoho, fingerprint=payment_fingerprint_fields,
     create=payment_create, update=payment_update, find=payment_find,
     depends_on=(("customer", "customer"), ("invoice", "invoice")), skip_reason=_payment_skip,

@@ -131,6 +131,7 @@ SPEC = EntitySpec(
     name="service_package", order=20, model=ServicePackage, zoho_entity="plan", id_field="plan_code",
     list_path="/plans", list_key="plans", remote_key=lambda r: str(r.get("plan_code", "")).casefold(),
     local_key=lambda p: p.plan_code.casefold(),
+    remote_name=lambda r: r.get("name"),
     to_zoho=plan_to_zoho, fingerprint=package_fingerprint_fields,
     create=plan_create, update=plan_update, find=plan_find, label=lambda p: p.plan_code,
     extra_create_calls=lambda p: 0 if p.zoho_product_id else 1,  # create the product (its list is cached)

@@ -174,6 +174,7 @@ SPEC = EntitySpec(
     name="customer_service", order=30, model=CustomerService, zoho_entity="subscription", id_field="subscription_id",
     list_path="/subscriptions", list_key="subscriptions", remote_key=lambda r: str(r.get("reference_id", "")),
     local_key=subscription_reference,
+    remote_name=lambda r: r.get("reference_id"),
     to_zoho=subscription_to_zoho, fingerprint=subscription_fingerprint_fields,
     create=subscription_create, update=subscription_update, find=subscription_find,
     depends_on=(("customer", "customer"), ("package", "service_package")),

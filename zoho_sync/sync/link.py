@@ -47,8 +47,7 @@ NEW = "new"  # --settle LABEL=new: none of Zoho's candidates is this record; a b
 
 def describe(spec: EntitySpec, record: dict) -> str:
     """A Zoho record as a person finds it: its id, name and email."""
-    name = (record.get("display_name") or record.get("name") or record.get("reference_id") or record.get("number")
-            or record.get("invoice_number") or record.get("reference_number") or "")
+    name = spec.remote_name(record) or ""
     email = record.get("email") or ""
     return f'{spec.zoho_entity} {record[spec.id_field]} "{name}"' + (f" <{email}>" if email else "")
 

@@ -156,8 +156,7 @@ def _mirror(spec: EntitySpec, remote: dict, modified: datetime) -> PullOutcome:
 def zoho_label(spec: EntitySpec, remote: dict) -> str:
     """A Zoho record as people find it: "invoice INV-000012 (903000000000045)"."""
     zoho_id = str(remote.get(spec.id_field) or "")
-    name = str(remote.get("invoice_number") or remote.get("number") or remote.get("reference_number") or
-               remote.get("reference_id") or remote.get("display_name") or "")[:64]
+    name = str(spec.remote_name(remote) or "")[:64]
     return f"{spec.zoho_entity} {name} ({zoho_id})" if name and name != zoho_id else f"{spec.zoho_entity} {zoho_id}"
 
 
